@@ -1,0 +1,304 @@
+//! The built-in CI runner: for each queued try run, check out the pushed revision in a
+//! clean directory, run the try repository's `ci_command` through `sh -c` with a timeout,
+//! keep the log, record the result.
+//!
+//! The command runs in its own process group, so a timeout kills everything it started,
+//! and with a parent-death signal, so a crashed Autoland does not leave it running; the
+//! run's lease then expires and another runner starts it again.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{RepoConfig, RepoKind};
+use crate::service::{Context, ModuleStatus};
+use crate::store::{CiRun, CiState, ms};
+use crate::vcs::git::GitCiCheckout;
+use crate::vcs::{CiCheckout, VcsSettings};
+
+/// How many lines of the log end the summary shows.
+const SUMMARY_LINES: usize = 15;
+
+/// Checkout attempts (each after the previous lease lapsed) before the run fails.
+const MAX_CHECKOUT_ATTEMPTS: i64 = 5;
+
+/// Runs queued CI runs until `shutdown`.
+pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: CancellationToken) {
+    let owner = format!("{}/ci-runner", ctx.instance);
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match ctx.store.claim_ci_run(&owner, ms(ctx.config.lease())).await {
+            Ok(Some(run)) => {
+                status.set(format!("running CI run {} for request {}", run.id, run.request_id));
+                execute(&ctx, &owner, run, &shutdown).await;
+                status.set("idle");
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                status.error(format!("cannot claim CI runs: {e}"));
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(ctx.config.poll_interval()) => {}
+        }
+    }
+}
+
+async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &CancellationToken) {
+    let Some(repo) = ctx.config.repo(&run.repo).cloned() else {
+        finish(ctx, owner, &run, CiState::Failed, None, &format!(
+            "try repository `{}` is no longer configured", run.repo
+        ), "").await;
+        return;
+    };
+    let logs = ctx.config.data_dir.join("logs");
+    let log_path = logs.join(format!("ci-run-{}.log", run.id));
+    let checkout_dir = ctx
+        .config
+        .data_dir
+        .join("ci")
+        .join(format!("{}-run-{}", repo.name, run.id));
+    let checkout = checkout_for(ctx, &repo);
+    let _ = ctx
+        .store
+        .note(
+            run.request_id,
+            "ci_started",
+            owner,
+            &format!(
+                "CI run {} (attempt {}) started on {} for {}",
+                run.id,
+                run.attempts,
+                repo.name,
+                short(&run.revision)
+            ),
+        )
+        .await;
+    if let Err(e) = std::fs::create_dir_all(&logs) {
+        tracing::error!(error = %e, "cannot create the log directory");
+    }
+    if let Err(e) = checkout
+        .checkout(repo.push_url(), &run.ref_name, &run.revision, &checkout_dir)
+        .await
+    {
+        // The runner could not even get the code: try again later rather than blame the
+        // patch. The lease expiring makes another attempt.
+        tracing::warn!(run = run.id, error = %e, "CI checkout failed");
+        let _ = ctx
+            .store
+            .note(run.request_id, "ci_checkout_failed", owner, &e.to_string())
+            .await;
+        if run.attempts >= MAX_CHECKOUT_ATTEMPTS {
+            let summary = format!(
+                "the CI runner could not check out {} after {} attempts: {e}",
+                short(&run.revision),
+                run.attempts
+            );
+            finish(ctx, owner, &run, CiState::Failed, None, &summary, "").await;
+        }
+        return;
+    }
+    let request = ctx.store.request(run.request_id).await.ok().flatten();
+    let try_syntax = request
+        .as_ref()
+        .and_then(|r| r.try_syntax.clone())
+        .unwrap_or_default();
+    let command = repo.ci_command.clone().unwrap_or_else(|| "true".to_owned());
+    let timeout = Duration::from_secs(repo.ci_timeout_seconds);
+    let started = Instant::now();
+    let outcome = run_command(
+        ctx,
+        owner,
+        &run,
+        &command,
+        &checkout_dir,
+        &log_path,
+        timeout,
+        &try_syntax,
+        shutdown,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    if let Err(e) = checkout.remove(&checkout_dir).await {
+        tracing::warn!(error = %e, "cannot remove the CI checkout");
+    }
+    let log_tail = read_tail(&log_path);
+    let (state, exit_code, headline) = match outcome {
+        Outcome::Exited(0) => (CiState::Passed, Some(0), format!("passed in {:.1} s", elapsed.as_secs_f64())),
+        Outcome::Exited(code) => (
+            CiState::Failed,
+            Some(i64::from(code)),
+            format!("failed with exit code {code} after {:.1} s", elapsed.as_secs_f64()),
+        ),
+        Outcome::TimedOut => (
+            CiState::TimedOut,
+            None,
+            format!("killed after its {} s timeout", timeout.as_secs()),
+        ),
+        Outcome::Interrupted => return, // shutdown: the lease lapses and the run starts again
+        Outcome::SpawnFailed(e) => (CiState::Failed, None, format!("could not start `sh -c {command}`: {e}")),
+    };
+    let summary = if log_tail.is_empty() {
+        headline
+    } else {
+        format!("{headline}; last lines of the log:\n{log_tail}")
+    };
+    finish(ctx, owner, &run, state, exit_code, &summary, &log_path.to_string_lossy()).await;
+}
+
+async fn finish(
+    ctx: &Context,
+    owner: &str,
+    run: &CiRun,
+    state: CiState,
+    exit_code: Option<i64>,
+    summary: &str,
+    log_path: &str,
+) {
+    match ctx
+        .store
+        .finish_ci_run(run.id, owner, state, exit_code, summary, log_path)
+        .await
+    {
+        Ok(true) => {
+            let _ = ctx
+                .store
+                .note(
+                    run.request_id,
+                    "ci_finished",
+                    owner,
+                    &format!("CI run {} {}", run.id, state.as_str()),
+                )
+                .await;
+        }
+        Ok(false) => tracing::warn!(run = run.id, "lost the CI run's lease before recording it"),
+        Err(e) => tracing::error!(run = run.id, error = %e, "cannot record the CI result"),
+    }
+}
+
+fn checkout_for(ctx: &Context, repo: &RepoConfig) -> Box<dyn CiCheckout> {
+    let settings = VcsSettings {
+        committer: ctx.config.committer.clone(),
+        timeout: ctx.config.vcs_timeout(),
+        scratch: ctx.config.data_dir.join("tmp"),
+    };
+    let mirror = ctx.config.data_dir.join("ci").join(format!("{}.git", repo.name));
+    match repo.kind {
+        RepoKind::Git | RepoKind::Hg => Box::new(GitCiCheckout::new(mirror, settings)),
+    }
+}
+
+enum Outcome {
+    Exited(i32),
+    TimedOut,
+    Interrupted,
+    SpawnFailed(std::io::Error),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_command(
+    ctx: &Context,
+    owner: &str,
+    run: &CiRun,
+    command: &str,
+    dir: &Path,
+    log_path: &PathBuf,
+    timeout: Duration,
+    try_syntax: &str,
+    shutdown: &CancellationToken,
+) -> Outcome {
+    let log = match std::fs::File::create(log_path) {
+        Ok(f) => f,
+        Err(e) => return Outcome::SpawnFailed(e),
+    };
+    let log_err = match log.try_clone() {
+        Ok(f) => f,
+        Err(e) => return Outcome::SpawnFailed(e),
+    };
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err))
+        .env("AUTOLAND_REQUEST_ID", run.request_id.to_string())
+        .env("AUTOLAND_REVISION", &run.revision)
+        .env("AUTOLAND_TRY_SYNTAX", try_syntax)
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent; it asks the
+    // kernel to kill the child if the Autoland process dies.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Outcome::SpawnFailed(e),
+    };
+    let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+    let kill_group = || {
+        if let Some(pgid) = pgid {
+            // SAFETY: plain syscall on a process group this runner created.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    };
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let renew_every = ctx.config.lease() / 3;
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                kill_group(); // anything the command left running in the background
+                return match status {
+                    Ok(s) => Outcome::Exited(s.code().unwrap_or(-1)),
+                    Err(e) => Outcome::SpawnFailed(e),
+                };
+            }
+            _ = &mut deadline => {
+                kill_group();
+                let _ = child.wait().await;
+                return Outcome::TimedOut;
+            }
+            _ = shutdown.cancelled() => {
+                kill_group();
+                let _ = child.wait().await;
+                return Outcome::Interrupted;
+            }
+            _ = tokio::time::sleep(renew_every) => {
+                if let Ok(false) = ctx.store.renew_ci_lease(run.id, owner, ms(ctx.config.lease())).await {
+                    tracing::warn!(run = run.id, "lost the CI run's lease; stopping it");
+                    kill_group();
+                    let _ = child.wait().await;
+                    return Outcome::Interrupted;
+                }
+            }
+        }
+    }
+}
+
+fn read_tail(path: &Path) -> String {
+    let Ok(bytes) = std::fs::read(path) else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(SUMMARY_LINES);
+    lines[start..].join("\n")
+}
+
+fn short(revision: &str) -> &str {
+    revision.get(..12).unwrap_or(revision)
+}

@@ -1,0 +1,241 @@
+//! The command line: `serve`, `demo`, `request ...` (a client of the API) and `token ...`.
+
+pub mod client;
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, hash_token};
+use crate::service::{self, Context};
+
+/// Autoland: lands patches on try and on the final repositories, unattended.
+#[derive(Debug, Parser)]
+#[command(name = "autoland", version, about)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every module (web API, pushers, CI runner, result watcher) in this process.
+    Serve {
+        /// Configuration file (TOML). Without it, embedded defaults are used.
+        #[arg(long, short, env = "AUTOLAND_CONFIG")]
+        config: Option<PathBuf>,
+        /// Only check the configuration and exit.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Create a sample project, run the service, submit two requests and show them land
+    /// (or fail), then keep serving.
+    Demo {
+        /// Directory for the sample project (recreated if it holds an earlier demo).
+        #[arg(long, default_value = "autoland-demo")]
+        dir: PathBuf,
+        /// Address for the API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Exit once both requests are finished instead of serving on.
+        #[arg(long)]
+        exit: bool,
+    },
+    /// Submit, show, list and cancel requests through a running server's API.
+    Request {
+        /// The server's base URL.
+        #[arg(long, env = "AUTOLAND_URL", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// API token (better: set AUTOLAND_TOKEN).
+        #[arg(long, env = "AUTOLAND_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        action: RequestCommand,
+    },
+    /// Make and hash API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RequestCommand {
+    /// Submit patch files as one request.
+    Submit {
+        /// Patch files, in the order they apply (`git format-patch`, `hg export`, or diffs).
+        #[arg(required = true)]
+        patches: Vec<PathBuf>,
+        /// Destination repository (repeat: `--to try --to central`).
+        #[arg(long = "to", required = true)]
+        destinations: Vec<String>,
+        /// Try syntax, e.g. "-b o -p linux64".
+        #[arg(long, allow_hyphen_values = true)]
+        try_syntax: Option<String>,
+        /// Bug number.
+        #[arg(long)]
+        bug: Option<i64>,
+        /// Request on behalf of someone else (service tokens only).
+        #[arg(long)]
+        requester: Option<String>,
+        /// Author for plain diffs ("Name <email>").
+        #[arg(long)]
+        author: Option<String>,
+        /// Commit message for plain diffs.
+        #[arg(long, short)]
+        message: Option<String>,
+        /// Reviewer (review+) of every patch; repeatable.
+        #[arg(long)]
+        reviewer: Vec<String>,
+        /// Wait until the request is finished, printing its progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show one request with its history.
+    Show {
+        /// Request id.
+        id: i64,
+    },
+    /// List the queue (open requests), or every request with --all.
+    List {
+        /// Include finished requests.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Cancel a request.
+    Cancel {
+        /// Request id.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Generate a new random token; prints the secret (give it to the user) and its
+    /// sha256 (put it in the configuration).
+    New,
+    /// Print the sha256 of a token read from standard input.
+    Hash,
+}
+
+/// Sets up `tracing` output on stderr.
+pub fn init_logging(cli: &Cli) {
+    // The demo's own output tells the story; only problems are logged over it.
+    let quiet = matches!(cli.command, Command::Demo { .. } | Command::Request { .. } | Command::Token { .. });
+    let default = match cli.verbose {
+        0 if quiet => "warn",
+        0 => "autoland=info,warn",
+        1 => "autoland=debug,info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config, check } => {
+            let config = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            if check {
+                println!(
+                    "configuration is valid: {} repositories, {} tokens, {} users",
+                    config.repositories.len(),
+                    config.tokens.len(),
+                    config.permissions.users.len()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            serve(config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { dir, listen, exit } => {
+            crate::demo::run(&dir, listen, exit).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Request {
+            server,
+            token,
+            action,
+        } => client::run(&server, token.as_deref(), action).await,
+        Command::Token { action } => {
+            match action {
+                TokenCommand::New => {
+                    let secret = new_token();
+                    println!("token:  {secret}");
+                    println!("sha256: {}", hash_token(&secret));
+                }
+                TokenCommand::Hash => {
+                    let mut secret = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut secret)
+                        .context("cannot read the token from standard input")?;
+                    let secret = secret.trim();
+                    if secret.is_empty() {
+                        bail!("no token on standard input");
+                    }
+                    println!("{}", hash_token(secret));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A new random token secret.
+pub fn new_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    format!("al_{}", hex::encode(bytes))
+}
+
+/// Runs the service until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let ctx = Arc::new(
+        Context::new(config)
+            .await
+            .context("cannot open the database")?,
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let service = service::start(ctx, listener).await?;
+    tracing::info!(addr = %service.addr, instance = %service.ctx.instance, "autoland is serving");
+    let shutdown = service.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing current steps");
+        shutdown.cancel();
+    });
+    service.wait().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,621 @@
+//! Configuration: one TOML file, every field documented in the README, with embedded
+//! defaults so `autoland serve` runs without one. Validation happens here, once, so the
+//! rest of the service can trust what it gets.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// Anything wrong with the configuration, said precisely.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown/mistyped fields.
+    #[error("configuration file {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml said, with the line.
+        message: String,
+    },
+    /// The values don't fit together.
+    #[error("configuration is invalid: {0}")]
+    Invalid(String),
+}
+
+/// Kind of version control system of a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepoKind {
+    /// git, through the `git` command.
+    Git,
+    /// Mercurial (not supported yet: a later issue).
+    Hg,
+}
+
+/// A configured repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    /// Name used in requests and tags (`try`, `central`).
+    pub name: String,
+    /// `git` or `hg`.
+    pub kind: RepoKind,
+    /// Where to pull from (URL or path).
+    pub pull_url: String,
+    /// Where to push to; defaults to `pull_url`.
+    #[serde(default)]
+    pub push_url: Option<String>,
+    /// Branch to land on (git). Default `main`.
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Permission level required to land here.
+    pub level: String,
+    /// Whether this is a try repository (pushes run CI, results gate landing).
+    #[serde(default, rename = "try")]
+    pub is_try: bool,
+    /// For a try repository: the repository whose tip a try-only push is built on.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// For a final repository: which try repository to test on first (default: the only one).
+    #[serde(default)]
+    pub try_repo: Option<String>,
+    /// For a try repository: the CI command run by the built-in runner (through `sh -c`).
+    #[serde(default)]
+    pub ci_command: Option<String>,
+    /// CI command timeout in seconds (default 1800).
+    #[serde(default = "default_ci_timeout")]
+    pub ci_timeout_seconds: u64,
+}
+
+impl RepoConfig {
+    /// The URL pushes go to.
+    pub fn push_url(&self) -> &str {
+        self.push_url.as_deref().unwrap_or(&self.pull_url)
+    }
+}
+
+/// An API token. The secret itself is never in the file: either its SHA-256 or the name of
+/// an environment variable that holds it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A label for logs and events (never the secret).
+    pub name: String,
+    /// The identity requests made with this token are made as.
+    pub user: String,
+    /// Hex SHA-256 of the secret (`autoland token hash` prints it).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Name of an environment variable holding the secret.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// A service token (e.g. a Bugzilla extension) may submit on behalf of any requester.
+    #[serde(default)]
+    pub service: bool,
+}
+
+/// Permission levels and who holds them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsConfig {
+    /// Levels from lowest to highest; holding one implies holding those before it.
+    #[serde(default = "default_levels")]
+    pub levels: Vec<String>,
+    /// Email → level.
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
+    /// Optional TOML file with a `[users]` table, merged over `users`.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+impl Default for PermissionsConfig {
+    fn default() -> Self {
+        PermissionsConfig {
+            levels: default_levels(),
+            users: BTreeMap::new(),
+            file: None,
+        }
+    }
+}
+
+/// Timeouts and intervals.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    /// Any single git command (seconds).
+    pub vcs_command_seconds: u64,
+    /// How long a claim on a request lasts without renewal (seconds).
+    pub lease_seconds: u64,
+    /// How often idle modules look for work (milliseconds).
+    pub poll_interval_ms: u64,
+    /// How long a request may wait for try results before failing as timed out (seconds).
+    pub try_results_seconds: u64,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            vcs_command_seconds: 600,
+            lease_seconds: 60,
+            poll_interval_ms: 500,
+            try_results_seconds: 6 * 3600,
+        }
+    }
+}
+
+/// The pusher modules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PusherConfig {
+    /// How many requests are worked on at once.
+    pub concurrency: usize,
+    /// Push attempts on one destination when it keeps moving, before failing.
+    pub push_attempts: u32,
+    /// First backoff between push attempts (milliseconds); doubles each time.
+    pub push_backoff_ms: u64,
+    /// Attempts at a stage after transient errors (network, VCS host down) before failing.
+    pub max_transient_attempts: i64,
+}
+
+impl Default for PusherConfig {
+    fn default() -> Self {
+        PusherConfig {
+            concurrency: 2,
+            push_attempts: 5,
+            push_backoff_ms: 500,
+            max_transient_attempts: 8,
+        }
+    }
+}
+
+/// Limits on what the API accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body (bytes).
+    pub max_body_bytes: usize,
+    /// Largest single patch (bytes).
+    pub max_patch_bytes: usize,
+    /// Most patches in one request.
+    pub max_patches: usize,
+    /// Most files one patch may touch.
+    pub max_files_per_patch: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_patch_bytes: 5 * 1024 * 1024,
+            max_patches: 100,
+            max_files_per_patch: 2000,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the web server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where working copies, CI checkouts and logs live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; default: `autoland.db` in the data dir.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Name of this process in heartbeats and leases; default `host:pid`.
+    #[serde(default)]
+    pub instance_name: Option<String>,
+    /// Identity used as committer (authors are the patch authors).
+    #[serde(default = "default_committer")]
+    pub committer: String,
+    /// Repositories.
+    #[serde(default)]
+    pub repositories: Vec<RepoConfig>,
+    /// API tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Permission levels.
+    #[serde(default)]
+    pub permissions: PermissionsConfig,
+    /// Pushers.
+    #[serde(default)]
+    pub pusher: PusherConfig,
+    /// Timeouts.
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+    /// Limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("autoland-data")
+}
+fn default_branch() -> String {
+    "main".to_owned()
+}
+fn default_ci_timeout() -> u64 {
+    1800
+}
+fn default_committer() -> String {
+    "Autoland <autoland@localhost>".to_owned()
+}
+fn default_levels() -> Vec<String> {
+    vec![
+        "scm_level_1".to_owned(),
+        "scm_level_2".to_owned(),
+        "scm_level_3".to_owned(),
+    ]
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // An empty document takes every default; this cannot fail.
+        toml::from_str("").unwrap_or_else(|_| unreachable!("empty config parses"))
+    }
+}
+
+/// A token as the server holds it: only the hash of the secret.
+#[derive(Debug, Clone)]
+pub struct TokenEntry {
+    /// Label.
+    pub name: String,
+    /// Identity.
+    pub user: String,
+    /// SHA-256 of the secret.
+    pub hash: [u8; 32],
+    /// May act for other requesters.
+    pub service: bool,
+}
+
+/// Hex SHA-256 of a token secret.
+pub fn hash_token(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        // Relative paths in the file are relative to the file.
+        if let Some(dir) = path.parent() {
+            if config.data_dir.is_relative() {
+                config.data_dir = dir.join(&config.data_dir);
+            }
+            if let Some(file) = &config.permissions.file {
+                if file.is_relative() {
+                    config.permissions.file = Some(dir.join(file));
+                }
+            }
+        }
+        config.load_permissions_file()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn load_permissions_file(&mut self) -> Result<(), ConfigError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct UsersFile {
+            #[serde(default)]
+            users: BTreeMap<String, String>,
+        }
+        let Some(path) = self.permissions.file.clone() else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let file: UsersFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path,
+            message: e.to_string(),
+        })?;
+        self.permissions.users.extend(file.users);
+        Ok(())
+    }
+
+    /// Checks that the values fit together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let mut names = HashSet::new();
+        for repo in &self.repositories {
+            if repo.name.is_empty()
+                || !repo
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            {
+                return invalid(format!(
+                    "repository name `{}` must be non-empty and use only letters, digits, '-', '_', '.'",
+                    repo.name
+                ));
+            }
+            if !names.insert(repo.name.as_str()) {
+                return invalid(format!("repository `{}` is configured twice", repo.name));
+            }
+            if repo.kind == RepoKind::Hg {
+                return invalid(format!(
+                    "repository `{}`: kind \"hg\" is not supported by this version yet; use \"git\"",
+                    repo.name
+                ));
+            }
+            if !self.permissions.levels.contains(&repo.level) {
+                return invalid(format!(
+                    "repository `{}` requires level `{}`, which is not in permissions.levels {:?}",
+                    repo.name, repo.level, self.permissions.levels
+                ));
+            }
+            if repo.branch.is_empty() || repo.branch.starts_with('-') || repo.branch.contains("..")
+            {
+                return invalid(format!(
+                    "repository `{}`: branch `{}` is not a valid branch name",
+                    repo.name, repo.branch
+                ));
+            }
+            if repo.is_try {
+                if repo.ci_command.is_none() {
+                    return invalid(format!(
+                        "try repository `{}` needs `ci_command` (the built-in CI runner runs it)",
+                        repo.name
+                    ));
+                }
+                if repo.try_repo.is_some() {
+                    return invalid(format!(
+                        "try repository `{}` cannot itself name a `try_repo`",
+                        repo.name
+                    ));
+                }
+            } else if repo.base.is_some() || repo.ci_command.is_some() {
+                return invalid(format!(
+                    "repository `{}`: `base` and `ci_command` only apply to try repositories (try = true)",
+                    repo.name
+                ));
+            }
+        }
+        for repo in &self.repositories {
+            if let Some(base) = &repo.base {
+                match self.repo(base) {
+                    Some(b) if !b.is_try => {}
+                    _ => {
+                        return invalid(format!(
+                            "try repository `{}` has base `{base}`, which is not a configured non-try repository",
+                            repo.name
+                        ));
+                    }
+                }
+            }
+            if !repo.is_try && self.try_repo_for(repo).is_none() {
+                return invalid(format!(
+                    "repository `{}` has no try repository: set `try_repo`, or configure exactly one repository with try = true",
+                    repo.name
+                ));
+            }
+        }
+        for (user, level) in &self.permissions.users {
+            if !self.permissions.levels.contains(level) {
+                return invalid(format!(
+                    "user `{user}` has level `{level}`, which is not in permissions.levels"
+                ));
+            }
+        }
+        for token in &self.tokens {
+            match (&token.sha256, &token.env) {
+                (Some(h), None) => {
+                    if h.len() != 64 || hex::decode(h).is_err() {
+                        return invalid(format!(
+                            "token `{}`: sha256 must be 64 hex digits (see `autoland token hash`)",
+                            token.name
+                        ));
+                    }
+                }
+                (None, Some(var)) => {
+                    if std::env::var(var).map(|v| v.is_empty()).unwrap_or(true) {
+                        return invalid(format!(
+                            "token `{}`: environment variable `{var}` is not set or empty",
+                            token.name
+                        ));
+                    }
+                }
+                _ => {
+                    return invalid(format!(
+                        "token `{}` needs exactly one of `sha256` and `env`",
+                        token.name
+                    ));
+                }
+            }
+        }
+        if self.pusher.concurrency == 0 {
+            return invalid("pusher.concurrency must be at least 1".to_owned());
+        }
+        if self.timeouts.lease_seconds == 0 || self.timeouts.poll_interval_ms == 0 {
+            return invalid(
+                "timeouts.lease_seconds and timeouts.poll_interval_ms must be positive".to_owned(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("autoland.db").display()
+            ),
+        }
+    }
+
+    /// A repository by name.
+    pub fn repo(&self, name: &str) -> Option<&RepoConfig> {
+        self.repositories.iter().find(|r| r.name == name)
+    }
+
+    /// The try repository a final repository is tested on.
+    pub fn try_repo_for(&self, repo: &RepoConfig) -> Option<&RepoConfig> {
+        match &repo.try_repo {
+            Some(name) => self.repo(name).filter(|r| r.is_try),
+            None => {
+                let mut tries = self.repositories.iter().filter(|r| r.is_try);
+                match (tries.next(), tries.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// Tokens with their hashes resolved (secrets from the environment are hashed here).
+    pub fn token_entries(&self) -> Vec<TokenEntry> {
+        self.tokens
+            .iter()
+            .filter_map(|t| {
+                let hex_hash = match (&t.sha256, &t.env) {
+                    (Some(h), _) => h.to_ascii_lowercase(),
+                    (None, Some(var)) => hash_token(&std::env::var(var).ok()?),
+                    (None, None) => return None,
+                };
+                let bytes = hex::decode(hex_hash).ok()?;
+                let hash: [u8; 32] = bytes.try_into().ok()?;
+                Some(TokenEntry {
+                    name: t.name.clone(),
+                    user: t.user.clone(),
+                    hash,
+                    service: t.service,
+                })
+            })
+            .collect()
+    }
+
+    /// Timeout of one VCS command.
+    pub fn vcs_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.vcs_command_seconds)
+    }
+
+    /// Lease length.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.timeouts.lease_seconds)
+    }
+
+    /// Poll interval.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.timeouts.poll_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "t.toml".into(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    const GOOD: &str = r#"
+        [[repositories]]
+        name = "central"
+        kind = "git"
+        pull_url = "/srv/central.git"
+        level = "scm_level_3"
+
+        [[repositories]]
+        name = "try"
+        kind = "git"
+        pull_url = "/srv/try.git"
+        level = "scm_level_1"
+        try = true
+        base = "central"
+        ci_command = "make test"
+    "#;
+
+    #[test]
+    fn defaults_are_embedded() {
+        let config = Config::default();
+        assert_eq!(config.pusher.concurrency, 2);
+        assert_eq!(config.listen.port(), 8080);
+        assert!(config.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn a_good_file_resolves_try_repos() {
+        let config = parse(GOOD).unwrap();
+        let central = config.repo("central").unwrap();
+        assert_eq!(config.try_repo_for(central).unwrap().name, "try");
+        assert_eq!(central.push_url(), "/srv/central.git");
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_with_a_line() {
+        let err = parse("listen = \"127.0.0.1:1\"\npushers = 3\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("pushers"), "{text}");
+        assert!(text.contains("line 2"), "{text}");
+    }
+
+    #[test]
+    fn inconsistent_values_are_named() {
+        let err = parse(&GOOD.replace("scm_level_3", "level_9")).unwrap_err();
+        assert!(err.to_string().contains("level_9"), "{err}");
+        let err = parse(&GOOD.replace("ci_command = \"make test\"", "")).unwrap_err();
+        assert!(err.to_string().contains("ci_command"), "{err}");
+        let err = parse(&GOOD.replace("base = \"central\"", "base = \"nowhere\"")).unwrap_err();
+        assert!(err.to_string().contains("nowhere"), "{err}");
+        let err = parse(&GOOD.replace("name = \"try\"", "name = \"central\"")).unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn tokens_need_a_hash_or_an_env_var() {
+        let with_token = format!(
+            "{GOOD}\n[[tokens]]\nname = \"t\"\nuser = \"a@b\"\nsha256 = \"{}\"\n",
+            hash_token("s3cret")
+        );
+        let config = parse(&with_token).unwrap();
+        let entries = config.token_entries();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(hex::encode(entries[0].hash), hash_token("s3cret"));
+        let err = parse(&format!(
+            "{GOOD}\n[[tokens]]\nname = \"t\"\nuser = \"a@b\"\nsha256 = \"xyz\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("64 hex"), "{err}");
+        let err = parse(&format!(
+            "{GOOD}\n[[tokens]]\nname = \"t\"\nuser = \"a@b\"\nenv = \"AUTOLAND_TEST_UNSET_VAR\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("AUTOLAND_TEST_UNSET_VAR"), "{err}");
+    }
+}

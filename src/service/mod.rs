@@ -1,0 +1,250 @@
+//! The long-running modules and their supervisor: pushers (drive requests through the
+//! pipeline), the CI runner, the result watcher and the web server. `serve` starts them all
+//! in one process; each writes a heartbeat; a module that panics is restarted with backoff.
+
+pub mod pipeline;
+pub mod pusher;
+pub mod watcher;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::permissions::{PermissionSource, StaticPermissions};
+use crate::store::{Heartbeat, Store, StoreError, now_ms};
+use crate::vcs::WorkingCopies;
+
+/// Everything a module needs, shared.
+pub struct Context {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Store,
+    /// This process's working copies.
+    pub copies: WorkingCopies,
+    /// Who holds which level.
+    pub permissions: Arc<dyn PermissionSource>,
+    /// This process's name (`host:pid` unless configured).
+    pub instance: String,
+}
+
+impl Context {
+    /// Connects the store and builds the context.
+    pub async fn new(config: Config) -> Result<Context, StoreError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Corrupt {
+            table: "-",
+            detail: format!("cannot create data dir {}: {e}", config.data_dir.display()),
+        })?;
+        let store = Store::connect(&config.database_url()).await?;
+        let instance = config
+            .instance_name
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", host_name(), std::process::id()));
+        Ok(Context {
+            copies: WorkingCopies::new(&config),
+            permissions: Arc::new(StaticPermissions::from_config(&config)),
+            config: Arc::new(config),
+            store,
+            instance,
+        })
+    }
+}
+
+/// This machine's host name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[derive(Debug, Clone)]
+struct StatusInner {
+    state: String,
+    detail: String,
+}
+
+/// What a module is doing, written to its heartbeat.
+#[derive(Debug, Clone)]
+pub struct ModuleStatus {
+    inner: Arc<Mutex<StatusInner>>,
+}
+
+impl ModuleStatus {
+    fn new() -> ModuleStatus {
+        ModuleStatus {
+            inner: Arc::new(Mutex::new(StatusInner {
+                state: "running".to_owned(),
+                detail: "starting".to_owned(),
+            })),
+        }
+    }
+
+    /// Running, doing `detail`.
+    pub fn set(&self, detail: impl Into<String>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.state = "running".to_owned();
+            inner.detail = detail.into();
+        }
+    }
+
+    /// Degraded by an error (the module keeps trying).
+    pub fn error(&self, detail: impl Into<String>) {
+        let detail = detail.into();
+        tracing::warn!(%detail, "module degraded");
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.state = "degraded".to_owned();
+            inner.detail = detail;
+        }
+    }
+
+    fn snapshot(&self) -> StatusInner {
+        self.inner
+            .lock()
+            .map(|i| i.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+/// A running service: its modules, the address the web server listens on, and the token
+/// that stops it.
+pub struct Service {
+    /// Where the API listens.
+    pub addr: SocketAddr,
+    /// Cancel to shut down.
+    pub shutdown: CancellationToken,
+    /// The shared context.
+    pub ctx: Arc<Context>,
+    tasks: JoinSet<()>,
+}
+
+impl Service {
+    /// Waits until every module has stopped.
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+        self.ctx.store.close().await;
+    }
+
+    /// Stops every module and waits for them.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+}
+
+/// Starts every module of `serve`: the web server on `listener`, the pushers, the CI
+/// runner and the result watcher, each supervised, each with a heartbeat.
+pub async fn start(ctx: Arc<Context>, listener: tokio::net::TcpListener) -> std::io::Result<Service> {
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    let web_ctx = ctx.clone();
+    let web_shutdown = shutdown.clone();
+    let app = crate::web::router(web_ctx);
+    tasks.spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            web_shutdown.cancelled().await;
+        });
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "web server stopped");
+        }
+    });
+
+    for slot in 1..=ctx.config.pusher.concurrency {
+        let name = format!("pusher-{slot}");
+        supervise(&mut tasks, ctx.clone(), shutdown.clone(), name, move |ctx, status, stop| {
+            pusher::run(ctx, slot, status, stop)
+        });
+    }
+    if ctx.config.repositories.iter().any(|r| r.is_try) {
+        supervise(&mut tasks, ctx.clone(), shutdown.clone(), "ci-runner".to_owned(), |ctx, status, stop| {
+            crate::ci::local::run(ctx, status, stop)
+        });
+    }
+    supervise(&mut tasks, ctx.clone(), shutdown.clone(), "result-watcher".to_owned(), |ctx, status, stop| {
+        watcher::run(ctx, status, stop)
+    });
+    Ok(Service {
+        addr,
+        shutdown,
+        ctx,
+        tasks,
+    })
+}
+
+/// Runs a module until shutdown, restarting it with backoff if it panics, and writes its
+/// heartbeat every few seconds.
+fn supervise<F, Fut>(
+    tasks: &mut JoinSet<()>,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+    name: String,
+    module: F,
+) where
+    F: Fn(Arc<Context>, ModuleStatus, CancellationToken) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let status = ModuleStatus::new();
+    tasks.spawn(heartbeat_loop(ctx.clone(), name.clone(), status.clone(), shutdown.clone()));
+    tasks.spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let run = tokio::spawn(module(ctx.clone(), status.clone(), shutdown.clone()));
+            match run.await {
+                Ok(()) => return,
+                Err(e) if shutdown.is_cancelled() => {
+                    tracing::warn!(module = %name, error = %e, "module ended during shutdown");
+                    return;
+                }
+                Err(e) => {
+                    status.error(format!("crashed ({e}); restarting in {backoff:?}"));
+                    tracing::error!(module = %name, error = %e, "module crashed; restarting");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+    });
+}
+
+async fn heartbeat_loop(
+    ctx: Arc<Context>,
+    module: String,
+    status: ModuleStatus,
+    shutdown: CancellationToken,
+) {
+    let started_at = now_ms();
+    let beat = |state: String, detail: String| Heartbeat {
+        module: module.clone(),
+        instance: ctx.instance.clone(),
+        host: host_name(),
+        pid: i64::from(std::process::id()),
+        state,
+        detail,
+        started_at,
+        beat_at: 0,
+    };
+    loop {
+        let snap = status.snapshot();
+        if let Err(e) = ctx.store.heartbeat(&beat(snap.state, snap.detail)).await {
+            tracing::warn!(%module, error = %e, "cannot write heartbeat");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+    let _ = ctx
+        .store
+        .heartbeat(&beat("stopped".to_owned(), "shut down".to_owned()))
+        .await;
+}

@@ -1,0 +1,414 @@
+//! What a pusher does with a claimed request in each stage. Every stage change goes
+//! through `Store::transition` (and so through the state machine); every side effect on a
+//! repository is preceded by a durable record and checked before it is repeated:
+//!
+//! - try: the push goes to the request's own ref; on resume, `ls-remote` tells whether it
+//!   is already there;
+//! - destinations: the tip a push starts from is recorded first; on resume, the commits are
+//!   looked for (by their `Autoland-Request` trailer) between that tip and the new tip.
+
+use std::time::Duration;
+
+use crate::patch::with_trailer;
+use crate::permissions;
+use crate::request::{FailureCategory, Patch, Request, Stage, TRAILER_KEY, Transition};
+use crate::store::{Effects, NewCiRun, StoreError};
+use crate::vcs::{CommitSpec, PushTarget, VcsError, WorkingCopy};
+
+use super::Context;
+
+/// Why a step stopped without a transition.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// Worth retrying later (network, VCS host, timeout).
+    #[error("{0}")]
+    Transient(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<VcsError> for StepError {
+    fn from(e: VcsError) -> StepError {
+        StepError::Transient(e.to_string())
+    }
+}
+
+/// Drives a claimed request forward until it waits on something else (try results) or
+/// ends. `actor` names the module instance in events.
+pub async fn drive(ctx: &Context, request: &Request, actor: &str) -> Result<(), StepError> {
+    let id = request.id;
+    loop {
+        let Some(request) = ctx.store.request(id).await? else {
+            return Ok(());
+        };
+        let stage = request.stage;
+        let step = Step {
+            ctx,
+            request: &request,
+            actor,
+        };
+        match stage {
+            Stage::Received => {
+                step.go(Transition::StartGathering, "gathering the patches")
+                    .await?
+            }
+            Stage::Gathering => step.gather().await?,
+            Stage::Authorizing => step.authorize().await?,
+            Stage::Applying | Stage::PushingTry => step.apply_and_push_try().await?,
+            Stage::Landing => step.land_next().await?,
+            Stage::AwaitingTry | Stage::Landed | Stage::Failed | Stage::Cancelled => {
+                return Ok(());
+            }
+        }
+    }
+}
+
+struct Step<'a> {
+    ctx: &'a Context,
+    request: &'a Request,
+    actor: &'a str,
+}
+
+impl Step<'_> {
+    async fn go(&self, transition: Transition, detail: &str) -> Result<(), StepError> {
+        self.go_with(transition, detail, Effects::default()).await
+    }
+
+    async fn go_with(
+        &self,
+        transition: Transition,
+        detail: &str,
+        effects: Effects,
+    ) -> Result<(), StepError> {
+        self.ctx
+            .store
+            .transition(
+                self.request.id,
+                self.request.stage,
+                &transition,
+                self.actor,
+                detail,
+                effects,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn fail(&self, category: FailureCategory, detail: &str) -> Result<(), StepError> {
+        self.go(Transition::Fail(category), detail).await
+    }
+
+    async fn gather(&self) -> Result<(), StepError> {
+        let patches = self.ctx.store.patches(self.request.id).await?;
+        if patches.is_empty() {
+            return self
+                .fail(FailureCategory::InvalidRequest, "the request has no patches")
+                .await;
+        }
+        let names: Vec<String> = patches
+            .iter()
+            .map(|p| format!("{}. {} by {}", p.position, p.name, p.author))
+            .collect();
+        self.go(
+            Transition::Gathered,
+            &format!("{} patch(es): {}", patches.len(), names.join("; ")),
+        )
+        .await
+    }
+
+    async fn authorize(&self) -> Result<(), StepError> {
+        let patches = self.ctx.store.patches(self.request.id).await?;
+        let mut repos = Vec::new();
+        for name in std::iter::once(&self.request.try_repo)
+            .chain(self.request.destinations.iter().map(|d| &d.repo))
+        {
+            match self.ctx.config.repo(name) {
+                Some(repo) => repos.push(repo),
+                None => {
+                    return self
+                        .fail(
+                            FailureCategory::InvalidRequest,
+                            &format!("repository `{name}` is no longer configured"),
+                        )
+                        .await;
+                }
+            }
+        }
+        match permissions::check(
+            self.ctx.permissions.as_ref(),
+            &self.request.requester,
+            &patches,
+            &repos,
+        ) {
+            Ok(()) => {
+                let names: Vec<&str> = repos.iter().map(|r| r.name.as_str()).collect();
+                self.go(
+                    Transition::Authorized,
+                    &format!("permission to land on {} granted", names.join(", ")),
+                )
+                .await
+            }
+            Err(denial) => {
+                self.fail(
+                    FailureCategory::PermissionDenied,
+                    &format!("permission denied:\n{denial}"),
+                )
+                .await
+            }
+        }
+    }
+
+    fn marker(&self) -> String {
+        format!("{TRAILER_KEY}: {}", self.request.uid)
+    }
+
+    /// Applies every patch on `copy` (already at the tip) and, for a try push with try
+    /// syntax, adds the `try:` commit. A conflict fails the request and returns `None`.
+    async fn apply_all(
+        &self,
+        copy: &mut Box<dyn WorkingCopy>,
+        patches: &[Patch],
+        onto: &str,
+        with_try_commit: bool,
+    ) -> Result<Option<String>, StepError> {
+        let mut head = String::new();
+        for patch in patches {
+            let spec = CommitSpec {
+                label: format!("patch {} (`{}`)", patch.position, patch.name),
+                diff: &patch.diff,
+                author: &patch.author,
+                date: patch.date,
+                message: with_trailer(&patch.message, TRAILER_KEY, &self.request.uid),
+            };
+            match copy.apply(&spec).await {
+                Ok(rev) => head = rev,
+                Err(VcsError::Conflict { files, output }) => {
+                    let detail = format!(
+                        "{} does not apply on the tip of `{onto}`; it failed on {}.\n\n{output}",
+                        spec.label,
+                        files
+                            .iter()
+                            .map(|f| format!("`{f}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    self.fail(FailureCategory::ApplyConflict, &detail).await?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if with_try_commit {
+            if let Some(syntax) = &self.request.try_syntax {
+                let message = with_trailer(&format!("try: {syntax}"), TRAILER_KEY, &self.request.uid);
+                head = copy.commit_empty(&self.ctx.config.committer, &message).await?;
+            }
+        }
+        Ok(Some(head))
+    }
+
+    /// `applying`: apply on the base's tip, record it, push to try, record that.
+    /// `pushing_try` (resumed after a crash): if the push is already on try, record it;
+    /// otherwise apply again and push.
+    async fn apply_and_push_try(&self) -> Result<(), StepError> {
+        let request = self.request;
+        let Some(try_repo) = self.ctx.config.repo(&request.try_repo) else {
+            return self
+                .fail(
+                    FailureCategory::InvalidRequest,
+                    &format!("try repository `{}` is no longer configured", request.try_repo),
+                )
+                .await;
+        };
+        let target = PushTarget::Try {
+            url: try_repo.push_url().to_owned(),
+            uid: request.uid.clone(),
+        };
+        let Some(shared) = self.ctx.copies.get(&request.base_repo) else {
+            return self
+                .fail(
+                    FailureCategory::InvalidRequest,
+                    &format!("base repository `{}` is not configured", request.base_repo),
+                )
+                .await;
+        };
+        let mut copy = shared.lock().await;
+        let mut stage = request.stage;
+        if stage == Stage::PushingTry {
+            if let Some(revision) = copy.find_pushed(&target, &self.marker(), None).await? {
+                return self.pushed_to_try(Stage::PushingTry, &revision, true).await;
+            }
+        }
+        let patches = self.ctx.store.patches(request.id).await?;
+        let tip = copy.update_to_tip().await?;
+        let Some(_) = self.apply_all(&mut copy, &patches, &request.base_repo, true).await? else {
+            return Ok(());
+        };
+        if stage == Stage::Applying {
+            self.go(
+                Transition::Applied,
+                &format!(
+                    "{} patch(es) applied cleanly on `{}` at {}",
+                    patches.len(),
+                    request.base_repo,
+                    short(&tip)
+                ),
+            )
+            .await?;
+            stage = Stage::PushingTry;
+        }
+        let revision = copy.push(&target).await?;
+        self.pushed_to_try(stage, &revision, false).await
+    }
+
+    async fn pushed_to_try(&self, from: Stage, revision: &str, found: bool) -> Result<(), StepError> {
+        let try_ref = PushTarget::try_ref(&self.request.uid);
+        let detail = format!(
+            "{} `{}` as {} ({try_ref}); waiting for CI",
+            if found { "found the earlier push on" } else { "pushed to" },
+            self.request.try_repo,
+            short(revision)
+        );
+        self.ctx
+            .store
+            .transition(
+                self.request.id,
+                from,
+                &Transition::PushedToTry,
+                self.actor,
+                &detail,
+                Effects {
+                    try_revision: Some(revision.to_owned()),
+                    ci_run: Some(NewCiRun {
+                        repo: self.request.try_repo.clone(),
+                        revision: revision.to_owned(),
+                        ref_name: try_ref,
+                    }),
+                    landed: None,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `landing`: land on the first destination not landed yet.
+    async fn land_next(&self) -> Result<(), StepError> {
+        let request = self.request;
+        let pending: Vec<_> = request
+            .destinations
+            .iter()
+            .filter(|d| d.landed_revision.is_none())
+            .collect();
+        let Some(dest) = pending.first() else {
+            // Nothing left: can only happen if a crash hit between the last landing and
+            // its transition, which are one transaction; treat it as landed.
+            return self
+                .go(Transition::DestinationLanded { last: true }, "every destination has landed")
+                .await;
+        };
+        let last = pending.len() == 1;
+        let Some(repo) = self.ctx.config.repo(&dest.repo) else {
+            return self
+                .fail(
+                    FailureCategory::InvalidRequest,
+                    &format!("destination `{}` is no longer configured", dest.repo),
+                )
+                .await;
+        };
+        let Some(shared) = self.ctx.copies.get(&repo.name) else {
+            return self
+                .fail(
+                    FailureCategory::InvalidRequest,
+                    &format!("destination `{}` has no working copy", repo.name),
+                )
+                .await;
+        };
+        let target = PushTarget::Branch {
+            url: repo.push_url().to_owned(),
+            branch: repo.branch.clone(),
+        };
+        let mut copy = shared.lock().await;
+        let landed = |revision: &str, how: &str| {
+            let detail = format!("landed on `{}` as {} {how}", repo.name, short(revision));
+            (
+                detail,
+                Effects {
+                    landed: Some((dest.position, revision.to_owned())),
+                    ..Effects::default()
+                },
+            )
+        };
+        if let Some(base) = &dest.attempt_base {
+            // An earlier attempt may have pushed before the process died.
+            if let Some(rev) = copy.find_pushed(&target, &self.marker(), Some(base)).await? {
+                let (detail, effects) = landed(&rev, "(found the push of an earlier attempt)");
+                return self
+                    .go_with(Transition::DestinationLanded { last }, &detail, effects)
+                    .await;
+            }
+        }
+        let patches = self.ctx.store.patches(request.id).await?;
+        let attempts = self.ctx.config.pusher.push_attempts.max(1);
+        let mut backoff = Duration::from_millis(self.ctx.config.pusher.push_backoff_ms);
+        for attempt in 1..=attempts {
+            let tip = copy.update_to_tip().await?;
+            let Some(_) = self.apply_all(&mut copy, &patches, &repo.name, false).await? else {
+                return Ok(());
+            };
+            self.ctx
+                .store
+                .set_attempt_base(request.id, dest.position, &tip)
+                .await?;
+            match copy.push(&target).await {
+                Ok(rev) => {
+                    let how = if attempt == 1 {
+                        format!("on top of {}", short(&tip))
+                    } else {
+                        format!("on top of {} (attempt {attempt})", short(&tip))
+                    };
+                    let (detail, effects) = landed(&rev, &how);
+                    return self
+                        .go_with(Transition::DestinationLanded { last }, &detail, effects)
+                        .await;
+                }
+                Err(VcsError::PushRace { .. }) if attempt < attempts => {
+                    self.ctx
+                        .store
+                        .note(
+                            request.id,
+                            "push_retry",
+                            self.actor,
+                            &format!(
+                                "`{}` moved while landing (attempt {attempt} of {attempts}); \
+                                 fetching the new tip and applying again in {backoff:?}",
+                                repo.name
+                            ),
+                        )
+                        .await?;
+                    tokio::time::sleep(backoff).await;
+                    backoff = backoff.saturating_mul(2);
+                }
+                Err(VcsError::PushRace { output }) => {
+                    return self
+                        .fail(
+                            FailureCategory::PushFailed,
+                            &format!(
+                                "`{}` kept moving: the push was refused {attempts} times because \
+                                 someone else pushed first. Last refusal:\n{output}",
+                                repo.name
+                            ),
+                        )
+                        .await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first 12 characters of a revision.
+pub fn short(revision: &str) -> &str {
+    revision.get(..12).unwrap_or(revision)
+}

@@ -1,0 +1,133 @@
+//! A pusher: claims one workable request at a time (with a lease it renews while working),
+//! drives it through the pipeline, and backs off on transient errors, failing the request
+//! once they have repeated too often.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::pipeline::{self, StepError};
+use super::{Context, ModuleStatus};
+use crate::request::{FailureCategory, Request, Stage, Transition};
+use crate::store::{Effects, StoreError, ms};
+
+/// Runs pusher number `slot` until `shutdown`.
+pub async fn run(ctx: Arc<Context>, slot: usize, status: ModuleStatus, shutdown: CancellationToken) {
+    let owner = format!("{}/pusher-{slot}", ctx.instance);
+    let mut store_backoff = Duration::from_millis(200);
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match ctx.store.claim_request(&owner, ms(ctx.config.lease())).await {
+            Ok(Some(request)) => {
+                store_backoff = Duration::from_millis(200);
+                status.set(format!("request {} ({})", request.id, request.stage));
+                work(&ctx, &owner, request).await;
+                status.set("idle");
+                continue;
+            }
+            Ok(None) => status.set("idle"),
+            Err(e) => {
+                status.error(format!("cannot claim work: {e}"));
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(store_backoff) => {}
+                }
+                store_backoff = (store_backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(ctx.config.poll_interval()) => {}
+        }
+    }
+}
+
+/// Works on one claimed request. Shutdown does not interrupt it: a job in the middle of a
+/// push finishes its step, so the lease can be released with the state recorded.
+async fn work(ctx: &Context, owner: &str, request: Request) {
+    let lease = ctx.config.lease();
+    let renewer = {
+        let store = ctx.store.clone();
+        let owner = owner.to_owned();
+        let id = request.id;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match store.renew_lease(id, &owner, ms(lease)).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => tracing::warn!(request = %id, error = %e, "cannot renew lease"),
+                }
+            }
+        })
+    };
+    let result = pipeline::drive(ctx, &request, owner).await;
+    renewer.abort();
+    let retry_after = match result {
+        Ok(()) => None,
+        Err(StepError::Store(StoreError::StageChanged { .. })) => {
+            // Someone else moved it (cancelled, most likely): nothing to do.
+            None
+        }
+        Err(StepError::Store(e)) => {
+            tracing::error!(request = %request.id, error = %e, "database error while working");
+            Some(Duration::from_secs(5))
+        }
+        Err(StepError::Transient(message)) => transient(ctx, owner, &request, &message).await,
+    };
+    if let Err(e) = ctx
+        .store
+        .release(request.id, owner, retry_after.map(ms))
+        .await
+    {
+        tracing::error!(request = %request.id, error = %e, "cannot release the lease; it will expire");
+    }
+}
+
+/// Records a transient error and says when to try again, or fails the request when it has
+/// happened too often.
+async fn transient(ctx: &Context, owner: &str, claimed: &Request, message: &str) -> Option<Duration> {
+    let Ok(Some(request)) = ctx.store.request(claimed.id).await else {
+        return Some(Duration::from_secs(5));
+    };
+    let attempt = request.attempts + 1;
+    let max = ctx.config.pusher.max_transient_attempts;
+    if attempt >= max && !request.stage.is_terminal() {
+        let category = match request.stage {
+            Stage::Received | Stage::Gathering | Stage::Authorizing | Stage::AwaitingTry => {
+                FailureCategory::TimedOut
+            }
+            Stage::Applying | Stage::PushingTry | Stage::Landing => FailureCategory::PushFailed,
+            Stage::Landed | Stage::Failed | Stage::Cancelled => return None,
+        };
+        let detail = format!(
+            "gave up in stage {} after {attempt} attempts; the last error was:\n{message}",
+            request.stage
+        );
+        if let Err(e) = ctx
+            .store
+            .transition(request.id, request.stage, &Transition::Fail(category), owner, &detail, Effects::default())
+            .await
+        {
+            tracing::error!(request = %request.id, error = %e, "cannot record the failure");
+            return Some(Duration::from_secs(5));
+        }
+        return None;
+    }
+    let delay = Duration::from_secs(2_u64.saturating_pow(u32::try_from(attempt).unwrap_or(16)).min(300));
+    tracing::warn!(request = %request.id, %message, ?delay, "transient error; will retry");
+    let _ = ctx
+        .store
+        .note(
+            request.id,
+            "retry_scheduled",
+            owner,
+            &format!("attempt {attempt} of {max} in stage {} failed; retrying in {delay:?}:\n{message}", request.stage),
+        )
+        .await;
+    Some(delay)
+}

@@ -1,0 +1,74 @@
+//! Module heartbeats: each running module says, every few seconds, that it is alive and
+//! what it is doing.
+
+use serde::Serialize;
+
+use super::{Store, StoreError, col, now_ms};
+
+/// One module instance's last heartbeat.
+#[derive(Debug, Clone, Serialize)]
+pub struct Heartbeat {
+    /// Module name (`pusher-1`, `ci-runner`, ...).
+    pub module: String,
+    /// Process instance (`host:pid`).
+    pub instance: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: i64,
+    /// `running`, `degraded`, `stopped`...
+    pub state: String,
+    /// What it is doing, or its last error.
+    pub detail: String,
+    /// When the module started (ms).
+    pub started_at: i64,
+    /// Last beat (ms).
+    pub beat_at: i64,
+}
+
+impl Store {
+    /// Writes (or refreshes) a heartbeat.
+    pub async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO heartbeats (module, instance, host, pid, state, detail, started_at, beat_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (module, instance) DO UPDATE SET host = $3, pid = $4, state = $5, \
+             detail = $6, started_at = $7, beat_at = $8",
+        )
+        .bind(&beat.module)
+        .bind(&beat.instance)
+        .bind(&beat.host)
+        .bind(beat.pid)
+        .bind(&beat.state)
+        .bind(&beat.detail)
+        .bind(beat.started_at)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every module's last heartbeat.
+    pub async fn heartbeats(&self) -> Result<Vec<Heartbeat>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT module, instance, host, pid, state, detail, started_at, beat_at \
+             FROM heartbeats ORDER BY module, instance",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Heartbeat {
+                    module: col(r, "module")?,
+                    instance: col(r, "instance")?,
+                    host: col(r, "host")?,
+                    pid: col(r, "pid")?,
+                    state: col(r, "state")?,
+                    detail: col(r, "detail")?,
+                    started_at: col(r, "started_at")?,
+                    beat_at: col(r, "beat_at")?,
+                })
+            })
+            .collect()
+    }
+}

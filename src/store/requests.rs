@@ -1,0 +1,586 @@
+//! Requests, their patches and destinations, the event log, and claiming work.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::ci::{NewCiRun, insert_ci_run};
+use super::{Store, StoreError, col, now_ms, parse_col, parse_opt_col};
+use crate::patch::PatchDate;
+use crate::request::{
+    Destination, Event, FailureCategory, NewRequest, Patch, Request, RequestId, Review, ReviewKind,
+    Stage, Transition, next_stage,
+};
+
+/// Facts recorded together with a transition, in the same transaction.
+#[derive(Debug, Default, Clone)]
+pub struct Effects {
+    /// The revision pushed to try.
+    pub try_revision: Option<String>,
+    /// A CI run to queue.
+    pub ci_run: Option<NewCiRun>,
+    /// A destination (by position) that landed as a revision.
+    pub landed: Option<(i64, String)>,
+}
+
+/// Which requests to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListFilter {
+    /// Only requests not in a terminal stage.
+    pub open_only: bool,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
+const REQUEST_COLUMNS: &str = "id, uid, source, bug, requester, try_repo, base_repo, try_syntax, \
+     stage, failure, failure_detail, try_revision, attempts, created_at, updated_at";
+
+fn random_uid() -> String {
+    let bytes: [u8; 8] = rand::random();
+    hex::encode(bytes)
+}
+
+fn request_from_row(row: &AnyRow) -> Result<Request, StoreError> {
+    Ok(Request {
+        id: RequestId(col(row, "id")?),
+        uid: col(row, "uid")?,
+        source: col(row, "source")?,
+        bug: col(row, "bug")?,
+        requester: col(row, "requester")?,
+        try_repo: col(row, "try_repo")?,
+        base_repo: col(row, "base_repo")?,
+        try_syntax: col(row, "try_syntax")?,
+        stage: parse_col(row, "stage", "requests")?,
+        failure: parse_opt_col::<FailureCategory>(row, "failure", "requests")?,
+        failure_detail: col(row, "failure_detail")?,
+        try_revision: col(row, "try_revision")?,
+        attempts: col(row, "attempts")?,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+        destinations: Vec::new(),
+    })
+}
+
+async fn insert_event(
+    tx: &mut Transaction<'_, Any>,
+    id: RequestId,
+    kind: &str,
+    stages: Option<(Stage, Stage)>,
+    actor: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (request_id, at, kind, from_stage, to_stage, actor, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id.0)
+    .bind(now_ms())
+    .bind(kind)
+    .bind(stages.map(|(from, _)| from.as_str()))
+    .bind(stages.map(|(_, to)| to.as_str()))
+    .bind(actor)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Stores a new request with its patches and destinations and its `received` event,
+    /// all or nothing.
+    pub async fn insert_request(
+        &self,
+        new: &NewRequest,
+        actor: &str,
+    ) -> Result<RequestId, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO requests (uid, source, bug, requester, try_repo, base_repo, try_syntax, \
+             stage, attempts, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $9) RETURNING id",
+        )
+        .bind(random_uid())
+        .bind(&new.source)
+        .bind(new.bug)
+        .bind(&new.requester)
+        .bind(&new.try_repo)
+        .bind(&new.base_repo)
+        .bind(new.try_syntax.as_deref())
+        .bind(Stage::Received.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = RequestId(col(&row, "id")?);
+        for patch in &new.patches {
+            sqlx::query(
+                "INSERT INTO patches (request_id, position, name, format, author, date_seconds, \
+                 date_offset, message, diff) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(id.0)
+            .bind(patch.position)
+            .bind(&patch.name)
+            .bind(format_name(patch.format))
+            .bind(&patch.author)
+            .bind(patch.date.map(|d| d.seconds))
+            .bind(patch.date.map(|d| i64::from(d.offset_minutes)))
+            .bind(&patch.message)
+            .bind(&patch.diff)
+            .execute(&mut *tx)
+            .await?;
+            let mut seen = std::collections::HashSet::new();
+            for path in patch.files.iter().filter(|p| seen.insert(p.as_str())) {
+                sqlx::query(
+                    "INSERT INTO patch_files (request_id, position, path) VALUES ($1, $2, $3)",
+                )
+                .bind(id.0)
+                .bind(patch.position)
+                .bind(path)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let mut seen = std::collections::HashSet::new();
+            for review in patch
+                .reviews
+                .iter()
+                .filter(|r| seen.insert((r.who.clone(), r.kind)))
+            {
+                sqlx::query(
+                    "INSERT INTO patch_reviews (request_id, position, reviewer, kind) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id.0)
+                .bind(patch.position)
+                .bind(&review.who)
+                .bind(review.kind.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for (index, repo) in new.destinations.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO request_destinations (request_id, position, repo) VALUES ($1, $2, $3)",
+            )
+            .bind(id.0)
+            .bind(i64::try_from(index).unwrap_or(i64::MAX) + 1)
+            .bind(repo)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let detail = format!(
+            "request from {} ({} patch{}) via {}: try on `{}`{}",
+            new.requester,
+            new.patches.len(),
+            if new.patches.len() == 1 { "" } else { "es" },
+            new.source,
+            new.try_repo,
+            if new.destinations.is_empty() {
+                String::new()
+            } else {
+                format!(", then land on {}", new.destinations.join(", "))
+            }
+        );
+        insert_event(&mut tx, id, "received", None, actor, &detail).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// One request with its destinations.
+    pub async fn request(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut request = request_from_row(&row)?;
+        request.destinations = self.destinations(id).await?;
+        Ok(Some(request))
+    }
+
+    async fn destinations(&self, id: RequestId) -> Result<Vec<Destination>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT position, repo, attempt_base, landed_revision FROM request_destinations \
+             WHERE request_id = $1 ORDER BY position",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Destination {
+                    position: col(row, "position")?,
+                    repo: col(row, "repo")?,
+                    attempt_base: col(row, "attempt_base")?,
+                    landed_revision: col(row, "landed_revision")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Requests, newest first.
+    pub async fn list_requests(&self, filter: ListFilter) -> Result<Vec<Request>, StoreError> {
+        let limit = if filter.limit <= 0 { 100 } else { filter.limit };
+        let sql = if filter.open_only {
+            format!(
+                "SELECT {REQUEST_COLUMNS} FROM requests \
+                 WHERE stage NOT IN ('landed', 'failed', 'cancelled') ORDER BY id DESC LIMIT $1"
+            )
+        } else {
+            format!("SELECT {REQUEST_COLUMNS} FROM requests ORDER BY id DESC LIMIT $1")
+        };
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut request = request_from_row(row)?;
+            request.destinations = self.destinations(request.id).await?;
+            out.push(request);
+        }
+        Ok(out)
+    }
+
+    /// The patches of a request, in order, with their files and reviews.
+    pub async fn patches(&self, id: RequestId) -> Result<Vec<Patch>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT position, name, format, author, date_seconds, date_offset, message, diff \
+             FROM patches WHERE request_id = $1 ORDER BY position",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        let files = sqlx::query(
+            "SELECT position, path FROM patch_files WHERE request_id = $1 ORDER BY position, path",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        let reviews = sqlx::query(
+            "SELECT position, reviewer, kind FROM patch_reviews WHERE request_id = $1 \
+             ORDER BY position, reviewer",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut patches = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let position: i64 = col(row, "position")?;
+            let seconds: Option<i64> = col(row, "date_seconds")?;
+            let offset: Option<i64> = col(row, "date_offset")?;
+            let format_text: String = col(row, "format")?;
+            let format = parse_format(&format_text).ok_or_else(|| StoreError::Corrupt {
+                table: "patches",
+                detail: format!("unknown format `{format_text}`"),
+            })?;
+            let mut patch_files = Vec::new();
+            for f in &files {
+                if col::<i64>(f, "position")? == position {
+                    patch_files.push(col(f, "path")?);
+                }
+            }
+            let mut patch_reviews = Vec::new();
+            for r in &reviews {
+                if col::<i64>(r, "position")? == position {
+                    let kind_text: String = col(r, "kind")?;
+                    let kind = match kind_text.as_str() {
+                        "review" => ReviewKind::Review,
+                        "feedback" => ReviewKind::Feedback,
+                        other => {
+                            return Err(StoreError::Corrupt {
+                                table: "patch_reviews",
+                                detail: format!("unknown kind `{other}`"),
+                            });
+                        }
+                    };
+                    patch_reviews.push(Review {
+                        who: col(r, "reviewer")?,
+                        kind,
+                    });
+                }
+            }
+            patches.push(Patch {
+                position,
+                name: col(row, "name")?,
+                format,
+                author: col(row, "author")?,
+                date: match (seconds, offset) {
+                    (Some(seconds), Some(offset)) => Some(PatchDate {
+                        seconds,
+                        offset_minutes: i32::try_from(offset).unwrap_or(0),
+                    }),
+                    _ => None,
+                },
+                message: col(row, "message")?,
+                diff: col(row, "diff")?,
+                files: patch_files,
+                reviews: patch_reviews,
+            });
+        }
+        Ok(patches)
+    }
+
+    /// The event history of a request, oldest first.
+    pub async fn events(&self, id: RequestId) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, kind, from_stage, to_stage, actor, detail FROM events \
+             WHERE request_id = $1 ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Event {
+                    id: col(row, "id")?,
+                    at: col(row, "at")?,
+                    kind: col(row, "kind")?,
+                    from_stage: parse_opt_col(row, "from_stage", "events")?,
+                    to_stage: parse_opt_col(row, "to_stage", "events")?,
+                    actor: col(row, "actor")?,
+                    detail: col(row, "detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Moves a request from `from` through `transition`: the state machine decides the new
+    /// stage; the new stage, its event and `effects` commit in one transaction. Fails with
+    /// [`StoreError::StageChanged`] if the request is no longer in `from`.
+    pub async fn transition(
+        &self,
+        id: RequestId,
+        from: Stage,
+        transition: &Transition,
+        actor: &str,
+        detail: &str,
+        effects: Effects,
+    ) -> Result<Stage, StoreError> {
+        let to = next_stage(from, transition)?;
+        let now = now_ms();
+        let failure = match transition {
+            Transition::Fail(category) => Some(*category),
+            _ => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        // The compare-and-set on the stage is the first statement, so SQLite takes the
+        // write lock before anything is read.
+        let updated = sqlx::query(
+            "UPDATE requests SET stage = $1, updated_at = $2, attempts = 0, next_attempt_at = $2, \
+             failure = COALESCE($3, failure), failure_detail = COALESCE($4, failure_detail), \
+             try_revision = COALESCE($5, try_revision) \
+             WHERE id = $6 AND stage = $7",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(failure.map(|f| f.as_str()))
+        .bind(failure.map(|_| detail))
+        .bind(effects.try_revision.as_deref())
+        .bind(id.0)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::StageChanged {
+                id: id.0,
+                expected: from,
+            });
+        }
+        if to.is_terminal() {
+            sqlx::query("UPDATE requests SET lease_owner = NULL, lease_until = NULL WHERE id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some((position, revision)) = &effects.landed {
+            sqlx::query(
+                "UPDATE request_destinations SET landed_revision = $1 \
+                 WHERE request_id = $2 AND position = $3",
+            )
+            .bind(revision)
+            .bind(id.0)
+            .bind(*position)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(run) = &effects.ci_run {
+            insert_ci_run(&mut tx, id, run).await?;
+        }
+        insert_event(
+            &mut tx,
+            id,
+            transition.event_kind(),
+            Some((from, to)),
+            actor,
+            detail,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(to)
+    }
+
+    /// Records an event that does not change the stage (a retry, a reclaimed lease...).
+    pub async fn note(
+        &self,
+        id: RequestId,
+        kind: &str,
+        actor: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_event(&mut tx, id, kind, None, actor, detail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims the oldest workable request whose lease is free and whose retry time has
+    /// come, for `lease_ms`. Returns it, or `None` when there is no work.
+    pub async fn claim_request(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Option<Request>, StoreError> {
+        let now = now_ms();
+        let stages = Stage::WORKABLE
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let row = sqlx::query(&format!(
+            "UPDATE requests SET lease_owner = $1, lease_until = $2 \
+             WHERE id = (SELECT id FROM requests WHERE stage IN ({stages}) \
+                         AND next_attempt_at <= $3 \
+                         AND (lease_until IS NULL OR lease_until < $3) \
+                         ORDER BY id LIMIT 1) \
+             AND (lease_until IS NULL OR lease_until < $3) \
+             RETURNING {REQUEST_COLUMNS}, lease_owner"
+        ))
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut request = request_from_row(&row)?;
+        request.destinations = self.destinations(request.id).await?;
+        Ok(Some(request))
+    }
+
+    /// Extends a lease this owner holds. False if it no longer holds it.
+    pub async fn renew_lease(
+        &self,
+        id: RequestId,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE requests SET lease_until = $1 WHERE id = $2 AND lease_owner = $3",
+        )
+        .bind(now_ms() + lease_ms)
+        .bind(id.0)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives a lease back. With `retry_after_ms`, the attempt counter goes up and the
+    /// request is not claimable before that delay (a transient error).
+    pub async fn release(
+        &self,
+        id: RequestId,
+        owner: &str,
+        retry_after_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let (bump, next) = match retry_after_ms {
+            Some(delay) => (1_i64, now + delay),
+            None => (0, now),
+        };
+        sqlx::query(
+            "UPDATE requests SET lease_owner = NULL, lease_until = NULL, \
+             attempts = attempts + $1, next_attempt_at = $2 \
+             WHERE id = $3 AND lease_owner = $4",
+        )
+        .bind(bump)
+        .bind(next)
+        .bind(id.0)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the tip a push attempt on a destination starts from, before pushing.
+    pub async fn set_attempt_base(
+        &self,
+        id: RequestId,
+        position: i64,
+        base: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE request_destinations SET attempt_base = $1 \
+             WHERE request_id = $2 AND position = $3",
+        )
+        .bind(base)
+        .bind(id.0)
+        .bind(position)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Requests in `awaiting_try` whose try results came in (their CI run finished).
+    pub async fn requests_with_finished_try(&self) -> Result<Vec<RequestId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id FROM requests r JOIN ci_runs c ON c.request_id = r.id \
+             WHERE r.stage = 'awaiting_try' AND c.state IN ('passed', 'failed', 'timed_out') \
+             ORDER BY r.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(RequestId(col(r, "id")?))).collect()
+    }
+
+    /// Requests waiting for try results since before `before_ms` without a result.
+    pub async fn requests_awaiting_try_since(
+        &self,
+        before_ms: i64,
+    ) -> Result<Vec<RequestId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM requests WHERE stage = 'awaiting_try' AND updated_at < $1 ORDER BY id",
+        )
+        .bind(before_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(RequestId(col(r, "id")?))).collect()
+    }
+
+    /// Number of requests per stage.
+    pub async fn stage_counts(&self) -> Result<Vec<(Stage, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT stage, COUNT(*) AS n FROM requests GROUP BY stage")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((parse_col(r, "stage", "requests")?, r.try_get::<i64, _>("n")?)))
+            .collect()
+    }
+}
+
+fn format_name(format: crate::patch::PatchFormat) -> &'static str {
+    use crate::patch::PatchFormat;
+    match format {
+        PatchFormat::GitFormatPatch => "git_format_patch",
+        PatchFormat::HgExport => "hg_export",
+        PatchFormat::PlainDiff => "plain_diff",
+    }
+}
+
+fn parse_format(text: &str) -> Option<crate::patch::PatchFormat> {
+    use crate::patch::PatchFormat;
+    [
+        PatchFormat::GitFormatPatch,
+        PatchFormat::HgExport,
+        PatchFormat::PlainDiff,
+    ]
+    .into_iter()
+    .find(|f| format_name(*f) == text)
+}

@@ -1,0 +1,4 @@
+//! Trackers: where landing requests come from (and, later, where reports go back to).
+//! [`api`] is Autoland's own JSON API; Bugzilla comes in a later issue.
+
+pub mod api;

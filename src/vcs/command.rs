@@ -1,0 +1,182 @@
+//! Running a VCS program: argv only (no shell), non-interactive environment, a timeout,
+//! captured output, and a record of what ran and how long it took.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::Command;
+
+use super::VcsError;
+
+/// One command that ran: for logs, failure reports and the benchmark's time split.
+#[derive(Debug, Clone)]
+pub struct CommandRecord {
+    /// Program and arguments, URLs redacted.
+    pub argv: Vec<String>,
+    /// Wall time.
+    pub duration: Duration,
+    /// Exit status (-1: killed or timed out).
+    pub status: i32,
+}
+
+/// What a finished command printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit status.
+    pub status: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// stderr and stdout together, trimmed to the last `max` bytes.
+    pub fn combined(&self, max: usize) -> String {
+        let mut text = String::new();
+        text.push_str(self.stderr.trim());
+        if !self.stdout.trim().is_empty() {
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(self.stdout.trim());
+        }
+        tail(&text, max)
+    }
+}
+
+/// The last `max` bytes of `text`, cut at a character boundary, marked when cut.
+pub fn tail(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("[...]\n{}", &text[start..])
+}
+
+/// Hides credentials in anything that looks like a URL with userinfo or a token query.
+pub fn redact(arg: &str) -> String {
+    if let Some(scheme_end) = arg.find("://") {
+        if let Some(at) = arg[scheme_end + 3..].find('@') {
+            let at = scheme_end + 3 + at;
+            if !arg[scheme_end + 3..at].contains('/') {
+                return format!("{}***{}", &arg[..scheme_end + 3], &arg[at..]);
+            }
+        }
+    }
+    arg.to_owned()
+}
+
+/// Runs `program args` in `dir` with `env`, killing it after `timeout`.
+/// Returns the output whatever the exit status; the caller decides what a failure means.
+pub async fn run<I, S>(
+    program: &str,
+    args: I,
+    dir: &Path,
+    env: &[(&str, &str)],
+    timeout: Duration,
+    records: &mut Vec<CommandRecord>,
+) -> Result<Output, VcsError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let argv: Vec<String> = std::iter::once(program.to_owned())
+        .chain(args.iter().map(|a| redact(&a.to_string_lossy())))
+        .collect();
+    let mut command = Command::new(program);
+    command
+        .args(&args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        // Nothing may prompt or open an editor.
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_EDITOR", "true")
+        .env("HGPLAIN", "1")
+        .env("LC_ALL", "C");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let started = Instant::now();
+    let child = command
+        .spawn()
+        .map_err(|e| VcsError::io(format!("cannot run `{program}`"), e))?;
+    let result = tokio::time::timeout(timeout, child.wait_with_output()).await;
+    let duration = started.elapsed();
+    let output = match result {
+        Err(_) => {
+            records.push(CommandRecord {
+                argv: argv.clone(),
+                duration,
+                status: -1,
+            });
+            return Err(VcsError::Timeout {
+                command: argv.join(" "),
+                seconds: timeout.as_secs(),
+            });
+        }
+        Ok(Err(e)) => return Err(VcsError::io(format!("`{}` failed", argv.join(" ")), e)),
+        Ok(Ok(output)) => output,
+    };
+    let status = output.status.code().unwrap_or(-1);
+    records.push(CommandRecord {
+        argv,
+        duration,
+        status,
+    });
+    Ok(Output {
+        status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_hidden() {
+        assert_eq!(
+            redact("https://user:pw@host/repo"),
+            "https://***@host/repo"
+        );
+        assert_eq!(redact("https://host/a@b"), "https://host/a@b");
+        assert_eq!(redact("/plain/path"), "/plain/path");
+    }
+
+    #[test]
+    fn tail_cuts_at_char_boundaries() {
+        let text = "é".repeat(10);
+        let cut = tail(&text, 5);
+        assert!(cut.starts_with("[...]\n"));
+        assert!(cut.ends_with('é'));
+    }
+
+    #[tokio::test]
+    async fn timeouts_kill_and_say_so() {
+        let mut records = Vec::new();
+        let err = run(
+            "sleep",
+            ["5"],
+            Path::new("."),
+            &[],
+            Duration::from_millis(100),
+            &mut records,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, VcsError::Timeout { .. }), "{err}");
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].status, -1);
+    }
+}

@@ -1,0 +1,416 @@
+//! git through the `git` program.
+//!
+//! A working copy is a normal clone in `data/work/<repo>`, made once and then reused:
+//! each job fetches the branch tip, checks it out detached, resets and cleans. Try pushes
+//! go to `refs/heads/autoland/<uid>` (forced: it is the request's own ref); final pushes go
+//! to the branch and are never forced, so a push that lost a race is refused and retried.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use super::command::{self, CommandRecord, Output};
+use super::{CiCheckout, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, split_identity};
+
+const OUTPUT_LIMIT: usize = 4000;
+
+/// A warm git working copy.
+pub struct GitWorkingCopy {
+    dir: PathBuf,
+    pull_url: String,
+    branch: String,
+    settings: VcsSettings,
+    records: Vec<CommandRecord>,
+}
+
+impl GitWorkingCopy {
+    /// A working copy in `dir` (cloned on first use).
+    pub fn new(
+        dir: PathBuf,
+        pull_url: String,
+        branch: String,
+        settings: VcsSettings,
+    ) -> GitWorkingCopy {
+        GitWorkingCopy {
+            dir,
+            pull_url,
+            branch,
+            settings,
+            records: Vec::new(),
+        }
+    }
+
+    async fn git_in(&mut self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Output, VcsError> {
+        let (name, email) = split_identity(&self.settings.committer);
+        let mut full_env: Vec<(&str, &str)> = vec![
+            ("GIT_COMMITTER_NAME", &name),
+            ("GIT_COMMITTER_EMAIL", &email),
+        ];
+        full_env.extend_from_slice(env);
+        command::run(
+            "git",
+            git_args(args),
+            dir,
+            &full_env,
+            self.settings.timeout,
+            &mut self.records,
+        )
+        .await
+    }
+
+    async fn git(&mut self, args: &[&str]) -> Result<Output, VcsError> {
+        let dir = self.dir.clone();
+        self.git_in(&dir, args, &[]).await
+    }
+
+    /// Runs git and turns a non-zero exit into an error.
+    async fn git_ok(&mut self, args: &[&str]) -> Result<Output, VcsError> {
+        let out = self.git(args).await?;
+        check(args, out)
+    }
+
+    async fn head(&mut self) -> Result<String, VcsError> {
+        Ok(self.git_ok(&["rev-parse", "HEAD"]).await?.stdout.trim().to_owned())
+    }
+
+    async fn ensure_clone(&mut self) -> Result<(), VcsError> {
+        if self.dir.join(".git").is_dir() {
+            // A crash can leave a lock behind; this process owns the working copy.
+            let _ = std::fs::remove_file(self.dir.join(".git/index.lock"));
+            let healthy = self
+                .git(&["rev-parse", "--is-inside-work-tree"])
+                .await
+                .map(|o| o.status == 0)
+                .unwrap_or(false);
+            if healthy {
+                return Ok(());
+            }
+            tracing::warn!(dir = %self.dir.display(), "working copy is broken; cloning it again");
+        }
+        if self.dir.exists() {
+            std::fs::remove_dir_all(&self.dir)
+                .map_err(|e| VcsError::io(format!("cannot remove {}", self.dir.display()), e))?;
+        }
+        let parent = self.dir.parent().map(Path::to_path_buf).unwrap_or_default();
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| VcsError::io(format!("cannot create {}", parent.display()), e))?;
+        let dir = self.dir.to_string_lossy().into_owned();
+        let url = self.pull_url.clone();
+        let out = self
+            .git_in(&parent, &["clone", "--quiet", "--no-checkout", "--", &url, &dir], &[])
+            .await?;
+        check(&["clone"], out)?;
+        Ok(())
+    }
+
+    fn scratch_file(&self, name: &str, content: &str) -> Result<PathBuf, VcsError> {
+        std::fs::create_dir_all(&self.settings.scratch).map_err(|e| {
+            VcsError::io(format!("cannot create {}", self.settings.scratch.display()), e)
+        })?;
+        let file = tempfile::Builder::new()
+            .prefix(name)
+            .tempfile_in(&self.settings.scratch)
+            .map_err(|e| VcsError::io("cannot create a scratch file", e))?;
+        std::fs::write(file.path(), content)
+            .map_err(|e| VcsError::io("cannot write a scratch file", e))?;
+        let (_, path) = file
+            .keep()
+            .map_err(|e| VcsError::io("cannot keep a scratch file", e.error))?;
+        Ok(path)
+    }
+
+    async fn commit(&mut self, author: &str, date: Option<String>, message: &str, allow_empty: bool) -> Result<String, VcsError> {
+        let (name, email) = split_identity(author);
+        let message_file = self.scratch_file("message-", message)?;
+        let message_path = message_file.to_string_lossy().into_owned();
+        let mut env = vec![("GIT_AUTHOR_NAME", name.as_str()), ("GIT_AUTHOR_EMAIL", email.as_str())];
+        if let Some(date) = &date {
+            env.push(("GIT_AUTHOR_DATE", date.as_str()));
+        }
+        let mut args = vec!["commit", "--quiet", "--no-verify", "--cleanup=verbatim", "-F", &message_path];
+        if allow_empty {
+            args.push("--allow-empty");
+        }
+        let dir = self.dir.clone();
+        let out = self.git_in(&dir, &args, &env).await;
+        let _ = std::fs::remove_file(&message_file);
+        check(&args, out?)?;
+        self.head().await
+    }
+}
+
+/// Every git invocation gets these settings first: no pager, no signing, no hooks from
+/// global configuration, no automatic gc in the middle of a job.
+fn git_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec![
+        "-c",
+        "core.pager=cat",
+        "-c",
+        "commit.gpgsign=false",
+        "-c",
+        "gc.auto=0",
+        "-c",
+        "advice.detachedHead=false",
+        "-c",
+        "core.hooksPath=/dev/null",
+    ];
+    all.extend_from_slice(args);
+    all
+}
+
+fn check(args: &[&str], out: Output) -> Result<Output, VcsError> {
+    if out.status == 0 {
+        Ok(out)
+    } else {
+        Err(VcsError::Command {
+            command: format!("git {}", args.iter().map(|a| command::redact(a)).collect::<Vec<_>>().join(" ")),
+            status: out.status,
+            output: out.combined(OUTPUT_LIMIT),
+        })
+    }
+}
+
+/// The `-p` level for `git apply`: 1 when every `+++`/`---` path has an `a/`/`b/` prefix
+/// (git, hg and most tools), 0 for bare `diff -u old new` paths.
+fn strip_level(diff: &str) -> &'static str {
+    if diff.lines().any(|l| l.starts_with("diff --git ")) {
+        return "-p1";
+    }
+    let bare = diff.lines().any(|line| {
+        let path = line
+            .strip_prefix("+++ ")
+            .or_else(|| line.strip_prefix("--- "));
+        match path {
+            Some(p) => {
+                let p = p.split('\t').next().unwrap_or(p).trim();
+                p != "/dev/null" && !p.starts_with("a/") && !p.starts_with("b/")
+            }
+            None => false,
+        }
+    });
+    if bare { "-p0" } else { "-p1" }
+}
+
+/// Files `git apply` complained about, from its stderr.
+fn conflicting_files(stderr: &str) -> Vec<String> {
+    let mut files: Vec<String> = Vec::new();
+    for line in stderr.lines() {
+        let Some(rest) = line.strip_prefix("error: ") else { continue };
+        let file = if let Some(p) = rest.strip_prefix("patch failed: ") {
+            p.rsplit_once(':').map(|(f, _)| f).unwrap_or(p)
+        } else if let Some((f, _)) = rest
+            .split_once(": patch does not apply")
+            .or_else(|| rest.split_once(": does not exist in index"))
+            .or_else(|| rest.split_once(": already exists in index"))
+            .or_else(|| rest.split_once(": already exists in working directory"))
+            .or_else(|| rest.split_once(": No such file or directory"))
+        {
+            f
+        } else {
+            continue;
+        };
+        if !files.iter().any(|x| x == file) {
+            files.push(file.to_owned());
+        }
+    }
+    files
+}
+
+fn is_push_race(out: &Output) -> bool {
+    let text = format!("{}\n{}", out.stderr, out.stdout);
+    text.contains("[rejected]")
+        || text.contains("non-fast-forward")
+        || text.contains("fetch first")
+        || text.contains("cannot lock ref")
+        || text.contains("[remote rejected]") && text.contains("failed to update ref")
+}
+
+#[async_trait]
+impl WorkingCopy for GitWorkingCopy {
+    async fn update_to_tip(&mut self) -> Result<String, VcsError> {
+        self.ensure_clone().await?;
+        let url = self.pull_url.clone();
+        let refspec = format!("+refs/heads/{0}:refs/remotes/origin/{0}", self.branch);
+        self.git_ok(&["fetch", "--quiet", "--no-tags", "--", &url, &refspec]).await?;
+        let tip = format!("refs/remotes/origin/{}", self.branch);
+        self.git_ok(&["checkout", "--quiet", "--force", "--detach", &tip]).await?;
+        self.git_ok(&["reset", "--quiet", "--hard", &tip]).await?;
+        self.git_ok(&["clean", "-ffdxq"]).await?;
+        self.head().await
+    }
+
+    async fn apply(&mut self, commit: &CommitSpec<'_>) -> Result<String, VcsError> {
+        let patch_file = self.scratch_file("patch-", commit.diff)?;
+        let patch_path = patch_file.to_string_lossy().into_owned();
+        let args = [
+            "apply",
+            "--index",
+            "--whitespace=nowarn",
+            strip_level(commit.diff),
+            "--",
+            &patch_path,
+        ];
+        let out = self.git(&args).await;
+        let _ = std::fs::remove_file(&patch_file);
+        let out = out?;
+        if out.status != 0 {
+            let mut files = conflicting_files(&out.stderr);
+            if files.is_empty() {
+                files.push("(git apply named no file)".to_owned());
+            }
+            return Err(VcsError::Conflict {
+                files,
+                output: out.combined(OUTPUT_LIMIT).replace(&patch_path, &commit.label),
+            });
+        }
+        self.commit(commit.author, commit.date.map(|d| d.to_git()), &commit.message, true)
+            .await
+    }
+
+    async fn commit_empty(&mut self, author: &str, message: &str) -> Result<String, VcsError> {
+        self.commit(author, None, message, true).await
+    }
+
+    async fn find_pushed(
+        &mut self,
+        target: &PushTarget,
+        marker: &str,
+        since: Option<&str>,
+    ) -> Result<Option<String>, VcsError> {
+        match target {
+            PushTarget::Try { url, uid } => {
+                self.ensure_clone().await?;
+                let url = url.clone();
+                let reference = PushTarget::try_ref(uid);
+                let out = self.git_ok(&["ls-remote", "--", &url, &reference]).await?;
+                Ok(out
+                    .stdout
+                    .lines()
+                    .find_map(|l| l.split_whitespace().next().map(str::to_owned)))
+            }
+            PushTarget::Branch { url, branch } => {
+                self.ensure_clone().await?;
+                let url = url.clone();
+                let refspec = format!("+refs/heads/{branch}:refs/autoland/destination");
+                self.git_ok(&["fetch", "--quiet", "--no-tags", "--", &url, &refspec]).await?;
+                let known_since = match since {
+                    Some(rev) => {
+                        let probe = format!("{rev}^{{commit}}");
+                        self.git(&["rev-parse", "--quiet", "--verify", &probe])
+                            .await?
+                            .status
+                            == 0
+                    }
+                    None => false,
+                };
+                let range = match (since, known_since) {
+                    (Some(rev), true) => format!("{rev}..refs/autoland/destination"),
+                    _ => "refs/autoland/destination".to_owned(),
+                };
+                let grep = format!("--grep={marker}");
+                let out = self
+                    .git_ok(&["rev-list", "--max-count=1", "--fixed-strings", &grep, &range])
+                    .await?;
+                Ok(out.stdout.lines().next().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()))
+            }
+        }
+    }
+
+    async fn push(&mut self, target: &PushTarget) -> Result<String, VcsError> {
+        let head = self.head().await?;
+        let (url, refspec, force) = match target {
+            PushTarget::Try { url, uid } => (url.clone(), format!("HEAD:{}", PushTarget::try_ref(uid)), true),
+            PushTarget::Branch { url, branch } => (url.clone(), format!("HEAD:refs/heads/{branch}"), false),
+        };
+        let mut args = vec!["push", "--quiet", "--porcelain"];
+        if force {
+            args.push("--force");
+        }
+        args.extend(["--", &url, &refspec]);
+        let out = self.git(&args).await?;
+        if out.status == 0 {
+            return Ok(head);
+        }
+        if !force && is_push_race(&out) {
+            return Err(VcsError::PushRace {
+                output: out.combined(OUTPUT_LIMIT),
+            });
+        }
+        check(&args, out).map(|_| head)
+    }
+
+    fn take_commands(&mut self) -> Vec<CommandRecord> {
+        std::mem::take(&mut self.records)
+    }
+}
+
+/// CI checkouts for git try repositories: a bare mirror per repository that fetches just
+/// the pushed ref, and a `git worktree` per run.
+pub struct GitCiCheckout {
+    mirror: PathBuf,
+    settings: VcsSettings,
+}
+
+impl GitCiCheckout {
+    /// Mirror kept at `mirror`.
+    pub fn new(mirror: PathBuf, settings: VcsSettings) -> GitCiCheckout {
+        GitCiCheckout { mirror, settings }
+    }
+
+    async fn git(&self, dir: &Path, args: &[&str]) -> Result<Output, VcsError> {
+        let mut records = Vec::new();
+        let out = command::run("git", git_args(args), dir, &[], self.settings.timeout, &mut records).await?;
+        check(args, out)
+    }
+}
+
+#[async_trait]
+impl CiCheckout for GitCiCheckout {
+    async fn checkout(&self, url: &str, ref_name: &str, revision: &str, dir: &Path) -> Result<(), VcsError> {
+        if !self.mirror.join("HEAD").exists() {
+            std::fs::create_dir_all(&self.mirror)
+                .map_err(|e| VcsError::io(format!("cannot create {}", self.mirror.display()), e))?;
+            self.git(&self.mirror, &["init", "--quiet", "--bare"]).await?;
+        }
+        let refspec = format!("+{ref_name}:{ref_name}");
+        self.git(&self.mirror, &["fetch", "--quiet", "--no-tags", "--", url, &refspec]).await?;
+        if dir.exists() {
+            self.remove(dir).await?;
+        }
+        let dir_text = dir.to_string_lossy().into_owned();
+        self.git(&self.mirror, &["worktree", "add", "--quiet", "--force", "--detach", &dir_text, revision])
+            .await?;
+        Ok(())
+    }
+
+    async fn remove(&self, dir: &Path) -> Result<(), VcsError> {
+        let dir_text = dir.to_string_lossy().into_owned();
+        let _ = self.git(&self.mirror, &["worktree", "remove", "--force", &dir_text]).await;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| VcsError::io(format!("cannot remove {}", dir.display()), e))?;
+        }
+        self.git(&self.mirror, &["worktree", "prune"]).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_level_follows_the_paths() {
+        assert_eq!(strip_level("diff --git a/x b/x\n--- a/x\n+++ b/x\n"), "-p1");
+        assert_eq!(strip_level("--- a/x\t2020\n+++ b/x\t2020\n"), "-p1");
+        assert_eq!(strip_level("--- x.orig\n+++ x\n"), "-p0");
+        assert_eq!(strip_level("--- /dev/null\n+++ b/new\n"), "-p1");
+    }
+
+    #[test]
+    fn conflicts_name_their_files() {
+        let stderr = "error: patch failed: src/lib.rs:12\nerror: src/lib.rs: patch does not apply\n\
+                      error: docs/a b.md: does not exist in index\n";
+        assert_eq!(conflicting_files(stderr), vec!["src/lib.rs", "docs/a b.md"]);
+    }
+}

@@ -1,0 +1,219 @@
+//! Version control: a warm working copy per repository behind the [`WorkingCopy`] trait,
+//! with one implementation per VCS (git today, hg in a later issue), and the command
+//! runner they share (argv only, never a shell; every command has a timeout).
+
+pub mod command;
+pub mod git;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+pub use command::CommandRecord;
+
+use crate::config::{Config, RepoKind};
+use crate::patch::PatchDate;
+
+/// What went wrong in a VCS operation.
+#[derive(Debug, thiserror::Error)]
+pub enum VcsError {
+    /// A patch does not apply; the files it failed on and the tool's output.
+    #[error("the patch does not apply ({})", files.join(", "))]
+    Conflict {
+        /// Files that failed.
+        files: Vec<String>,
+        /// The tool's output (trimmed).
+        output: String,
+    },
+    /// The destination moved since we fetched it (someone else pushed first).
+    #[error("the push was refused because the destination moved: {output}")]
+    PushRace {
+        /// The tool's output.
+        output: String,
+    },
+    /// A command exited with an error.
+    #[error("`{command}` failed (exit {status}): {output}")]
+    Command {
+        /// The command line (no secrets: URLs are redacted).
+        command: String,
+        /// Exit status, or -1 if killed by a signal.
+        status: i32,
+        /// stderr/stdout (trimmed).
+        output: String,
+    },
+    /// A command ran past its timeout and was killed.
+    #[error("`{command}` did not finish within {seconds} s and was killed")]
+    Timeout {
+        /// The command line.
+        command: String,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// Local I/O (writing the patch file, spawning the command).
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+impl VcsError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> VcsError {
+        VcsError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// One commit to make from a patch.
+#[derive(Debug, Clone)]
+pub struct CommitSpec<'a> {
+    /// For messages ("patch 2 (`fix.patch`)").
+    pub label: String,
+    /// The diff.
+    pub diff: &'a str,
+    /// "Name <email>".
+    pub author: &'a str,
+    /// Author date.
+    pub date: Option<PatchDate>,
+    /// Full commit message, trailer included.
+    pub message: String,
+}
+
+/// Where a push goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushTarget {
+    /// A try push for a request: forced, to a ref of its own.
+    Try {
+        /// Push URL.
+        url: String,
+        /// The request's uid.
+        uid: String,
+    },
+    /// A final destination branch: never forced.
+    Branch {
+        /// Push URL.
+        url: String,
+        /// Branch.
+        branch: String,
+    },
+}
+
+impl PushTarget {
+    /// The ref a try push goes to.
+    pub fn try_ref(uid: &str) -> String {
+        format!("refs/heads/autoland/{uid}")
+    }
+}
+
+/// A warm working copy of one repository, used by one job at a time.
+#[async_trait]
+pub trait WorkingCopy: Send {
+    /// Makes sure the working copy exists and is healthy (cloning only if not), fetches
+    /// the branch tip, resets and cleans everything; returns the tip revision.
+    async fn update_to_tip(&mut self) -> Result<String, VcsError>;
+    /// Applies one patch and commits it; returns the new revision.
+    async fn apply(&mut self, commit: &CommitSpec<'_>) -> Result<String, VcsError>;
+    /// Adds an empty commit (the try-syntax commit); returns the new revision.
+    async fn commit_empty(&mut self, author: &str, message: &str) -> Result<String, VcsError>;
+    /// Looks on the target for commits carrying `marker` (the trailer line); returns the
+    /// newest such revision. `since` bounds the search (the tip the push started from).
+    async fn find_pushed(
+        &mut self,
+        target: &PushTarget,
+        marker: &str,
+        since: Option<&str>,
+    ) -> Result<Option<String>, VcsError>;
+    /// Pushes the working copy's head; returns the pushed revision.
+    async fn push(&mut self, target: &PushTarget) -> Result<String, VcsError>;
+    /// The commands run since the last call (for logs and benchmarks).
+    fn take_commands(&mut self) -> Vec<CommandRecord>;
+}
+
+/// Checks out a pushed revision into a fresh directory for a CI run.
+#[async_trait]
+pub trait CiCheckout: Send + Sync {
+    /// Makes `dir` a clean checkout of `revision` (pushed to `ref_name` of `url`).
+    async fn checkout(
+        &self,
+        url: &str,
+        ref_name: &str,
+        revision: &str,
+        dir: &Path,
+    ) -> Result<(), VcsError>;
+    /// Removes a checkout made by [`CiCheckout::checkout`].
+    async fn remove(&self, dir: &Path) -> Result<(), VcsError>;
+}
+
+/// Settings every VCS implementation needs.
+#[derive(Debug, Clone)]
+pub struct VcsSettings {
+    /// Committer identity.
+    pub committer: String,
+    /// Per-command timeout.
+    pub timeout: Duration,
+    /// Scratch directory for patch and message files.
+    pub scratch: PathBuf,
+}
+
+/// A working copy shared between pushers: one job holds it at a time.
+pub type SharedWorkingCopy = Arc<Mutex<Box<dyn WorkingCopy>>>;
+
+/// The working copies of this process, one per repository that patches are applied on.
+#[derive(Clone, Default)]
+pub struct WorkingCopies {
+    copies: HashMap<String, SharedWorkingCopy>,
+}
+
+impl WorkingCopies {
+    /// One (not yet cloned) working copy per non-try repository, under `data_dir/work`.
+    pub fn new(config: &Config) -> WorkingCopies {
+        let settings = VcsSettings {
+            committer: config.committer.clone(),
+            timeout: config.vcs_timeout(),
+            scratch: config.data_dir.join("tmp"),
+        };
+        let mut copies = HashMap::new();
+        for repo in config.repositories.iter().filter(|r| !r.is_try) {
+            let dir = config.data_dir.join("work").join(&repo.name);
+            let copy: Box<dyn WorkingCopy> = match repo.kind {
+                RepoKind::Git => Box::new(git::GitWorkingCopy::new(
+                    dir,
+                    repo.pull_url.clone(),
+                    repo.branch.clone(),
+                    settings.clone(),
+                )),
+                // Refused by config validation until the hg backend lands.
+                RepoKind::Hg => continue,
+            };
+            copies.insert(repo.name.clone(), Arc::new(Mutex::new(copy)));
+        }
+        WorkingCopies { copies }
+    }
+
+    /// The working copy of a repository.
+    pub fn get(&self, repo: &str) -> Option<SharedWorkingCopy> {
+        self.copies.get(repo).cloned()
+    }
+}
+
+/// Splits "Name <email>" into its parts (a bare address gives the address as the name).
+pub fn split_identity(identity: &str) -> (String, String) {
+    let email = crate::request::email_of(identity).to_owned();
+    let name = match identity.find('<') {
+        Some(open) => identity[..open].trim().to_owned(),
+        None => String::new(),
+    };
+    if name.is_empty() {
+        (email.clone(), email)
+    } else {
+        (name, email)
+    }
+}

@@ -1,0 +1,146 @@
+//! JSON API handlers.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::request::{Event, Patch, Request, RequestId, Stage, Transition};
+use crate::store::{CiRun, Effects, Heartbeat, ListFilter, StoreError};
+use crate::tracker::api::{Caller, SubmitRequest, validate};
+
+/// A request with everything known about it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RequestDetail {
+    /// The request.
+    pub request: Request,
+    /// Its patches.
+    pub patches: Vec<Patch>,
+    /// Its history.
+    pub events: Vec<Event>,
+    /// Its latest CI run, as JSON.
+    pub ci_run: Option<Value>,
+}
+
+pub(super) async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint; see the README for the API".to_owned())
+}
+
+fn json_error(rejection: JsonRejection) -> ApiError {
+    let status = rejection.status();
+    let text = rejection.body_text();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge(format!("the request body is too large ({text}); limits.max_body_bytes sets the limit"))
+    } else {
+        ApiError::BadRequest(format!("the body is not a valid request: {text}"))
+    }
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<SubmitRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(submit) = body.map_err(json_error)?;
+    let new = validate(&state.ctx.config, &submit, &caller).map_err(|e| ApiError::BadRequest(e.0))?;
+    let actor = format!("api:{} ({})", caller.user, caller.token);
+    let id = state.ctx.store.insert_request(&new, &actor).await?;
+    tracing::info!(request = %id, requester = %new.requester, "request received through the API");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "stage": Stage::Received, "url": format!("/api/requests/{id}") })),
+    ))
+}
+
+pub(super) async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<RequestDetail>, ApiError> {
+    let id = parse_id(&id)?;
+    let store = &state.ctx.store;
+    let Some(request) = store.request(id).await? else {
+        return Err(ApiError::NotFound(format!("there is no request {id}")));
+    };
+    let ci_run: Option<CiRun> = store.ci_run_for(id).await?;
+    Ok(Json(RequestDetail {
+        request,
+        patches: store.patches(id).await?,
+        events: store.events(id).await?,
+        ci_run: ci_run.and_then(|r| serde_json::to_value(r).ok()),
+    }))
+}
+
+/// Query of `GET /api/requests`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ListQuery {
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let requests = state
+        .ctx
+        .store
+        .list_requests(ListFilter { open_only: !query.all, limit })
+        .await?;
+    Ok(Json(json!({ "requests": requests })))
+}
+
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let store = &state.ctx.store;
+    // The stage can change under us (a pusher moving it on): read, then compare-and-set.
+    for _ in 0..5 {
+        let Some(request) = store.request(id).await? else {
+            return Err(ApiError::NotFound(format!("there is no request {id}")));
+        };
+        if request.stage.is_terminal() {
+            return Err(ApiError::Conflict(format!(
+                "request {id} is already {}; there is nothing to cancel",
+                request.stage
+            )));
+        }
+        let detail = format!("cancelled by {} in stage {}", caller.user, request.stage);
+        match store
+            .transition(id, request.stage, &Transition::Cancel, &format!("api:{}", caller.user), &detail, Effects::default())
+            .await
+        {
+            Ok(stage) => return Ok(Json(json!({ "id": id, "stage": stage }))),
+            Err(StoreError::StageChanged { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict(format!("request {id} kept changing stage; try again")))
+}
+
+pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = &state.ctx.store;
+    let counts: serde_json::Map<String, Value> = store
+        .stage_counts()
+        .await?
+        .into_iter()
+        .map(|(stage, n)| (stage.to_string(), json!(n)))
+        .collect();
+    let modules: Vec<Heartbeat> = store.heartbeats().await?;
+    Ok(Json(json!({ "instance": state.ctx.instance, "requests_by_stage": counts, "modules": modules })))
+}
+
+fn parse_id(text: &str) -> Result<RequestId, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(RequestId)
+        .ok_or_else(|| ApiError::BadRequest(format!("`{}` is not a request id", text.chars().take(40).collect::<String>())))
+}
