@@ -47,30 +47,61 @@ pub async fn run(dir: &Path, listen: SocketAddr, exit: bool) -> anyhow::Result<(
 
     let token = crate::cli::new_token();
     let config = demo_config(&dir, listen, &central, &try_repo, &token)?;
-    let ctx = Arc::new(Context::new(config).await.context("cannot open the demo database")?);
+    let ctx = Arc::new(
+        Context::new(config)
+            .await
+            .context("cannot open the demo database")?,
+    );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}; is something else using it? (try --listen 127.0.0.1:0)"))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {listen}; is something else using it? (try --listen 127.0.0.1:0)"
+            )
+        })?;
     let service = service::start(ctx, listener).await?;
     let base = format!("http://{}", service.addr);
     println!("2. The service is running: API at {base}\n");
 
     let client = ApiClient::new(&base, Some(&token))?;
-    let good = make_patches(&scratch, &[
-        ("Alice <alice@example.com>", "Add mul() to the calculator", "calc.sh", "mul() { echo $(($1 * $2)); }\n", None),
-        ("Alice <alice@example.com>", "Test mul()", "tests/mul.sh", "check 'mul 3 4' \"$(mul 3 4)\" 12\n", None),
-    ])?;
-    let bad = make_patches(&scratch, &[(
-        "Alice <alice@example.com>",
-        "Make sub() faster (breaks it)",
-        "calc.sh",
-        "",
-        Some(("sub() { echo $(($1 - $2)); }", "sub() { echo $(($1 + $2)); }")),
-    )])?;
+    let good = make_patches(
+        &scratch,
+        &[
+            (
+                "Alice <alice@example.com>",
+                "Add mul() to the calculator",
+                "calc.sh",
+                "mul() { echo $(($1 * $2)); }\n",
+                None,
+            ),
+            (
+                "Alice <alice@example.com>",
+                "Test mul()",
+                "tests/mul.sh",
+                "check 'mul 3 4' \"$(mul 3 4)\" 12\n",
+                None,
+            ),
+        ],
+    )?;
+    let bad = make_patches(
+        &scratch,
+        &[(
+            "Alice <alice@example.com>",
+            "Make sub() faster (breaks it)",
+            "calc.sh",
+            "",
+            Some((
+                "sub() { echo $(($1 - $2)); }",
+                "sub() { echo $(($1 + $2)); }",
+            )),
+        )],
+    )?;
     let first = submit(&client, good, &["try", "central"], "Add multiplication").await?;
     println!("3. Submitted request {first}: two patches (git format-patch) to try, then central.");
     let second = submit(&client, bad, &["try", "central"], "A broken change").await?;
-    println!("   Submitted request {second}: one patch that breaks a test, to try, then central.\n");
+    println!(
+        "   Submitted request {second}: one patch that breaks a test, to try, then central.\n"
+    );
     println!("4. Progress (each line is a durable event in the request's history):");
 
     let outcome = follow(&client, &[first, second]).await?;
@@ -78,7 +109,10 @@ pub async fn run(dir: &Path, listen: SocketAddr, exit: bool) -> anyhow::Result<(
     for (id, stage, failure) in &outcome {
         match stage {
             Stage::Landed => println!("   request {id}: LANDED on central"),
-            _ => println!("   request {id}: {stage} ({})", failure.as_deref().unwrap_or("-")),
+            _ => println!(
+                "   request {id}: {stage} ({})",
+                failure.as_deref().unwrap_or("-")
+            ),
         }
     }
     let log = git_output(&central, &["log", "--format=   %h %an: %s", "-5", "main"])?;
@@ -88,7 +122,10 @@ pub async fn run(dir: &Path, listen: SocketAddr, exit: bool) -> anyhow::Result<(
     println!("   cargo run --release -- request list --all");
     println!("   cargo run --release -- request show {first}");
     println!("   curl -s {base}/api/requests/{second} | python3 -m json.tool");
-    println!("   Logs of the CI runs: {}", dir.join("data/logs").display());
+    println!(
+        "   Logs of the CI runs: {}",
+        dir.join("data/logs").display()
+    );
     if exit {
         service.stop().await;
         return Ok(());
@@ -116,7 +153,10 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join(MARKER), "created by `autoland demo`; removed by the next run\n")?;
+    std::fs::write(
+        dir.join(MARKER),
+        "created by `autoland demo`; removed by the next run\n",
+    )?;
     Ok(())
 }
 
@@ -147,7 +187,10 @@ fn git_output(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
 fn create_sample_project(central: &Path, try_repo: &Path, scratch: &Path) -> anyhow::Result<()> {
     for bare in [central, try_repo] {
         std::fs::create_dir_all(bare)?;
-        git(bare, &["init", "--quiet", "--bare", "--initial-branch=main"])?;
+        git(
+            bare,
+            &["init", "--quiet", "--bare", "--initial-branch=main"],
+        )?;
     }
     std::fs::create_dir_all(scratch)?;
     let central_url = central.to_string_lossy().into_owned();
@@ -158,14 +201,26 @@ fn create_sample_project(central: &Path, try_repo: &Path, scratch: &Path) -> any
     std::fs::write(work.join("test.sh"), TESTS)?;
     std::fs::create_dir_all(work.join("tests"))?;
     std::fs::write(work.join("tests/.keep"), "")?;
-    std::fs::write(work.join("README"), "A sample project for the Autoland demo.\n")?;
+    std::fs::write(
+        work.join("README"),
+        "A sample project for the Autoland demo.\n",
+    )?;
     git(&work, &["add", "."])?;
-    git(&work, &["commit", "--quiet", "-m", "Initial calculator with tests"])?;
+    git(
+        &work,
+        &["commit", "--quiet", "-m", "Initial calculator with tests"],
+    )?;
     git(&work, &["push", "--quiet", "origin", "main"])?;
     Ok(())
 }
 
-type PatchSpec<'a> = (&'a str, &'a str, &'a str, &'a str, Option<(&'a str, &'a str)>);
+type PatchSpec<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<(&'a str, &'a str)>,
+);
 
 /// Commits changes in the scratch clone and returns them as `git format-patch` output,
 /// as a developer would attach them.
@@ -207,20 +262,31 @@ fn make_patches(scratch: &Path, specs: &[PatchSpec<'_>]) -> anyhow::Result<Vec<(
         .collect()
 }
 
-async fn submit(client: &ApiClient, patches: Vec<(String, String)>, to: &[&str], _what: &str) -> anyhow::Result<i64> {
+async fn submit(
+    client: &ApiClient,
+    patches: Vec<(String, String)>,
+    to: &[&str],
+    _what: &str,
+) -> anyhow::Result<i64> {
     let patches: Vec<Value> = patches
         .into_iter()
         .map(|(name, content)| json!({ "name": name, "content": content }))
         .collect();
     let created = client
-        .post("/api/requests", &json!({ "patches": patches, "destinations": to }))
+        .post(
+            "/api/requests",
+            &json!({ "patches": patches, "destinations": to }),
+        )
         .await?;
     created["id"]
         .as_i64()
         .context("the server did not return a request id")
 }
 
-async fn follow(client: &ApiClient, ids: &[i64]) -> anyhow::Result<Vec<(i64, Stage, Option<String>)>> {
+async fn follow(
+    client: &ApiClient,
+    ids: &[i64],
+) -> anyhow::Result<Vec<(i64, Stage, Option<String>)>> {
     let mut seen = vec![0usize; ids.len()];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     loop {
@@ -229,7 +295,11 @@ async fn follow(client: &ApiClient, ids: &[i64]) -> anyhow::Result<Vec<(i64, Sta
             let detail = client.get(&format!("/api/requests/{id}")).await?;
             let events = detail["events"].as_array().cloned().unwrap_or_default();
             for event in events.iter().skip(seen[index]) {
-                if event["kind"] == "ci_started" || event["kind"] == "ci_finished" || event["to_stage"].is_string() || event["kind"] == "received" {
+                if event["kind"] == "ci_started"
+                    || event["kind"] == "ci_finished"
+                    || event["to_stage"].is_string()
+                    || event["kind"] == "received"
+                {
                     println!("   [request {id}] {}", event_line(event));
                 }
             }
@@ -237,7 +307,11 @@ async fn follow(client: &ApiClient, ids: &[i64]) -> anyhow::Result<Vec<(i64, Sta
             let stage: Stage = serde_json::from_value(detail["request"]["stage"].clone())
                 .context("the server returned an unknown stage")?;
             if stage.is_terminal() {
-                done.push((*id, stage, detail["request"]["failure"].as_str().map(str::to_owned)));
+                done.push((
+                    *id,
+                    stage,
+                    detail["request"]["failure"].as_str().map(str::to_owned),
+                ));
             }
         }
         if done.len() == ids.len() {
@@ -250,7 +324,13 @@ async fn follow(client: &ApiClient, ids: &[i64]) -> anyhow::Result<Vec<(i64, Sta
     }
 }
 
-fn demo_config(dir: &Path, listen: SocketAddr, central: &Path, try_repo: &Path, token: &str) -> anyhow::Result<Config> {
+fn demo_config(
+    dir: &Path,
+    listen: SocketAddr,
+    central: &Path,
+    try_repo: &Path,
+    token: &str,
+) -> anyhow::Result<Config> {
     let mut config = Config {
         listen,
         data_dir: dir.join("data"),

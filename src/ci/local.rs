@@ -34,7 +34,10 @@ pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellation
         }
         match ctx.store.claim_ci_run(&owner, ms(ctx.config.lease())).await {
             Ok(Some(run)) => {
-                status.set(format!("running CI run {} for request {}", run.id, run.request_id));
+                status.set(format!(
+                    "running CI run {} for request {}",
+                    run.id, run.request_id
+                ));
                 execute(&ctx, &owner, run, &shutdown).await;
                 status.set("idle");
                 continue;
@@ -53,9 +56,16 @@ pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellation
 
 async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &CancellationToken) {
     let Some(repo) = ctx.config.repo(&run.repo).cloned() else {
-        finish(ctx, owner, &run, CiState::Failed, None, &format!(
-            "try repository `{}` is no longer configured", run.repo
-        ), "").await;
+        finish(
+            ctx,
+            owner,
+            &run,
+            CiState::Failed,
+            None,
+            &format!("try repository `{}` is no longer configured", run.repo),
+            "",
+        )
+        .await;
         return;
     };
     let logs = ctx.config.data_dir.join("logs");
@@ -131,11 +141,18 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
     }
     let log_tail = read_tail(&log_path);
     let (state, exit_code, headline) = match outcome {
-        Outcome::Exited(0) => (CiState::Passed, Some(0), format!("passed in {:.1} s", elapsed.as_secs_f64())),
+        Outcome::Exited(0) => (
+            CiState::Passed,
+            Some(0),
+            format!("passed in {:.1} s", elapsed.as_secs_f64()),
+        ),
         Outcome::Exited(code) => (
             CiState::Failed,
             Some(i64::from(code)),
-            format!("failed with exit code {code} after {:.1} s", elapsed.as_secs_f64()),
+            format!(
+                "failed with exit code {code} after {:.1} s",
+                elapsed.as_secs_f64()
+            ),
         ),
         Outcome::TimedOut => (
             CiState::TimedOut,
@@ -143,14 +160,27 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
             format!("killed after its {} s timeout", timeout.as_secs()),
         ),
         Outcome::Interrupted => return, // shutdown: the lease lapses and the run starts again
-        Outcome::SpawnFailed(e) => (CiState::Failed, None, format!("could not start `sh -c {command}`: {e}")),
+        Outcome::SpawnFailed(e) => (
+            CiState::Failed,
+            None,
+            format!("could not start `sh -c {command}`: {e}"),
+        ),
     };
     let summary = if log_tail.is_empty() {
         headline
     } else {
         format!("{headline}; last lines of the log:\n{log_tail}")
     };
-    finish(ctx, owner, &run, state, exit_code, &summary, &log_path.to_string_lossy()).await;
+    finish(
+        ctx,
+        owner,
+        &run,
+        state,
+        exit_code,
+        &summary,
+        &log_path.to_string_lossy(),
+    )
+    .await;
 }
 
 async fn finish(
@@ -189,7 +219,11 @@ fn checkout_for(ctx: &Context, repo: &RepoConfig) -> Box<dyn CiCheckout> {
         timeout: ctx.config.vcs_timeout(),
         scratch: ctx.config.data_dir.join("tmp"),
     };
-    let mirror = ctx.config.data_dir.join("ci").join(format!("{}.git", repo.name));
+    let mirror = ctx
+        .config
+        .data_dir
+        .join("ci")
+        .join(format!("{}.git", repo.name));
     match repo.kind {
         RepoKind::Git | RepoKind::Hg => Box::new(GitCiCheckout::new(mirror, settings)),
     }

@@ -50,7 +50,8 @@ impl ApiClient {
 
     /// `GET path`.
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     /// `POST path` with a JSON body.

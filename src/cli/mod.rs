@@ -128,7 +128,10 @@ enum TokenCommand {
 /// Sets up `tracing` output on stderr.
 pub fn init_logging(cli: &Cli) {
     // The demo's own output tells the story; only problems are logged over it.
-    let quiet = matches!(cli.command, Command::Demo { .. } | Command::Request { .. } | Command::Token { .. });
+    let quiet = matches!(
+        cli.command,
+        Command::Demo { .. } | Command::Request { .. } | Command::Token { .. }
+    );
     let default = match cli.verbose {
         0 if quiet => "warn",
         0 => "autoland=info,warn",

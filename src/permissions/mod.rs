@@ -214,7 +214,10 @@ mod tests {
         // try (level 1): bob vouches. central: nobody holds level 3.
         assert_eq!(denial.problems.len(), 2, "{text}");
         assert!(text.contains("new@example.com (no level)"), "{text}");
-        assert!(text.contains("bob@example.com (has a lower level)"), "{text}");
+        assert!(
+            text.contains("bob@example.com (has a lower level)"),
+            "{text}"
+        );
         assert!(text.contains("scm_level_3"), "{text}");
         assert!(text.contains("requester bob@example.com"), "{text}");
     }

@@ -314,7 +314,13 @@ mod tests {
 
     #[test]
     fn failures_only_where_they_can_happen() {
-        assert!(next_stage(Stage::Applying, &Transition::Fail(FailureCategory::TryFailed)).is_err());
+        assert!(
+            next_stage(
+                Stage::Applying,
+                &Transition::Fail(FailureCategory::TryFailed)
+            )
+            .is_err()
+        );
         assert_eq!(
             next_stage(
                 Stage::AwaitingTry,

@@ -139,7 +139,10 @@ impl Service {
 
 /// Starts every module of `serve`: the web server on `listener`, the pushers, the CI
 /// runner and the result watcher, each supervised, each with a heartbeat.
-pub async fn start(ctx: Arc<Context>, listener: tokio::net::TcpListener) -> std::io::Result<Service> {
+pub async fn start(
+    ctx: Arc<Context>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<Service> {
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -158,18 +161,30 @@ pub async fn start(ctx: Arc<Context>, listener: tokio::net::TcpListener) -> std:
 
     for slot in 1..=ctx.config.pusher.concurrency {
         let name = format!("pusher-{slot}");
-        supervise(&mut tasks, ctx.clone(), shutdown.clone(), name, move |ctx, status, stop| {
-            pusher::run(ctx, slot, status, stop)
-        });
+        supervise(
+            &mut tasks,
+            ctx.clone(),
+            shutdown.clone(),
+            name,
+            move |ctx, status, stop| pusher::run(ctx, slot, status, stop),
+        );
     }
     if ctx.config.repositories.iter().any(|r| r.is_try) {
-        supervise(&mut tasks, ctx.clone(), shutdown.clone(), "ci-runner".to_owned(), |ctx, status, stop| {
-            crate::ci::local::run(ctx, status, stop)
-        });
+        supervise(
+            &mut tasks,
+            ctx.clone(),
+            shutdown.clone(),
+            "ci-runner".to_owned(),
+            |ctx, status, stop| crate::ci::local::run(ctx, status, stop),
+        );
     }
-    supervise(&mut tasks, ctx.clone(), shutdown.clone(), "result-watcher".to_owned(), |ctx, status, stop| {
-        watcher::run(ctx, status, stop)
-    });
+    supervise(
+        &mut tasks,
+        ctx.clone(),
+        shutdown.clone(),
+        "result-watcher".to_owned(),
+        |ctx, status, stop| watcher::run(ctx, status, stop),
+    );
     Ok(Service {
         addr,
         shutdown,
@@ -191,7 +206,12 @@ fn supervise<F, Fut>(
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let status = ModuleStatus::new();
-    tasks.spawn(heartbeat_loop(ctx.clone(), name.clone(), status.clone(), shutdown.clone()));
+    tasks.spawn(heartbeat_loop(
+        ctx.clone(),
+        name.clone(),
+        status.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(async move {
         let mut backoff = Duration::from_millis(200);
         loop {

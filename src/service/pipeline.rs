@@ -103,7 +103,10 @@ impl Step<'_> {
         let patches = self.ctx.store.patches(self.request.id).await?;
         if patches.is_empty() {
             return self
-                .fail(FailureCategory::InvalidRequest, "the request has no patches")
+                .fail(
+                    FailureCategory::InvalidRequest,
+                    "the request has no patches",
+                )
                 .await;
         }
         let names: Vec<String> = patches
@@ -201,8 +204,11 @@ impl Step<'_> {
         }
         if with_try_commit {
             if let Some(syntax) = &self.request.try_syntax {
-                let message = with_trailer(&format!("try: {syntax}"), TRAILER_KEY, &self.request.uid);
-                head = copy.commit_empty(&self.ctx.config.committer, &message).await?;
+                let message =
+                    with_trailer(&format!("try: {syntax}"), TRAILER_KEY, &self.request.uid);
+                head = copy
+                    .commit_empty(&self.ctx.config.committer, &message)
+                    .await?;
             }
         }
         Ok(Some(head))
@@ -217,7 +223,10 @@ impl Step<'_> {
             return self
                 .fail(
                     FailureCategory::InvalidRequest,
-                    &format!("try repository `{}` is no longer configured", request.try_repo),
+                    &format!(
+                        "try repository `{}` is no longer configured",
+                        request.try_repo
+                    ),
                 )
                 .await;
         };
@@ -242,7 +251,10 @@ impl Step<'_> {
         }
         let patches = self.ctx.store.patches(request.id).await?;
         let tip = copy.update_to_tip().await?;
-        let Some(_) = self.apply_all(&mut copy, &patches, &request.base_repo, true).await? else {
+        let Some(_) = self
+            .apply_all(&mut copy, &patches, &request.base_repo, true)
+            .await?
+        else {
             return Ok(());
         };
         if stage == Stage::Applying {
@@ -262,11 +274,20 @@ impl Step<'_> {
         self.pushed_to_try(stage, &revision, false).await
     }
 
-    async fn pushed_to_try(&self, from: Stage, revision: &str, found: bool) -> Result<(), StepError> {
+    async fn pushed_to_try(
+        &self,
+        from: Stage,
+        revision: &str,
+        found: bool,
+    ) -> Result<(), StepError> {
         let try_ref = PushTarget::try_ref(&self.request.uid);
         let detail = format!(
             "{} `{}` as {} ({try_ref}); waiting for CI",
-            if found { "found the earlier push on" } else { "pushed to" },
+            if found {
+                "found the earlier push on"
+            } else {
+                "pushed to"
+            },
             self.request.try_repo,
             short(revision)
         );
@@ -304,7 +325,10 @@ impl Step<'_> {
             // Nothing left: can only happen if a crash hit between the last landing and
             // its transition, which are one transaction; treat it as landed.
             return self
-                .go(Transition::DestinationLanded { last: true }, "every destination has landed")
+                .go(
+                    Transition::DestinationLanded { last: true },
+                    "every destination has landed",
+                )
                 .await;
         };
         let last = pending.len() == 1;
@@ -341,7 +365,10 @@ impl Step<'_> {
         };
         if let Some(base) = &dest.attempt_base {
             // An earlier attempt may have pushed before the process died.
-            if let Some(rev) = copy.find_pushed(&target, &self.marker(), Some(base)).await? {
+            if let Some(rev) = copy
+                .find_pushed(&target, &self.marker(), Some(base))
+                .await?
+            {
                 let (detail, effects) = landed(&rev, "(found the push of an earlier attempt)");
                 return self
                     .go_with(Transition::DestinationLanded { last }, &detail, effects)
@@ -353,7 +380,10 @@ impl Step<'_> {
         let mut backoff = Duration::from_millis(self.ctx.config.pusher.push_backoff_ms);
         for attempt in 1..=attempts {
             let tip = copy.update_to_tip().await?;
-            let Some(_) = self.apply_all(&mut copy, &patches, &repo.name, false).await? else {
+            let Some(_) = self
+                .apply_all(&mut copy, &patches, &repo.name, false)
+                .await?
+            else {
                 return Ok(());
             };
             self.ctx

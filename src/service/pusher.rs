@@ -13,14 +13,23 @@ use crate::request::{FailureCategory, Request, Stage, Transition};
 use crate::store::{Effects, StoreError, ms};
 
 /// Runs pusher number `slot` until `shutdown`.
-pub async fn run(ctx: Arc<Context>, slot: usize, status: ModuleStatus, shutdown: CancellationToken) {
+pub async fn run(
+    ctx: Arc<Context>,
+    slot: usize,
+    status: ModuleStatus,
+    shutdown: CancellationToken,
+) {
     let owner = format!("{}/pusher-{slot}", ctx.instance);
     let mut store_backoff = Duration::from_millis(200);
     loop {
         if shutdown.is_cancelled() {
             return;
         }
-        match ctx.store.claim_request(&owner, ms(ctx.config.lease())).await {
+        match ctx
+            .store
+            .claim_request(&owner, ms(ctx.config.lease()))
+            .await
+        {
             Ok(Some(request)) => {
                 store_backoff = Duration::from_millis(200);
                 status.set(format!("request {} ({})", request.id, request.stage));
@@ -90,7 +99,12 @@ async fn work(ctx: &Context, owner: &str, request: Request) {
 
 /// Records a transient error and says when to try again, or fails the request when it has
 /// happened too often.
-async fn transient(ctx: &Context, owner: &str, claimed: &Request, message: &str) -> Option<Duration> {
+async fn transient(
+    ctx: &Context,
+    owner: &str,
+    claimed: &Request,
+    message: &str,
+) -> Option<Duration> {
     let Ok(Some(request)) = ctx.store.request(claimed.id).await else {
         return Some(Duration::from_secs(5));
     };
@@ -110,7 +124,14 @@ async fn transient(ctx: &Context, owner: &str, claimed: &Request, message: &str)
         );
         if let Err(e) = ctx
             .store
-            .transition(request.id, request.stage, &Transition::Fail(category), owner, &detail, Effects::default())
+            .transition(
+                request.id,
+                request.stage,
+                &Transition::Fail(category),
+                owner,
+                &detail,
+                Effects::default(),
+            )
             .await
         {
             tracing::error!(request = %request.id, error = %e, "cannot record the failure");
@@ -118,7 +139,11 @@ async fn transient(ctx: &Context, owner: &str, claimed: &Request, message: &str)
         }
         return None;
     }
-    let delay = Duration::from_secs(2_u64.saturating_pow(u32::try_from(attempt).unwrap_or(16)).min(300));
+    let delay = Duration::from_secs(
+        2_u64
+            .saturating_pow(u32::try_from(attempt).unwrap_or(16))
+            .min(300),
+    );
     tracing::warn!(request = %request.id, %message, ?delay, "transient error; will retry");
     let _ = ctx
         .store
@@ -126,7 +151,10 @@ async fn transient(ctx: &Context, owner: &str, claimed: &Request, message: &str)
             request.id,
             "retry_scheduled",
             owner,
-            &format!("attempt {attempt} of {max} in stage {} failed; retrying in {delay:?}:\n{message}", request.stage),
+            &format!(
+                "attempt {attempt} of {max} in stage {} failed; retrying in {delay:?}:\n{message}",
+                request.stage
+            ),
         )
         .await;
     Some(delay)

@@ -42,7 +42,14 @@ async fn sweep(ctx: &Context, actor: &str) -> Result<(), StoreError> {
         );
         match ctx
             .store
-            .transition(id, Stage::AwaitingTry, &Transition::Fail(FailureCategory::TimedOut), actor, &detail, Effects::default())
+            .transition(
+                id,
+                Stage::AwaitingTry,
+                &Transition::Fail(FailureCategory::TimedOut),
+                actor,
+                &detail,
+                Effects::default(),
+            )
             .await
         {
             Ok(_) | Err(StoreError::StageChanged { .. }) => {}
@@ -53,14 +60,19 @@ async fn sweep(ctx: &Context, actor: &str) -> Result<(), StoreError> {
 }
 
 async fn conclude(ctx: &Context, id: RequestId, actor: &str) -> Result<(), StoreError> {
-    let (Some(request), Some(run)) = (ctx.store.request(id).await?, ctx.store.ci_run_for(id).await?) else {
+    let (Some(request), Some(run)) = (
+        ctx.store.request(id).await?,
+        ctx.store.ci_run_for(id).await?,
+    ) else {
         return Ok(());
     };
     let summary = run.summary.clone().unwrap_or_default();
     let log = run.log_path.clone().unwrap_or_default();
     let (transition, detail) = match run.state {
         CiState::Passed => (
-            Transition::TryPassed { land: !request.destinations.is_empty() },
+            Transition::TryPassed {
+                land: !request.destinations.is_empty(),
+            },
             format!("try passed: {summary}\nlog: {log}"),
         ),
         CiState::Failed => (
@@ -74,7 +86,14 @@ async fn conclude(ctx: &Context, id: RequestId, actor: &str) -> Result<(), Store
         CiState::Queued | CiState::Running => return Ok(()),
     };
     ctx.store
-        .transition(id, Stage::AwaitingTry, &transition, actor, &detail, Effects::default())
+        .transition(
+            id,
+            Stage::AwaitingTry,
+            &transition,
+            actor,
+            &detail,
+            Effects::default(),
+        )
         .await?;
     Ok(())
 }

@@ -471,14 +471,13 @@ impl Store {
         owner: &str,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE requests SET lease_until = $1 WHERE id = $2 AND lease_owner = $3",
-        )
-        .bind(now_ms() + lease_ms)
-        .bind(id.0)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
+        let done =
+            sqlx::query("UPDATE requests SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
+                .bind(now_ms() + lease_ms)
+                .bind(id.0)
+                .bind(owner)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -560,7 +559,12 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((parse_col(r, "stage", "requests")?, r.try_get::<i64, _>("n")?)))
+            .map(|r| {
+                Ok((
+                    parse_col(r, "stage", "requests")?,
+                    r.try_get::<i64, _>("n")?,
+                ))
+            })
             .collect()
     }
 }

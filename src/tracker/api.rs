@@ -79,7 +79,9 @@ fn check_identity(field: &str, value: &str) -> Result<(), Invalid> {
         && email.contains('@')
         && !email.starts_with('@')
         && !email.ends_with('@')
-        && !email.chars().any(|c| c.is_whitespace() || c == '<' || c == '>');
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>');
     if ok {
         Ok(())
     } else {
@@ -91,7 +93,11 @@ fn check_identity(field: &str, value: &str) -> Result<(), Invalid> {
 }
 
 /// Validates a submission into a request ready to store.
-pub fn validate(config: &Config, submit: &SubmitRequest, caller: &Caller) -> Result<NewRequest, Invalid> {
+pub fn validate(
+    config: &Config,
+    submit: &SubmitRequest,
+    caller: &Caller,
+) -> Result<NewRequest, Invalid> {
     let requester = match &submit.requester {
         Some(r) if r != &caller.user && !caller.service => {
             return invalid(format!(
@@ -137,10 +143,18 @@ pub fn validate(config: &Config, submit: &SubmitRequest, caller: &Caller) -> Res
     let mut patches = Vec::with_capacity(submit.patches.len());
     for (index, submitted) in submit.patches.iter().enumerate() {
         let position = i64::try_from(index).unwrap_or(i64::MAX) + 1;
-        let name = submitted.name.clone().unwrap_or_else(|| format!("patch-{position}"));
-        let label = format!("patch {position} (`{}`)", name.chars().take(100).collect::<String>());
+        let name = submitted
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("patch-{position}"));
+        let label = format!(
+            "patch {position} (`{}`)",
+            name.chars().take(100).collect::<String>()
+        );
         if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-            return invalid(format!("{label}: name must be 1 to 200 printable characters"));
+            return invalid(format!(
+                "{label}: name must be 1 to 200 printable characters"
+            ));
         }
         let parsed = patch::parse(submitted.content.as_bytes(), &limits)
             .map_err(|e| Invalid(format!("{label}: {e}")))?;
@@ -162,10 +176,16 @@ pub fn validate(config: &Config, submit: &SubmitRequest, caller: &Caller) -> Res
             return invalid(format!("{label}: the commit message is longer than 64 KiB"));
         }
         let mut reviews = Vec::new();
-        for (list, kind) in [(&submitted.reviewers, ReviewKind::Review), (&submitted.feedback, ReviewKind::Feedback)] {
+        for (list, kind) in [
+            (&submitted.reviewers, ReviewKind::Review),
+            (&submitted.feedback, ReviewKind::Feedback),
+        ] {
             for who in list {
                 check_identity(&format!("{label}: {}", kind.as_str()), who)?;
-                reviews.push(Review { who: who.clone(), kind });
+                reviews.push(Review {
+                    who: who.clone(),
+                    kind,
+                });
             }
         }
         patches.push(Patch {
@@ -193,11 +213,18 @@ pub fn validate(config: &Config, submit: &SubmitRequest, caller: &Caller) -> Res
 }
 
 /// Turns the named destinations into (try repository, base repository, final destinations).
-pub fn resolve_destinations(config: &Config, names: &[String]) -> Result<(String, String, Vec<String>), Invalid> {
+pub fn resolve_destinations(
+    config: &Config,
+    names: &[String],
+) -> Result<(String, String, Vec<String>), Invalid> {
     if names.is_empty() {
         return invalid("destinations is empty: name a try repository and/or final repositories");
     }
-    let known: Vec<&str> = config.repositories.iter().map(|r| r.name.as_str()).collect();
+    let known: Vec<&str> = config
+        .repositories
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
     let mut seen = HashSet::new();
     let mut named_try = None;
     let mut finals = Vec::new();
@@ -224,7 +251,10 @@ pub fn resolve_destinations(config: &Config, names: &[String]) -> Result<(String
     let mut try_repo = named_try;
     for repo in &finals {
         let Some(its_try) = config.try_repo_for(repo) else {
-            return invalid(format!("destination `{}` has no try repository configured", repo.name));
+            return invalid(format!(
+                "destination `{}` has no try repository configured",
+                repo.name
+            ));
         };
         match try_repo {
             Some(t) if t.name != its_try.name => {
@@ -251,5 +281,9 @@ pub fn resolve_destinations(config: &Config, names: &[String]) -> Result<(String
             }
         },
     };
-    Ok((try_repo.name.clone(), base, finals.iter().map(|r| r.name.clone()).collect()))
+    Ok((
+        try_repo.name.clone(),
+        base,
+        finals.iter().map(|r| r.name.clone()).collect(),
+    ))
 }

@@ -146,10 +146,7 @@ mod tests {
 
     #[test]
     fn credentials_in_urls_are_hidden() {
-        assert_eq!(
-            redact("https://user:pw@host/repo"),
-            "https://***@host/repo"
-        );
+        assert_eq!(redact("https://user:pw@host/repo"), "https://***@host/repo");
         assert_eq!(redact("https://host/a@b"), "https://host/a@b");
         assert_eq!(redact("/plain/path"), "/plain/path");
     }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use super::command::{self, CommandRecord, Output};
-use super::{CiCheckout, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, split_identity};
+use super::{
+    CiCheckout, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, split_identity,
+};
 
 const OUTPUT_LIMIT: usize = 4000;
 
@@ -40,7 +42,12 @@ impl GitWorkingCopy {
         }
     }
 
-    async fn git_in(&mut self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Output, VcsError> {
+    async fn git_in(
+        &mut self,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Output, VcsError> {
         let (name, email) = split_identity(&self.settings.committer);
         let mut full_env: Vec<(&str, &str)> = vec![
             ("GIT_COMMITTER_NAME", &name),
@@ -70,7 +77,12 @@ impl GitWorkingCopy {
     }
 
     async fn head(&mut self) -> Result<String, VcsError> {
-        Ok(self.git_ok(&["rev-parse", "HEAD"]).await?.stdout.trim().to_owned())
+        Ok(self
+            .git_ok(&["rev-parse", "HEAD"])
+            .await?
+            .stdout
+            .trim()
+            .to_owned())
     }
 
     async fn ensure_clone(&mut self) -> Result<(), VcsError> {
@@ -97,7 +109,11 @@ impl GitWorkingCopy {
         let dir = self.dir.to_string_lossy().into_owned();
         let url = self.pull_url.clone();
         let out = self
-            .git_in(&parent, &["clone", "--quiet", "--no-checkout", "--", &url, &dir], &[])
+            .git_in(
+                &parent,
+                &["clone", "--quiet", "--no-checkout", "--", &url, &dir],
+                &[],
+            )
             .await?;
         check(&["clone"], out)?;
         Ok(())
@@ -105,7 +121,10 @@ impl GitWorkingCopy {
 
     fn scratch_file(&self, name: &str, content: &str) -> Result<PathBuf, VcsError> {
         std::fs::create_dir_all(&self.settings.scratch).map_err(|e| {
-            VcsError::io(format!("cannot create {}", self.settings.scratch.display()), e)
+            VcsError::io(
+                format!("cannot create {}", self.settings.scratch.display()),
+                e,
+            )
         })?;
         let file = tempfile::Builder::new()
             .prefix(name)
@@ -119,15 +138,31 @@ impl GitWorkingCopy {
         Ok(path)
     }
 
-    async fn commit(&mut self, author: &str, date: Option<String>, message: &str, allow_empty: bool) -> Result<String, VcsError> {
+    async fn commit(
+        &mut self,
+        author: &str,
+        date: Option<String>,
+        message: &str,
+        allow_empty: bool,
+    ) -> Result<String, VcsError> {
         let (name, email) = split_identity(author);
         let message_file = self.scratch_file("message-", message)?;
         let message_path = message_file.to_string_lossy().into_owned();
-        let mut env = vec![("GIT_AUTHOR_NAME", name.as_str()), ("GIT_AUTHOR_EMAIL", email.as_str())];
+        let mut env = vec![
+            ("GIT_AUTHOR_NAME", name.as_str()),
+            ("GIT_AUTHOR_EMAIL", email.as_str()),
+        ];
         if let Some(date) = &date {
             env.push(("GIT_AUTHOR_DATE", date.as_str()));
         }
-        let mut args = vec!["commit", "--quiet", "--no-verify", "--cleanup=verbatim", "-F", &message_path];
+        let mut args = vec![
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "--cleanup=verbatim",
+            "-F",
+            &message_path,
+        ];
         if allow_empty {
             args.push("--allow-empty");
         }
@@ -139,8 +174,9 @@ impl GitWorkingCopy {
     }
 }
 
-/// Every git invocation gets these settings first: no pager, no signing, no hooks from
-/// global configuration, no automatic gc in the middle of a job.
+/// Every git invocation gets these settings first: no pager, no signing, no automatic gc
+/// in the middle of a job. (Not `core.hooksPath`: `-c` settings reach a local remote's
+/// receive-pack too, and would switch off the server's own hooks.)
 fn git_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec![
         "-c",
@@ -151,8 +187,6 @@ fn git_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
         "gc.auto=0",
         "-c",
         "advice.detachedHead=false",
-        "-c",
-        "core.hooksPath=/dev/null",
     ];
     all.extend_from_slice(args);
     all
@@ -163,7 +197,13 @@ fn check(args: &[&str], out: Output) -> Result<Output, VcsError> {
         Ok(out)
     } else {
         Err(VcsError::Command {
-            command: format!("git {}", args.iter().map(|a| command::redact(a)).collect::<Vec<_>>().join(" ")),
+            command: format!(
+                "git {}",
+                args.iter()
+                    .map(|a| command::redact(a))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
             status: out.status,
             output: out.combined(OUTPUT_LIMIT),
         })
@@ -195,7 +235,9 @@ fn strip_level(diff: &str) -> &'static str {
 fn conflicting_files(stderr: &str) -> Vec<String> {
     let mut files: Vec<String> = Vec::new();
     for line in stderr.lines() {
-        let Some(rest) = line.strip_prefix("error: ") else { continue };
+        let Some(rest) = line.strip_prefix("error: ") else {
+            continue;
+        };
         let file = if let Some(p) = rest.strip_prefix("patch failed: ") {
             p.rsplit_once(':').map(|(f, _)| f).unwrap_or(p)
         } else if let Some((f, _)) = rest
@@ -231,9 +273,11 @@ impl WorkingCopy for GitWorkingCopy {
         self.ensure_clone().await?;
         let url = self.pull_url.clone();
         let refspec = format!("+refs/heads/{0}:refs/remotes/origin/{0}", self.branch);
-        self.git_ok(&["fetch", "--quiet", "--no-tags", "--", &url, &refspec]).await?;
+        self.git_ok(&["fetch", "--quiet", "--no-tags", "--", &url, &refspec])
+            .await?;
         let tip = format!("refs/remotes/origin/{}", self.branch);
-        self.git_ok(&["checkout", "--quiet", "--force", "--detach", &tip]).await?;
+        self.git_ok(&["checkout", "--quiet", "--force", "--detach", &tip])
+            .await?;
         self.git_ok(&["reset", "--quiet", "--hard", &tip]).await?;
         self.git_ok(&["clean", "-ffdxq"]).await?;
         self.head().await
@@ -260,11 +304,18 @@ impl WorkingCopy for GitWorkingCopy {
             }
             return Err(VcsError::Conflict {
                 files,
-                output: out.combined(OUTPUT_LIMIT).replace(&patch_path, &commit.label),
+                output: out
+                    .combined(OUTPUT_LIMIT)
+                    .replace(&patch_path, &commit.label),
             });
         }
-        self.commit(commit.author, commit.date.map(|d| d.to_git()), &commit.message, true)
-            .await
+        self.commit(
+            commit.author,
+            commit.date.map(|d| d.to_git()),
+            &commit.message,
+            true,
+        )
+        .await
     }
 
     async fn commit_empty(&mut self, author: &str, message: &str) -> Result<String, VcsError> {
@@ -292,7 +343,8 @@ impl WorkingCopy for GitWorkingCopy {
                 self.ensure_clone().await?;
                 let url = url.clone();
                 let refspec = format!("+refs/heads/{branch}:refs/autoland/destination");
-                self.git_ok(&["fetch", "--quiet", "--no-tags", "--", &url, &refspec]).await?;
+                self.git_ok(&["fetch", "--quiet", "--no-tags", "--", &url, &refspec])
+                    .await?;
                 let known_since = match since {
                     Some(rev) => {
                         let probe = format!("{rev}^{{commit}}");
@@ -309,9 +361,20 @@ impl WorkingCopy for GitWorkingCopy {
                 };
                 let grep = format!("--grep={marker}");
                 let out = self
-                    .git_ok(&["rev-list", "--max-count=1", "--fixed-strings", &grep, &range])
+                    .git_ok(&[
+                        "rev-list",
+                        "--max-count=1",
+                        "--fixed-strings",
+                        &grep,
+                        &range,
+                    ])
                     .await?;
-                Ok(out.stdout.lines().next().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()))
+                Ok(out
+                    .stdout
+                    .lines()
+                    .next()
+                    .map(|l| l.trim().to_owned())
+                    .filter(|l| !l.is_empty()))
             }
         }
     }
@@ -319,8 +382,14 @@ impl WorkingCopy for GitWorkingCopy {
     async fn push(&mut self, target: &PushTarget) -> Result<String, VcsError> {
         let head = self.head().await?;
         let (url, refspec, force) = match target {
-            PushTarget::Try { url, uid } => (url.clone(), format!("HEAD:{}", PushTarget::try_ref(uid)), true),
-            PushTarget::Branch { url, branch } => (url.clone(), format!("HEAD:refs/heads/{branch}"), false),
+            PushTarget::Try { url, uid } => (
+                url.clone(),
+                format!("HEAD:{}", PushTarget::try_ref(uid)),
+                true,
+            ),
+            PushTarget::Branch { url, branch } => {
+                (url.clone(), format!("HEAD:refs/heads/{branch}"), false)
+            }
         };
         let mut args = vec!["push", "--quiet", "--porcelain"];
         if force {
@@ -359,33 +428,59 @@ impl GitCiCheckout {
 
     async fn git(&self, dir: &Path, args: &[&str]) -> Result<Output, VcsError> {
         let mut records = Vec::new();
-        let out = command::run("git", git_args(args), dir, &[], self.settings.timeout, &mut records).await?;
+        let out = command::run(
+            "git",
+            git_args(args),
+            dir,
+            &[],
+            self.settings.timeout,
+            &mut records,
+        )
+        .await?;
         check(args, out)
     }
 }
 
 #[async_trait]
 impl CiCheckout for GitCiCheckout {
-    async fn checkout(&self, url: &str, ref_name: &str, revision: &str, dir: &Path) -> Result<(), VcsError> {
+    async fn checkout(
+        &self,
+        url: &str,
+        ref_name: &str,
+        revision: &str,
+        dir: &Path,
+    ) -> Result<(), VcsError> {
         if !self.mirror.join("HEAD").exists() {
             std::fs::create_dir_all(&self.mirror)
                 .map_err(|e| VcsError::io(format!("cannot create {}", self.mirror.display()), e))?;
-            self.git(&self.mirror, &["init", "--quiet", "--bare"]).await?;
+            self.git(&self.mirror, &["init", "--quiet", "--bare"])
+                .await?;
         }
         let refspec = format!("+{ref_name}:{ref_name}");
-        self.git(&self.mirror, &["fetch", "--quiet", "--no-tags", "--", url, &refspec]).await?;
+        self.git(
+            &self.mirror,
+            &["fetch", "--quiet", "--no-tags", "--", url, &refspec],
+        )
+        .await?;
         if dir.exists() {
             self.remove(dir).await?;
         }
         let dir_text = dir.to_string_lossy().into_owned();
-        self.git(&self.mirror, &["worktree", "add", "--quiet", "--force", "--detach", &dir_text, revision])
-            .await?;
+        self.git(
+            &self.mirror,
+            &[
+                "worktree", "add", "--quiet", "--force", "--detach", &dir_text, revision,
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn remove(&self, dir: &Path) -> Result<(), VcsError> {
         let dir_text = dir.to_string_lossy().into_owned();
-        let _ = self.git(&self.mirror, &["worktree", "remove", "--force", &dir_text]).await;
+        let _ = self
+            .git(&self.mirror, &["worktree", "remove", "--force", &dir_text])
+            .await;
         if dir.exists() {
             std::fs::remove_dir_all(dir)
                 .map_err(|e| VcsError::io(format!("cannot remove {}", dir.display()), e))?;

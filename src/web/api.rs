@@ -34,7 +34,9 @@ fn json_error(rejection: JsonRejection) -> ApiError {
     let status = rejection.status();
     let text = rejection.body_text();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::TooLarge(format!("the request body is too large ({text}); limits.max_body_bytes sets the limit"))
+        ApiError::TooLarge(format!(
+            "the request body is too large ({text}); limits.max_body_bytes sets the limit"
+        ))
     } else {
         ApiError::BadRequest(format!("the body is not a valid request: {text}"))
     }
@@ -46,7 +48,8 @@ pub(super) async fn create(
     body: Result<Json<SubmitRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(submit) = body.map_err(json_error)?;
-    let new = validate(&state.ctx.config, &submit, &caller).map_err(|e| ApiError::BadRequest(e.0))?;
+    let new =
+        validate(&state.ctx.config, &submit, &caller).map_err(|e| ApiError::BadRequest(e.0))?;
     let actor = format!("api:{} ({})", caller.user, caller.token);
     let id = state.ctx.store.insert_request(&new, &actor).await?;
     tracing::info!(request = %id, requester = %new.requester, "request received through the API");
@@ -56,7 +59,10 @@ pub(super) async fn create(
     ))
 }
 
-pub(super) async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<RequestDetail>, ApiError> {
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RequestDetail>, ApiError> {
     let id = parse_id(&id)?;
     let store = &state.ctx.store;
     let Some(request) = store.request(id).await? else {
@@ -89,7 +95,10 @@ pub(super) async fn list(
     let requests = state
         .ctx
         .store
-        .list_requests(ListFilter { open_only: !query.all, limit })
+        .list_requests(ListFilter {
+            open_only: !query.all,
+            limit,
+        })
         .await?;
     Ok(Json(json!({ "requests": requests })))
 }
@@ -114,7 +123,14 @@ pub(super) async fn cancel(
         }
         let detail = format!("cancelled by {} in stage {}", caller.user, request.stage);
         match store
-            .transition(id, request.stage, &Transition::Cancel, &format!("api:{}", caller.user), &detail, Effects::default())
+            .transition(
+                id,
+                request.stage,
+                &Transition::Cancel,
+                &format!("api:{}", caller.user),
+                &detail,
+                Effects::default(),
+            )
             .await
         {
             Ok(stage) => return Ok(Json(json!({ "id": id, "stage": stage }))),
@@ -122,7 +138,9 @@ pub(super) async fn cancel(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict(format!("request {id} kept changing stage; try again")))
+    Err(ApiError::Conflict(format!(
+        "request {id} kept changing stage; try again"
+    )))
 }
 
 pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -134,7 +152,9 @@ pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>,
         .map(|(stage, n)| (stage.to_string(), json!(n)))
         .collect();
     let modules: Vec<Heartbeat> = store.heartbeats().await?;
-    Ok(Json(json!({ "instance": state.ctx.instance, "requests_by_stage": counts, "modules": modules })))
+    Ok(Json(
+        json!({ "instance": state.ctx.instance, "requests_by_stage": counts, "modules": modules }),
+    ))
 }
 
 fn parse_id(text: &str) -> Result<RequestId, ApiError> {
@@ -142,5 +162,10 @@ fn parse_id(text: &str) -> Result<RequestId, ApiError> {
         .ok()
         .filter(|n| *n > 0)
         .map(RequestId)
-        .ok_or_else(|| ApiError::BadRequest(format!("`{}` is not a request id", text.chars().take(40).collect::<String>())))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "`{}` is not a request id",
+                text.chars().take(40).collect::<String>()
+            ))
+        })
 }

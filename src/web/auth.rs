@@ -11,7 +11,10 @@ use super::error::ApiError;
 use crate::tracker::api::Caller;
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -29,7 +32,11 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".to_owned()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "the Authorization header must be `Bearer <token>`".to_owned(),
+                )
+            })?;
         let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         let mut found = None;
         for entry in state.tokens.iter() {

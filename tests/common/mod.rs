@@ -1,0 +1,479 @@
+//! The end-to-end harness: real git repositories in a temp dir, the real service (in this
+//! process, or as the `autoland` binary for crash tests), and verbs to drive it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use autoland::config::{Config, hash_token};
+use autoland::service::{self, Context, Service};
+use serde_json::{Value, json};
+
+/// The test suite that a try run executes: fails when any tracked file says BROKEN.
+pub const TEST_SCRIPT: &str = "#!/bin/sh\nif grep -rq BROKEN --exclude=test.sh .; then echo 'FAIL: something is BROKEN'; exit 1; fi\necho 'all tests passed'\n";
+
+/// Options for an environment.
+#[derive(Clone)]
+pub struct Options {
+    /// The try repository's CI command.
+    pub ci_command: String,
+    /// Lease length (short, so crash tests recover fast).
+    pub lease_seconds: u64,
+    /// Extra `[permissions.users]` lines.
+    pub users: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ci_command: "sh test.sh".to_owned(),
+            lease_seconds: 3,
+            users: vec![
+                ("alice@example.com".into(), "scm_level_3".into()),
+                ("carol@example.com".into(), "scm_level_3".into()),
+                ("bob@example.com".into(), "scm_level_1".into()),
+            ],
+        }
+    }
+}
+
+/// A sandbox with a central and a try repository and a configuration.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub central: PathBuf,
+    pub try_repo: PathBuf,
+    pub scratch: PathBuf,
+    pub token: String,
+    pub config_path: PathBuf,
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Someone Else")
+        .env("GIT_AUTHOR_EMAIL", "else@example.com")
+        .env("GIT_COMMITTER_NAME", "Someone Else")
+        .env("GIT_COMMITTER_EMAIL", "else@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One commit to turn into a patch.
+pub struct Change<'a> {
+    pub author: &'a str,
+    pub subject: &'a str,
+    pub files: &'a [(&'a str, &'a str)],
+}
+
+impl Env {
+    pub fn new(options: Options) -> Env {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let central = dir.path().join("central.git");
+        let try_repo = dir.path().join("try.git");
+        let scratch = dir.path().join("scratch");
+        for bare in [&central, &try_repo] {
+            std::fs::create_dir_all(bare).unwrap();
+            git(
+                bare,
+                &["init", "--quiet", "--bare", "--initial-branch=main"],
+            );
+        }
+        std::fs::create_dir_all(&scratch).unwrap();
+        git(
+            &scratch,
+            &["clone", "--quiet", central.to_str().unwrap(), "work"],
+        );
+        let work = scratch.join("work");
+        git(&work, &["checkout", "--quiet", "-b", "main"]);
+        std::fs::create_dir_all(work.join("src")).unwrap();
+        std::fs::write(work.join("test.sh"), TEST_SCRIPT).unwrap();
+        std::fs::write(work.join("README"), "sample\n").unwrap();
+        let lines: String = (1..=10).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(work.join("src/lib.txt"), lines).unwrap();
+        git(&work, &["add", "."]);
+        git(&work, &["commit", "--quiet", "-m", "Initial import"]);
+        git(&work, &["push", "--quiet", "origin", "main"]);
+
+        let token = "test-token-alice".to_owned();
+        let users: String = options
+            .users
+            .iter()
+            .map(|(u, l)| format!("\"{u}\" = \"{l}\"\n"))
+            .collect();
+        let config = format!(
+            r#"
+listen = "127.0.0.1:0"
+data_dir = "data"
+
+[timeouts]
+lease_seconds = {lease}
+poll_interval_ms = 50
+vcs_command_seconds = 60
+
+[pusher]
+push_backoff_ms = 50
+
+[[repositories]]
+name = "central"
+kind = "git"
+pull_url = "{central}"
+level = "scm_level_3"
+
+[[repositories]]
+name = "try"
+kind = "git"
+pull_url = "{try_repo}"
+level = "scm_level_1"
+try = true
+base = "central"
+ci_command = "{ci}"
+ci_timeout_seconds = 60
+
+[permissions.users]
+{users}
+[[tokens]]
+name = "alice-test"
+user = "alice@example.com"
+sha256 = "{hash}"
+
+[[tokens]]
+name = "bugzilla-extension"
+user = "service@example.com"
+sha256 = "{service_hash}"
+service = true
+"#,
+            lease = options.lease_seconds,
+            central = central.display(),
+            try_repo = try_repo.display(),
+            ci = options
+                .ci_command
+                .replace('\\', "\\\\")
+                .replace('"', "\\\""),
+            hash = hash_token(&token),
+            service_hash = hash_token("test-token-service"),
+        );
+        let config_path = dir.path().join("autoland.toml");
+        std::fs::write(&config_path, config).unwrap();
+        Env {
+            dir,
+            central,
+            try_repo,
+            scratch,
+            token,
+            config_path,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path).expect("test config is valid")
+    }
+
+    /// Starts the service in this process.
+    pub async fn start(&self) -> Running {
+        let ctx = Arc::new(Context::new(self.config()).await.expect("store opens"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let service = service::start(ctx, listener).await.unwrap();
+        let api = Api::new(&format!("http://{}", service.addr), &self.token);
+        Running { service, api }
+    }
+
+    /// Commits `changes` on top of central's tip in a scratch clone and returns them as
+    /// `git format-patch` texts.
+    pub fn patches(&self, changes: &[Change<'_>]) -> Vec<String> {
+        let work = self.scratch.join("work");
+        git(&work, &["fetch", "--quiet", "origin"]);
+        git(
+            &work,
+            &["checkout", "--quiet", "--force", "--detach", "origin/main"],
+        );
+        for change in changes {
+            for (file, content) in change.files {
+                let path = work.join(file);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, content).unwrap();
+            }
+            git(&work, &["add", "-A"]);
+            git(
+                &work,
+                &[
+                    "commit",
+                    "--quiet",
+                    &format!("--author={}", change.author),
+                    "-m",
+                    change.subject,
+                ],
+            );
+        }
+        let out = git(
+            &work,
+            &["format-patch", "--stdout", &format!("-{}", changes.len())],
+        );
+        // Split the mbox into one text per patch.
+        let mut patches: Vec<String> = Vec::new();
+        for line in out.split_inclusive('\n') {
+            if line.starts_with("From ") && line.contains("Mon Sep 17 00:00:00 2001") {
+                patches.push(String::new());
+            }
+            if let Some(last) = patches.last_mut() {
+                last.push_str(line);
+            }
+        }
+        patches
+    }
+
+    /// Someone else pushes a commit to central.
+    pub fn push_to_central(&self, file: &str, content: &str, subject: &str) {
+        let other = self.scratch.join("other");
+        if !other.exists() {
+            git(
+                &self.scratch,
+                &["clone", "--quiet", self.central.to_str().unwrap(), "other"],
+            );
+        }
+        git(&other, &["pull", "--quiet", "--ff-only", "origin", "main"]);
+        let path = other.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+        git(&other, &["add", "-A"]);
+        git(&other, &["commit", "--quiet", "-m", subject]);
+        git(&other, &["push", "--quiet", "origin", "HEAD:main"]);
+    }
+
+    /// central's main: (author email, subject) newest first.
+    pub fn central_log(&self) -> Vec<(String, String)> {
+        git(&self.central, &["log", "--format=%ae%x09%s", "main"])
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(a, s)| (a.to_owned(), s.to_owned()))
+            .collect()
+    }
+
+    /// How many commits reachable from any ref of `repo` carry `Autoland-Request: <uid>`.
+    pub fn commits_with_trailer(&self, repo: &Path, uid: &str) -> usize {
+        git(
+            repo,
+            &[
+                "log",
+                "--all",
+                "--format=%H",
+                "--fixed-strings",
+                &format!("--grep=Autoland-Request: {uid}"),
+            ],
+        )
+        .lines()
+        .count()
+    }
+
+    /// Refs of a repository.
+    pub fn refs(&self, repo: &Path) -> Vec<String> {
+        git(repo, &["for-each-ref", "--format=%(refname)"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn hook(&self, repo: &Path, name: &str, script: &str) {
+        let path = repo.join("hooks").join(name);
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// Starts `autoland serve` as a separate process (for kill -9 tests).
+    pub fn spawn_serve(&self, port: u16) -> Child {
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        let text = text.replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+        let path = self.path().join("autoland-process.toml");
+        std::fs::write(&path, text).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_autoland"))
+            .args(["serve", "--config", path.to_str().unwrap()])
+            .stdout(std::fs::File::create(self.path().join("serve.out")).unwrap())
+            .stderr(
+                std::fs::File::create(self.path().join(format!("serve-{}.log", rand_suffix())))
+                    .unwrap(),
+            )
+            .spawn()
+            .expect("autoland binary starts")
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running in-process service.
+pub struct Running {
+    pub service: Service,
+    pub api: Api,
+}
+
+/// A client of the JSON API.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl Api {
+    pub fn new(base: &str, token: &str) -> Api {
+        Api {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+            token: token.to_owned(),
+        }
+    }
+
+    /// POSTs a JSON body with the token; returns status and body.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Submits patches to destinations; panics unless accepted.
+    pub async fn submit(&self, patches: &[String], destinations: &[&str], extra: Value) -> i64 {
+        let mut body = json!({
+            "patches": patches.iter().enumerate().map(|(i, p)| json!({"name": format!("{:04}.patch", i + 1), "content": p})).collect::<Vec<_>>(),
+            "destinations": destinations,
+        });
+        if let (Some(obj), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                obj.insert(k.clone(), v.clone());
+            }
+        }
+        let (status, answer) = self.post("/api/requests", &body).await;
+        assert_eq!(status, 201, "submission refused: {answer}");
+        answer["id"].as_i64().expect("id")
+    }
+
+    /// Waits (up to `limit`) until the request is in a terminal stage; returns its detail.
+    pub async fn wait_terminal(&self, id: i64, limit: Duration) -> Value {
+        self.wait_for(id, limit, |d| {
+            matches!(
+                d["request"]["stage"].as_str(),
+                Some("landed" | "failed" | "cancelled")
+            )
+        })
+        .await
+    }
+
+    /// Waits until `done(detail)` holds.
+    pub async fn wait_for(&self, id: i64, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(response) = self
+                .http
+                .get(format!("{}/api/requests/{id}", self.base))
+                .send()
+                .await
+            {
+                if let Ok(detail) = response.json::<Value>().await {
+                    if done(&detail) {
+                        return detail;
+                    }
+                    if Instant::now() > deadline {
+                        panic!("request {id} did not get there in {limit:?}: {detail:#}");
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("request {id}: server not answering after {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The stages a request went through, from its transition events.
+pub fn stages(detail: &Value) -> Vec<String> {
+    let mut out = vec!["received".to_owned()];
+    for e in detail["events"].as_array().unwrap() {
+        if let Some(to) = e["to_stage"].as_str() {
+            if out.last().map(String::as_str) != Some(to) {
+                out.push(to.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Waits until `path` exists.
+pub async fn wait_for_file(path: &Path, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear in {limit:?}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the server at `base` answers /healthz.
+pub async fn wait_healthy(base: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server at {base} not healthy after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
