@@ -47,9 +47,8 @@ pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellation
                 status.error(format!("cannot claim CI runs: {e}"));
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(ctx.config.poll_interval()) => {}
+        if !crate::service::idle(&ctx, &ctx.wake.ci, &shutdown).await {
+            return;
         }
     }
 }
@@ -198,6 +197,7 @@ async fn finish(
         .await
     {
         Ok(true) => {
+            ctx.wake.watcher.notify_one();
             let _ = ctx
                 .store
                 .note(

@@ -30,6 +30,30 @@ pub struct Context {
     pub permissions: Arc<dyn PermissionSource>,
     /// This process's name (`host:pid` unless configured).
     pub instance: String,
+    /// In-process wake-ups, so an idle module starts at once instead of at its next poll.
+    pub wake: Wakers,
+}
+
+/// Wake-ups between modules of one process. Polling stays the safety net (and the only
+/// signal between processes until PostgreSQL's NOTIFY is used); these make the embedded
+/// service react without waiting for a poll interval.
+#[derive(Debug, Default)]
+pub struct Wakers {
+    /// New workable requests (received, try passed).
+    pub pushers: tokio::sync::Notify,
+    /// A CI run was queued.
+    pub ci: tokio::sync::Notify,
+    /// A CI run finished.
+    pub watcher: tokio::sync::Notify,
+}
+
+/// Sleeps for the poll interval or until woken, whichever is first.
+pub async fn idle(ctx: &Context, wake: &tokio::sync::Notify, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = wake.notified() => true,
+        _ = tokio::time::sleep(ctx.config.poll_interval()) => true,
+    }
 }
 
 impl Context {
@@ -50,6 +74,7 @@ impl Context {
             config: Arc::new(config),
             store,
             instance,
+            wake: Wakers::default(),
         })
     }
 }

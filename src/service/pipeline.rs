@@ -310,6 +310,7 @@ impl Step<'_> {
                 },
             )
             .await?;
+        self.ctx.wake.ci.notify_one();
         Ok(())
     }
 

@@ -48,9 +48,8 @@ pub async fn run(
                 continue;
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(ctx.config.poll_interval()) => {}
+        if !super::idle(&ctx, &ctx.wake.pushers, &shutdown).await {
+            return;
         }
     }
 }

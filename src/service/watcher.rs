@@ -17,9 +17,8 @@ pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellation
             Ok(()) => status.set("watching try results"),
             Err(e) => status.error(format!("cannot read try results: {e}")),
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(ctx.config.poll_interval()) => {}
+        if !super::idle(&ctx, &ctx.wake.watcher, &shutdown).await {
+            return;
         }
     }
 }

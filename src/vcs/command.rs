@@ -4,11 +4,24 @@
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::process::Command;
 
 use super::VcsError;
+
+static COMMANDS_RUN: AtomicU64 = AtomicU64::new(0);
+static COMMAND_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// Totals over every VCS command this process ran: (count, wall time). The benchmark uses
+/// them to split a landing into Autoland's own time and the VCS's.
+pub fn totals() -> (u64, Duration) {
+    (
+        COMMANDS_RUN.load(Ordering::Relaxed),
+        Duration::from_nanos(COMMAND_NANOS.load(Ordering::Relaxed)),
+    )
+}
 
 /// One command that ran: for logs, failure reports and the benchmark's time split.
 #[derive(Debug, Clone)]
@@ -112,6 +125,12 @@ where
         .map_err(|e| VcsError::io(format!("cannot run `{program}`"), e))?;
     let result = tokio::time::timeout(timeout, child.wait_with_output()).await;
     let duration = started.elapsed();
+    COMMANDS_RUN.fetch_add(1, Ordering::Relaxed);
+    COMMAND_NANOS.fetch_add(
+        u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    tracing::debug!(command = %argv.join(" "), ?duration, "vcs command");
     let output = match result {
         Err(_) => {
             records.push(CommandRecord {

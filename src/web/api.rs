@@ -52,6 +52,7 @@ pub(super) async fn create(
         validate(&state.ctx.config, &submit, &caller).map_err(|e| ApiError::BadRequest(e.0))?;
     let actor = format!("api:{} ({})", caller.user, caller.token);
     let id = state.ctx.store.insert_request(&new, &actor).await?;
+    state.ctx.wake.pushers.notify_one();
     tracing::info!(request = %id, requester = %new.requester, "request received through the API");
     Ok((
         StatusCode::CREATED,
