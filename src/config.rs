@@ -14,12 +14,12 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read configuration file {path}: {source}")]
+    #[error("cannot read configuration file {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not valid TOML or has unknown/mistyped fields.
     #[error("configuration file {path} is invalid: {message}")]
@@ -296,9 +296,9 @@ pub fn hash_token(secret: &str) -> String {
 impl Config {
     /// Reads, parses and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
@@ -309,10 +309,10 @@ impl Config {
             if config.data_dir.is_relative() {
                 config.data_dir = dir.join(&config.data_dir);
             }
-            if let Some(file) = &config.permissions.file {
-                if file.is_relative() {
-                    config.permissions.file = Some(dir.join(file));
-                }
+            if let Some(file) = &config.permissions.file
+                && file.is_relative()
+            {
+                config.permissions.file = Some(dir.join(file));
             }
         }
         config.load_permissions_file()?;
@@ -330,9 +330,9 @@ impl Config {
         let Some(path) = self.permissions.file.clone() else {
             return Ok(());
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Read {
             path: path.clone(),
-            source,
+            error,
         })?;
         let file: UsersFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path,

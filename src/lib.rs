@@ -11,7 +11,6 @@ pub mod config;
 /// The first-run demonstration.
 pub mod demo;
 /// Parsing and validating untrusted patches.
-#[path = "patch_stub.rs"]
 pub mod patch;
 /// Commit permissions.
 pub mod permissions;

@@ -200,7 +200,7 @@ pub async fn start(
             ctx.clone(),
             shutdown.clone(),
             "ci-runner".to_owned(),
-            |ctx, status, stop| crate::ci::local::run(ctx, status, stop),
+            crate::ci::local::run,
         );
     }
     supervise(
@@ -208,7 +208,7 @@ pub async fn start(
         ctx.clone(),
         shutdown.clone(),
         "result-watcher".to_owned(),
-        |ctx, status, stop| watcher::run(ctx, status, stop),
+        watcher::run,
     );
     Ok(Service {
         addr,

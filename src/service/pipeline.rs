@@ -202,14 +202,11 @@ impl Step<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
-        if with_try_commit {
-            if let Some(syntax) = &self.request.try_syntax {
-                let message =
-                    with_trailer(&format!("try: {syntax}"), TRAILER_KEY, &self.request.uid);
-                head = copy
-                    .commit_empty(&self.ctx.config.committer, &message)
-                    .await?;
-            }
+        if with_try_commit && let Some(syntax) = &self.request.try_syntax {
+            let message = with_trailer(&format!("try: {syntax}"), TRAILER_KEY, &self.request.uid);
+            head = copy
+                .commit_empty(&self.ctx.config.committer, &message)
+                .await?;
         }
         Ok(Some(head))
     }
@@ -244,10 +241,10 @@ impl Step<'_> {
         };
         let mut copy = shared.lock().await;
         let mut stage = request.stage;
-        if stage == Stage::PushingTry {
-            if let Some(revision) = copy.find_pushed(&target, &self.marker(), None).await? {
-                return self.pushed_to_try(Stage::PushingTry, &revision, true).await;
-            }
+        if stage == Stage::PushingTry
+            && let Some(revision) = copy.find_pushed(&target, &self.marker(), None).await?
+        {
+            return self.pushed_to_try(Stage::PushingTry, &revision, true).await;
         }
         let patches = self.ctx.store.patches(request.id).await?;
         let tip = copy.update_to_tip().await?;

@@ -109,10 +109,10 @@ pub fn validate(
         None => caller.user.clone(),
     };
     check_identity("requester", &requester)?;
-    if let Some(bug) = submit.bug {
-        if bug <= 0 {
-            return invalid(format!("bug must be a positive number, not {bug}"));
-        }
+    if let Some(bug) = submit.bug
+        && bug <= 0
+    {
+        return invalid(format!("bug must be a positive number, not {bug}"));
     }
     let (try_repo, base_repo, destinations) = resolve_destinations(config, &submit.destinations)?;
     if let Some(syntax) = &submit.try_syntax {

@@ -74,12 +74,12 @@ pub fn tail(text: &str, max: usize) -> String {
 
 /// Hides credentials in anything that looks like a URL with userinfo or a token query.
 pub fn redact(arg: &str) -> String {
-    if let Some(scheme_end) = arg.find("://") {
-        if let Some(at) = arg[scheme_end + 3..].find('@') {
-            let at = scheme_end + 3 + at;
-            if !arg[scheme_end + 3..at].contains('/') {
-                return format!("{}***{}", &arg[..scheme_end + 3], &arg[at..]);
-            }
+    if let Some(scheme_end) = arg.find("://")
+        && let Some(at) = arg[scheme_end + 3..].find('@')
+    {
+        let at = scheme_end + 3 + at;
+        if !arg[scheme_end + 3..at].contains('/') {
+            return format!("{}***{}", &arg[..scheme_end + 3], &arg[at..]);
         }
     }
     arg.to_owned()

@@ -54,20 +54,20 @@ pub enum VcsError {
         seconds: u64,
     },
     /// Local I/O (writing the patch file, spawning the command).
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What we were doing.
         context: String,
         /// Why it failed.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 impl VcsError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> VcsError {
+    pub(crate) fn io(context: impl Into<String>, error: std::io::Error) -> VcsError {
         VcsError::Io {
             context: context.into(),
-            source,
+            error,
         }
     }
 }

@@ -416,14 +416,13 @@ impl Api {
                 .get(format!("{}/api/requests/{id}", self.base))
                 .send()
                 .await
+                && let Ok(detail) = response.json::<Value>().await
             {
-                if let Ok(detail) = response.json::<Value>().await {
-                    if done(&detail) {
-                        return detail;
-                    }
-                    if Instant::now() > deadline {
-                        panic!("request {id} did not get there in {limit:?}: {detail:#}");
-                    }
+                if done(&detail) {
+                    return detail;
+                }
+                if Instant::now() > deadline {
+                    panic!("request {id} did not get there in {limit:?}: {detail:#}");
                 }
             }
             if Instant::now() > deadline {
@@ -438,10 +437,10 @@ impl Api {
 pub fn stages(detail: &Value) -> Vec<String> {
     let mut out = vec!["received".to_owned()];
     for e in detail["events"].as_array().unwrap() {
-        if let Some(to) = e["to_stage"].as_str() {
-            if out.last().map(String::as_str) != Some(to) {
-                out.push(to.to_owned());
-            }
+        if let Some(to) = e["to_stage"].as_str()
+            && out.last().map(String::as_str) != Some(to)
+        {
+            out.push(to.to_owned());
         }
     }
     out
@@ -465,10 +464,10 @@ pub async fn wait_healthy(base: &str, limit: Duration) {
     let deadline = Instant::now() + limit;
     let client = reqwest::Client::new();
     loop {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return;
         }
         assert!(
             Instant::now() < deadline,
