@@ -293,5 +293,14 @@ async fn cancelling_stops_a_request_and_says_who() {
             .unwrap()
             .contains("alice@example.com")
     );
+    // The CI run it had started is stopped rather than left running for 30 s.
+    let detail = running
+        .api
+        .wait_for(id, Duration::from_secs(15), |d| {
+            d["ci_run"]["state"] == "failed"
+        })
+        .await;
+    let summary = detail["ci_run"]["summary"].as_str().unwrap();
+    assert!(summary.contains("the request is cancelled"), "{summary}");
     running.service.stop().await;
 }

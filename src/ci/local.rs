@@ -67,6 +67,12 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
         .await;
         return;
     };
+    let request = ctx.store.request(run.request_id).await.ok().flatten();
+    if let Some(r) = request.as_ref().filter(|r| r.stage.is_terminal()) {
+        let summary = format!("not run: request {} is already {}", r.id, r.stage);
+        finish(ctx, owner, &run, CiState::Failed, None, &summary, "").await;
+        return;
+    }
     let logs = ctx.config.data_dir.join("logs");
     let log_path = logs.join(format!("ci-run-{}.log", run.id));
     let checkout_dir = ctx
@@ -114,7 +120,6 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
         }
         return;
     }
-    let request = ctx.store.request(run.request_id).await.ok().flatten();
     let try_syntax = request
         .as_ref()
         .and_then(|r| r.try_syntax.clone())
@@ -159,6 +164,14 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
             format!("killed after its {} s timeout", timeout.as_secs()),
         ),
         Outcome::Interrupted => return, // shutdown: the lease lapses and the run starts again
+        Outcome::Abandoned(stage) => (
+            CiState::Failed,
+            None,
+            format!(
+                "stopped after {:.1} s: the request is {stage}",
+                elapsed.as_secs_f64()
+            ),
+        ),
         Outcome::SpawnFailed(e) => (
             CiState::Failed,
             None,
@@ -233,6 +246,8 @@ enum Outcome {
     Exited(i32),
     TimedOut,
     Interrupted,
+    /// The request ended (cancelled) while its CI ran.
+    Abandoned(crate::request::Stage),
     SpawnFailed(std::io::Error),
 }
 
@@ -317,6 +332,13 @@ async fn run_command(
                     kill_group();
                     let _ = child.wait().await;
                     return Outcome::Interrupted;
+                }
+                if let Ok(Some(request)) = ctx.store.request(run.request_id).await {
+                    if request.stage.is_terminal() {
+                        kill_group();
+                        let _ = child.wait().await;
+                        return Outcome::Abandoned(request.stage);
+                    }
                 }
             }
         }
