@@ -63,6 +63,8 @@ impl Context {
             table: "-",
             detail: format!("cannot create data dir {}: {e}", config.data_dir.display()),
         })?;
+        // Scratch files (patches, messages) of a process that died are of no use.
+        let _ = std::fs::remove_dir_all(config.data_dir.join("tmp"));
         let store = Store::connect(&config.database_url()).await?;
         let instance = config
             .instance_name

@@ -432,7 +432,12 @@ impl Step<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
+        // Every iteration returns; a request must never stay in `landing` without progress.
+        self.fail(
+            FailureCategory::PushFailed,
+            &format!("could not land on `{}` in {attempts} attempts", repo.name),
+        )
+        .await
     }
 }
 
