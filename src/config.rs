@@ -562,6 +562,20 @@ mod tests {
     "#;
 
     #[test]
+    fn the_example_file_is_valid() {
+        // The example names an environment variable for one token; swap in a hash so the
+        // test does not depend on the environment.
+        let text = include_str!("../autoland.example.toml").replace(
+            "env = \"AUTOLAND_BUGZILLA_TOKEN\"",
+            &format!("sha256 = \"{}\"", hash_token("x")),
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.repositories.len(), 2);
+        assert_eq!(config.tokens.len(), 2);
+        assert_eq!(config.pusher.concurrency, 2);
+    }
+
+    #[test]
     fn defaults_are_embedded() {
         let config = Config::default();
         assert_eq!(config.pusher.concurrency, 2);
