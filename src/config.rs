@@ -77,12 +77,93 @@ pub struct RepoConfig {
     /// CI command timeout in seconds (default 1800).
     #[serde(default = "default_ci_timeout")]
     pub ci_timeout_seconds: u64,
+    /// Link to a revision for bug comments, with `{rev}` in it
+    /// (e.g. `https://hg.mozilla.org/try/rev/{rev}`).
+    #[serde(default)]
+    pub revision_url: Option<String>,
 }
 
 impl RepoConfig {
     /// The URL pushes go to.
     pub fn push_url(&self) -> &str {
         self.push_url.as_deref().unwrap_or(&self.pull_url)
+    }
+}
+
+/// The Bugzilla instance requests come from and reports go to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BugzillaConfig {
+    /// Base URL, e.g. `https://bugzilla.mozilla.org`.
+    pub url: String,
+    /// Environment variable holding Autoland's API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// File holding Autoland's API key (alternative to `api_key_env`).
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// How the key is sent: `header` (5.3, BMO), `param` (5.0, 5.2) or `auto` (ask
+    /// `/rest/version`).
+    #[serde(default = "default_auth")]
+    pub auth: crate::tracker::bugzilla::client::AuthMode,
+    /// Poll for tagged bugs (false: only the push intake endpoint creates requests).
+    #[serde(default = "default_true")]
+    pub poll: bool,
+    /// Seconds between polls.
+    #[serde(default = "default_poll_seconds")]
+    pub poll_interval_seconds: u64,
+    /// Each poll re-reads changes this many seconds before the last one seen.
+    #[serde(default = "default_overlap_seconds")]
+    pub poll_overlap_seconds: u64,
+    /// Timeout of every Bugzilla call (seconds).
+    #[serde(default = "default_bugzilla_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_auth() -> crate::tracker::bugzilla::client::AuthMode {
+    crate::tracker::bugzilla::client::AuthMode::Auto
+}
+fn default_true() -> bool {
+    true
+}
+fn default_poll_seconds() -> u64 {
+    60
+}
+fn default_overlap_seconds() -> u64 {
+    30
+}
+fn default_bugzilla_timeout() -> u64 {
+    30
+}
+
+impl BugzillaConfig {
+    /// The API key, from the environment variable or the file.
+    pub fn api_key(&self) -> Result<String, ConfigError> {
+        let key = match (&self.api_key_env, &self.api_key_file) {
+            (Some(var), None) => std::env::var(var).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "bugzilla.api_key_env: environment variable `{var}` is not set"
+                ))
+            })?,
+            (None, Some(path)) => {
+                std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+                    path: path.clone(),
+                    error,
+                })?
+            }
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "bugzilla needs exactly one of `api_key_env` and `api_key_file`".to_owned(),
+                ));
+            }
+        };
+        let key = key.trim().to_owned();
+        if key.is_empty() {
+            return Err(ConfigError::Invalid(
+                "the Bugzilla API key is empty".to_owned(),
+            ));
+        }
+        Ok(key)
     }
 }
 
@@ -243,6 +324,13 @@ pub struct Config {
     /// Limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Bugzilla, if requests come from bugs.
+    #[serde(default)]
+    pub bugzilla: Option<BugzillaConfig>,
+    /// Base URL people reach this server at, for links in bug comments
+    /// (default `http://<listen>`).
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -452,6 +540,21 @@ impl Config {
                 }
             }
         }
+        if let Some(bugzilla) = &self.bugzilla {
+            if !(bugzilla.url.starts_with("http://") || bugzilla.url.starts_with("https://")) {
+                return invalid(format!(
+                    "bugzilla.url `{}` must start with http:// or https://",
+                    bugzilla.url
+                ));
+            }
+            bugzilla.api_key()?;
+            if bugzilla.poll_interval_seconds == 0 || bugzilla.timeout_seconds == 0 {
+                return invalid(
+                    "bugzilla.poll_interval_seconds and bugzilla.timeout_seconds must be positive"
+                        .to_owned(),
+                );
+            }
+        }
         if self.pusher.concurrency == 0 {
             return invalid("pusher.concurrency must be at least 1".to_owned());
         }
@@ -513,6 +616,15 @@ impl Config {
                 })
             })
             .collect()
+    }
+
+    /// Base URL for links to this server.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// Timeout of one VCS command.

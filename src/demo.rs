@@ -350,6 +350,7 @@ fn demo_config(
             try_repo: None,
             ci_command: None,
             ci_timeout_seconds: 60,
+            revision_url: None,
         },
         RepoConfig {
             name: "try".to_owned(),
@@ -363,6 +364,7 @@ fn demo_config(
             try_repo: None,
             ci_command: Some("sh test.sh".to_owned()),
             ci_timeout_seconds: 60,
+            revision_url: None,
         },
     ];
     config

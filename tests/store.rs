@@ -72,12 +72,13 @@ fn new_request(requester: &str) -> NewRequest {
             files: vec!["x".into()],
             reviews: vec![],
         }],
+        attachment_ids: vec![],
     }
 }
 
 async fn exercise(store: &Store) {
     let id = store
-        .insert_request(&new_request("alice@example.com"), "test")
+        .insert_request(&new_request("alice@example.com"), "test", &[])
         .await
         .unwrap();
     let request = store.request(id).await.unwrap().unwrap();
@@ -166,7 +167,7 @@ async fn exercise(store: &Store) {
                     revision: "abc".into(),
                     ref_name: "refs/heads/autoland/x".into(),
                 }),
-                landed: None,
+                ..Effects::default()
             },
         )
         .await
@@ -242,7 +243,7 @@ async fn exercise(store: &Store) {
     let mut uids = HashSet::new();
     for _ in 0..20 {
         let id = store
-            .insert_request(&new_request("alice@example.com"), "t")
+            .insert_request(&new_request("alice@example.com"), "t", &[])
             .await
             .unwrap();
         uids.insert(store.request(id).await.unwrap().unwrap().uid);

@@ -107,12 +107,30 @@ CREATE TABLE heartbeats (
 CREATE TABLE outbox (
     id              BIGSERIAL PRIMARY KEY,
     request_id      BIGINT  NOT NULL REFERENCES requests (id),
+    bug             BIGINT  NOT NULL,
     kind            TEXT    NOT NULL,
     body            TEXT    NOT NULL,
     created_at      BIGINT  NOT NULL,
     attempts        BIGINT  NOT NULL DEFAULT 0,
     next_attempt_at BIGINT  NOT NULL,
+    attempted_at    BIGINT,
     last_error      TEXT,
-    sent_at         BIGINT
+    sent_at         BIGINT,
+    abandoned_at    BIGINT
 );
-CREATE INDEX outbox_pending ON outbox (sent_at, next_attempt_at);
+CREATE INDEX outbox_pending ON outbox (bug, id);
+
+-- Attachments a request named explicitly (`[autoland-try:1001,1002]`), in order.
+CREATE TABLE request_attachments (
+    request_id    BIGINT NOT NULL REFERENCES requests (id),
+    position      BIGINT NOT NULL,
+    attachment_id BIGINT NOT NULL,
+    PRIMARY KEY (request_id, position)
+);
+
+-- Small named values a tracker keeps between polls (the poll cursor).
+CREATE TABLE tracker_state (
+    name       TEXT   PRIMARY KEY,
+    value      TEXT   NOT NULL,
+    updated_at BIGINT NOT NULL
+);

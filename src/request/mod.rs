@@ -179,6 +179,8 @@ pub struct NewRequest {
     pub destinations: Vec<String>,
     /// Try syntax.
     pub try_syntax: Option<String>,
-    /// The patches in order.
+    /// The patches in order (empty when they are gathered later, from the tracker).
     pub patches: Vec<Patch>,
+    /// Attachments the request named explicitly, in order (tracker requests).
+    pub attachment_ids: Vec<i64>,
 }

@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::permissions::{PermissionSource, StaticPermissions};
-use crate::store::{Heartbeat, Store, StoreError, now_ms};
+use crate::request::{Request, Stage, Transition};
+use crate::store::{Effects, Heartbeat, Store, StoreError, now_ms};
 use crate::vcs::WorkingCopies;
 
 /// Everything a module needs, shared.
@@ -45,6 +46,8 @@ pub struct Wakers {
     pub ci: tokio::sync::Notify,
     /// A CI run finished.
     pub watcher: tokio::sync::Notify,
+    /// Reports were queued for the tracker.
+    pub outbox: tokio::sync::Notify,
 }
 
 /// Sleeps for the poll interval or until woken, whichever is first.
@@ -78,6 +81,55 @@ impl Context {
             instance,
             wake: Wakers::default(),
         })
+    }
+}
+
+impl Context {
+    /// Moves `request` (as read, in its current stage) through `transition`. This is the
+    /// one way modules change a request's stage: it adds the tracker reports the change
+    /// produces (bug comments, removing the tag) to the same transaction as the stage and
+    /// its event, then wakes the modules that now have work.
+    pub async fn transition(
+        &self,
+        request: &Request,
+        transition: &Transition,
+        actor: &str,
+        detail: &str,
+        mut effects: Effects,
+    ) -> Result<Stage, StoreError> {
+        if request.source == crate::tracker::bugzilla::SOURCE {
+            let reports = crate::tracker::comments::reports_for(
+                &self.config,
+                request,
+                transition,
+                detail,
+                &effects,
+            );
+            effects.reports.extend(reports);
+        }
+        let has_reports = !effects.reports.is_empty();
+        let queued_ci = effects.ci_run.is_some();
+        let to = self
+            .store
+            .transition(
+                request.id,
+                request.stage,
+                transition,
+                actor,
+                detail,
+                effects,
+            )
+            .await?;
+        if Stage::WORKABLE.contains(&to) {
+            self.wake.pushers.notify_one();
+        }
+        if queued_ci {
+            self.wake.ci.notify_one();
+        }
+        if has_reports {
+            self.wake.outbox.notify_one();
+        }
+        Ok(to)
     }
 }
 

@@ -82,15 +82,7 @@ impl Step<'_> {
         effects: Effects,
     ) -> Result<(), StepError> {
         self.ctx
-            .store
-            .transition(
-                self.request.id,
-                self.request.stage,
-                &transition,
-                self.actor,
-                detail,
-                effects,
-            )
+            .transition(self.request, &transition, self.actor, detail, effects)
             .await?;
         Ok(())
     }
@@ -288,11 +280,12 @@ impl Step<'_> {
             self.request.try_repo,
             short(revision)
         );
+        // The request may have moved on within this step (applying → pushing_try).
+        let mut request = self.request.clone();
+        request.stage = from;
         self.ctx
-            .store
             .transition(
-                self.request.id,
-                from,
+                &request,
                 &Transition::PushedToTry,
                 self.actor,
                 &detail,
@@ -303,11 +296,10 @@ impl Step<'_> {
                         revision: revision.to_owned(),
                         ref_name: try_ref,
                     }),
-                    landed: None,
+                    ..Effects::default()
                 },
             )
             .await?;
-        self.ctx.wake.ci.notify_one();
         Ok(())
     }
 

@@ -122,10 +122,8 @@ async fn transient(
             request.stage
         );
         if let Err(e) = ctx
-            .store
             .transition(
-                request.id,
-                request.stage,
+                &request,
                 &Transition::Fail(category),
                 owner,
                 &detail,

@@ -39,11 +39,12 @@ async fn sweep(ctx: &Context, actor: &str) -> Result<(), StoreError> {
             "no try results after {} s (timeouts.try_results_seconds)",
             ctx.config.timeouts.try_results_seconds
         );
+        let Some(request) = ctx.store.request(id).await? else {
+            continue;
+        };
         match ctx
-            .store
             .transition(
-                id,
-                Stage::AwaitingTry,
+                &request,
                 &Transition::Fail(FailureCategory::TimedOut),
                 actor,
                 &detail,
@@ -51,7 +52,7 @@ async fn sweep(ctx: &Context, actor: &str) -> Result<(), StoreError> {
             )
             .await
         {
-            Ok(_) | Err(StoreError::StageChanged { .. }) => {}
+            Ok(_) | Err(StoreError::StageChanged { .. }) | Err(StoreError::Illegal(_)) => {}
             Err(e) => return Err(e),
         }
     }
@@ -84,15 +85,10 @@ async fn conclude(ctx: &Context, id: RequestId, actor: &str) -> Result<(), Store
         ),
         CiState::Queued | CiState::Running => return Ok(()),
     };
-    ctx.store
-        .transition(
-            id,
-            Stage::AwaitingTry,
-            &transition,
-            actor,
-            &detail,
-            Effects::default(),
-        )
+    if request.stage != Stage::AwaitingTry {
+        return Ok(());
+    }
+    ctx.transition(&request, &transition, actor, &detail, Effects::default())
         .await?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 mod ci;
 mod heartbeats;
+mod outbox;
 mod requests;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +16,7 @@ use sqlx::{AnyPool, Row};
 
 pub use ci::{CiRun, CiState, NewCiRun};
 pub use heartbeats::Heartbeat;
+pub use outbox::{NewReport, OutboxItem, ReportKind};
 pub use requests::{Effects, ListFilter};
 
 /// What can go wrong talking to the database.

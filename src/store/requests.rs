@@ -4,6 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::ci::{NewCiRun, insert_ci_run};
+use super::outbox::{NewReport, insert_reports};
 use super::{Store, StoreError, col, now_ms, parse_col, parse_opt_col};
 use crate::patch::PatchDate;
 use crate::request::{
@@ -20,6 +21,10 @@ pub struct Effects {
     pub ci_run: Option<NewCiRun>,
     /// A destination (by position) that landed as a revision.
     pub landed: Option<(i64, String)>,
+    /// Reports to the tracker about this change.
+    pub reports: Vec<NewReport>,
+    /// Patches gathered from the tracker.
+    pub patches: Vec<Patch>,
 }
 
 /// Which requests to list.
@@ -84,6 +89,57 @@ async fn insert_event(
     Ok(())
 }
 
+async fn insert_patches(
+    tx: &mut Transaction<'_, Any>,
+    id: RequestId,
+    patches: &[Patch],
+) -> Result<(), StoreError> {
+    for patch in patches {
+        sqlx::query(
+            "INSERT INTO patches (request_id, position, name, format, author, date_seconds, \
+                 date_offset, message, diff) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(id.0)
+        .bind(patch.position)
+        .bind(&patch.name)
+        .bind(format_name(patch.format))
+        .bind(&patch.author)
+        .bind(patch.date.map(|d| d.seconds))
+        .bind(patch.date.map(|d| i64::from(d.offset_minutes)))
+        .bind(&patch.message)
+        .bind(&patch.diff)
+        .execute(&mut **tx)
+        .await?;
+        let mut seen = std::collections::HashSet::new();
+        for path in patch.files.iter().filter(|p| seen.insert(p.as_str())) {
+            sqlx::query("INSERT INTO patch_files (request_id, position, path) VALUES ($1, $2, $3)")
+                .bind(id.0)
+                .bind(patch.position)
+                .bind(path)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for review in patch
+            .reviews
+            .iter()
+            .filter(|r| seen.insert((r.who.clone(), r.kind)))
+        {
+            sqlx::query(
+                "INSERT INTO patch_reviews (request_id, position, reviewer, kind) \
+                     VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id.0)
+            .bind(patch.position)
+            .bind(&review.who)
+            .bind(review.kind.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Stores a new request with its patches and destinations and its `received` event,
     /// all or nothing.
@@ -91,6 +147,7 @@ impl Store {
         &self,
         new: &NewRequest,
         actor: &str,
+        reports: &[NewReport],
     ) -> Result<RequestId, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -111,50 +168,17 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let id = RequestId(col(&row, "id")?);
-        for patch in &new.patches {
+        insert_patches(&mut tx, id, &new.patches).await?;
+        for (position, attachment) in new.attachment_ids.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO patches (request_id, position, name, format, author, date_seconds, \
-                 date_offset, message, diff) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO request_attachments (request_id, position, attachment_id) \
+                 VALUES ($1, $2, $3)",
             )
             .bind(id.0)
-            .bind(patch.position)
-            .bind(&patch.name)
-            .bind(format_name(patch.format))
-            .bind(&patch.author)
-            .bind(patch.date.map(|d| d.seconds))
-            .bind(patch.date.map(|d| i64::from(d.offset_minutes)))
-            .bind(&patch.message)
-            .bind(&patch.diff)
+            .bind(i64::try_from(position).unwrap_or(i64::MAX) + 1)
+            .bind(*attachment)
             .execute(&mut *tx)
             .await?;
-            let mut seen = std::collections::HashSet::new();
-            for path in patch.files.iter().filter(|p| seen.insert(p.as_str())) {
-                sqlx::query(
-                    "INSERT INTO patch_files (request_id, position, path) VALUES ($1, $2, $3)",
-                )
-                .bind(id.0)
-                .bind(patch.position)
-                .bind(path)
-                .execute(&mut *tx)
-                .await?;
-            }
-            let mut seen = std::collections::HashSet::new();
-            for review in patch
-                .reviews
-                .iter()
-                .filter(|r| seen.insert((r.who.clone(), r.kind)))
-            {
-                sqlx::query(
-                    "INSERT INTO patch_reviews (request_id, position, reviewer, kind) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(id.0)
-                .bind(patch.position)
-                .bind(&review.who)
-                .bind(review.kind.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
         }
         for (index, repo) in new.destinations.iter().enumerate() {
             sqlx::query(
@@ -180,6 +204,7 @@ impl Store {
             }
         );
         insert_event(&mut tx, id, "received", None, actor, &detail).await?;
+        insert_reports(&mut tx, id, reports).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -318,6 +343,17 @@ impl Store {
         Ok(patches)
     }
 
+    /// The attachments a request named explicitly, in order.
+    pub async fn requested_attachments(&self, id: RequestId) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT attachment_id FROM request_attachments WHERE request_id = $1 ORDER BY position",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| col(r, "attachment_id")).collect()
+    }
+
     /// The event history of a request, oldest first.
     pub async fn events(&self, id: RequestId) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query(
@@ -404,6 +440,8 @@ impl Store {
         if let Some(run) = &effects.ci_run {
             insert_ci_run(&mut tx, id, run).await?;
         }
+        insert_patches(&mut tx, id, &effects.patches).await?;
+        insert_reports(&mut tx, id, &effects.reports).await?;
         insert_event(
             &mut tx,
             id,

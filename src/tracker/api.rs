@@ -209,6 +209,7 @@ pub fn validate(
         destinations,
         try_syntax: submit.try_syntax.clone(),
         patches,
+        attachment_ids: Vec::new(),
     })
 }
 

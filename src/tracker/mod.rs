@@ -2,3 +2,6 @@
 //! [`api`] is Autoland's own JSON API; Bugzilla comes in a later issue.
 
 pub mod api;
+pub mod bugzilla;
+pub mod comments;
+pub mod tag;

@@ -51,7 +51,7 @@ pub(super) async fn create(
     let new =
         validate(&state.ctx.config, &submit, &caller).map_err(|e| ApiError::BadRequest(e.0))?;
     let actor = format!("api:{} ({})", caller.user, caller.token);
-    let id = state.ctx.store.insert_request(&new, &actor).await?;
+    let id = state.ctx.store.insert_request(&new, &actor, &[]).await?;
     state.ctx.wake.pushers.notify_one();
     tracing::info!(request = %id, requester = %new.requester, "request received through the API");
     Ok((
@@ -123,10 +123,10 @@ pub(super) async fn cancel(
             )));
         }
         let detail = format!("cancelled by {} in stage {}", caller.user, request.stage);
-        match store
+        match state
+            .ctx
             .transition(
-                id,
-                request.stage,
+                &request,
                 &Transition::Cancel,
                 &format!("api:{}", caller.user),
                 &detail,
