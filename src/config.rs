@@ -118,6 +118,13 @@ pub struct BugzillaConfig {
     /// Timeout of every Bugzilla call (seconds).
     #[serde(default = "default_bugzilla_timeout")]
     pub timeout_seconds: u64,
+    /// Longest wait between attempts to deliver a report (seconds); waits double from 1 s.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_seconds: u64,
+}
+
+fn default_retry_max() -> u64 {
+    300
 }
 
 fn default_auth() -> crate::tracker::bugzilla::client::AuthMode {

@@ -66,6 +66,7 @@ fn new_request(requester: &str) -> NewRequest {
             name: "a.patch".into(),
             format: PatchFormat::PlainDiff,
             author: "Alice <alice@example.com>".into(),
+            submitter: None,
             date: None,
             message: "Bug 42 - do it".into(),
             diff: "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n".into(),

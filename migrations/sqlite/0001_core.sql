@@ -30,6 +30,7 @@ CREATE TABLE patches (
     name         TEXT   NOT NULL,
     format       TEXT   NOT NULL,
     author       TEXT   NOT NULL,
+    submitter    TEXT,
     date_seconds BIGINT,
     date_offset  BIGINT,
     message      TEXT   NOT NULL,

@@ -84,7 +84,7 @@ pub fn check(
         };
         let holds = |who: &str| source.level_of(who).is_some_and(|l| l >= required);
         for patch in patches {
-            let author = patch.author_email();
+            let author = patch.accountable();
             if holds(author) || patch.reviews.iter().any(|r| holds(&r.who)) {
                 continue;
             }
@@ -171,6 +171,7 @@ mod tests {
             name: "p".into(),
             format: PatchFormat::PlainDiff,
             author: author.into(),
+            submitter: None,
             date: None,
             message: "m".into(),
             diff: String::new(),

@@ -63,8 +63,11 @@ pub struct Patch {
     pub name: String,
     /// The format the patch came in.
     pub format: PatchFormat,
-    /// "Name <email>" of the commit author.
+    /// "Name <email>" of the commit author (free text from the patch header).
     pub author: String,
+    /// The tracker account that supplied the patch (a Bugzilla attachment's creator).
+    /// When set, permission checks use it instead of the free-text author.
+    pub submitter: Option<String>,
     /// The author date, if the patch carried one.
     pub date: Option<PatchDate>,
     /// The commit message (without Autoland's trailer).
@@ -78,9 +81,13 @@ pub struct Patch {
 }
 
 impl Patch {
-    /// The email address of the author ("Name <a@b>" → "a@b").
-    pub fn author_email(&self) -> &str {
-        email_of(&self.author)
+    /// The identity accountable for the patch in permission checks: the submitting
+    /// account if there is one, else the author's email ("Name <a@b>" → "a@b").
+    pub fn accountable(&self) -> &str {
+        match &self.submitter {
+            Some(account) => account,
+            None => email_of(&self.author),
+        }
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Context {
     pub instance: String,
     /// In-process wake-ups, so an idle module starts at once instead of at its next poll.
     pub wake: Wakers,
+    /// The Bugzilla client, when Bugzilla is configured.
+    pub bugzilla: Option<crate::tracker::bugzilla::client::BugzillaClient>,
 }
 
 /// Wake-ups between modules of one process. Polling stays the safety net (and the only
@@ -68,6 +70,16 @@ impl Context {
         })?;
         // Scratch files (patches, messages) of a process that died are of no use.
         let _ = std::fs::remove_dir_all(config.data_dir.join("tmp"));
+        let bugzilla =
+            match &config.bugzilla {
+                Some(b) => Some(crate::tracker::bugzilla::client_from(b).map_err(|e| {
+                    StoreError::Corrupt {
+                        table: "-",
+                        detail: e.to_string(),
+                    }
+                })?),
+                None => None,
+            };
         let store = Store::connect(&config.database_url()).await?;
         let instance = config
             .instance_name
@@ -80,6 +92,7 @@ impl Context {
             store,
             instance,
             wake: Wakers::default(),
+            bugzilla,
         })
     }
 }
@@ -255,6 +268,24 @@ pub async fn start(
             shutdown.clone(),
             "ci-runner".to_owned(),
             crate::ci::local::run,
+        );
+    }
+    if let Some(bugzilla) = &ctx.config.bugzilla {
+        if bugzilla.poll {
+            supervise(
+                &mut tasks,
+                ctx.clone(),
+                shutdown.clone(),
+                "bugzilla-poller".to_owned(),
+                crate::tracker::bugzilla::poller::run,
+            );
+        }
+        supervise(
+            &mut tasks,
+            ctx.clone(),
+            shutdown.clone(),
+            "bugzilla-reporter".to_owned(),
+            crate::tracker::bugzilla::reporter::run,
         );
     }
     supervise(

@@ -92,6 +92,9 @@ impl Step<'_> {
     }
 
     async fn gather(&self) -> Result<(), StepError> {
+        if self.request.source == crate::tracker::bugzilla::SOURCE {
+            return self.gather_from_bugzilla().await;
+        }
         let patches = self.ctx.store.patches(self.request.id).await?;
         if patches.is_empty() {
             return self
@@ -110,6 +113,40 @@ impl Step<'_> {
             &format!("{} patch(es): {}", patches.len(), names.join("; ")),
         )
         .await
+    }
+
+    async fn gather_from_bugzilla(&self) -> Result<(), StepError> {
+        use crate::tracker::bugzilla::gather::{GatherError, gather};
+        let (Some(client), Some(bug)) = (&self.ctx.bugzilla, self.request.bug) else {
+            return self
+                .fail(
+                    FailureCategory::InvalidRequest,
+                    "this request comes from Bugzilla, which is not configured any more",
+                )
+                .await;
+        };
+        let requested = self
+            .ctx
+            .store
+            .requested_attachments(self.request.id)
+            .await?;
+        match gather(client, &self.ctx.config, bug, &requested).await {
+            Ok((patches, detail)) => {
+                self.go_with(
+                    Transition::Gathered,
+                    &detail,
+                    Effects {
+                        patches,
+                        ..Effects::default()
+                    },
+                )
+                .await
+            }
+            Err(GatherError::Invalid(message)) => {
+                self.fail(FailureCategory::InvalidRequest, &message).await
+            }
+            Err(GatherError::Transient(message)) => Err(StepError::Transient(message)),
+        }
     }
 
     async fn authorize(&self) -> Result<(), StepError> {

@@ -96,14 +96,16 @@ async fn insert_patches(
 ) -> Result<(), StoreError> {
     for patch in patches {
         sqlx::query(
-            "INSERT INTO patches (request_id, position, name, format, author, date_seconds, \
-                 date_offset, message, diff) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO patches (request_id, position, name, format, author, submitter, \
+                 date_seconds, date_offset, message, diff) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id.0)
         .bind(patch.position)
         .bind(&patch.name)
         .bind(format_name(patch.format))
         .bind(&patch.author)
+        .bind(patch.submitter.as_deref())
         .bind(patch.date.map(|d| d.seconds))
         .bind(patch.date.map(|d| i64::from(d.offset_minutes)))
         .bind(&patch.message)
@@ -148,6 +150,29 @@ impl Store {
         new: &NewRequest,
         actor: &str,
         reports: &[NewReport],
+    ) -> Result<RequestId, StoreError> {
+        self.insert(new, actor, reports, None).await
+    }
+
+    /// Stores a request that is refused from the start (a malformed tag), failed with
+    /// `invalid_request` and `detail`, with its reports, all in one transaction: the
+    /// refusal is on record and the comment explaining it goes out exactly once.
+    pub async fn insert_rejected_request(
+        &self,
+        new: &NewRequest,
+        actor: &str,
+        detail: &str,
+        reports: &[NewReport],
+    ) -> Result<RequestId, StoreError> {
+        self.insert(new, actor, reports, Some(detail)).await
+    }
+
+    async fn insert(
+        &self,
+        new: &NewRequest,
+        actor: &str,
+        reports: &[NewReport],
+        rejection: Option<&str>,
     ) -> Result<RequestId, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -204,6 +229,28 @@ impl Store {
             }
         );
         insert_event(&mut tx, id, "received", None, actor, &detail).await?;
+        if let Some(why) = rejection {
+            let transition = Transition::Fail(FailureCategory::InvalidRequest);
+            let to = next_stage(Stage::Received, &transition)?;
+            sqlx::query(
+                "UPDATE requests SET stage = $1, failure = $2, failure_detail = $3 WHERE id = $4",
+            )
+            .bind(to.as_str())
+            .bind(FailureCategory::InvalidRequest.as_str())
+            .bind(why)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+            insert_event(
+                &mut tx,
+                id,
+                transition.event_kind(),
+                Some((Stage::Received, to)),
+                actor,
+                why,
+            )
+            .await?;
+        }
         insert_reports(&mut tx, id, reports).await?;
         tx.commit().await?;
         Ok(id)
@@ -267,7 +314,7 @@ impl Store {
     /// The patches of a request, in order, with their files and reviews.
     pub async fn patches(&self, id: RequestId) -> Result<Vec<Patch>, StoreError> {
         let rows = sqlx::query(
-            "SELECT position, name, format, author, date_seconds, date_offset, message, diff \
+            "SELECT position, name, format, author, submitter, date_seconds, date_offset, message, diff \
              FROM patches WHERE request_id = $1 ORDER BY position",
         )
         .bind(id.0)
@@ -327,6 +374,7 @@ impl Store {
                 name: col(row, "name")?,
                 format,
                 author: col(row, "author")?,
+                submitter: col(row, "submitter")?,
                 date: match (seconds, offset) {
                     (Some(seconds), Some(offset)) => Some(PatchDate {
                         seconds,

@@ -98,34 +98,14 @@ pub fn validate(
     submit: &SubmitRequest,
     caller: &Caller,
 ) -> Result<NewRequest, Invalid> {
-    let requester = match &submit.requester {
-        Some(r) if r != &caller.user && !caller.service => {
-            return invalid(format!(
-                "requester `{r}` differs from the token's user `{}`; only service tokens may submit for someone else",
-                caller.user
-            ));
+    let requester = requester_for(submit.requester.as_deref(), caller)?;
+    if let Some(bug) = submit.bug {
+        if bug <= 0 {
+            return invalid(format!("bug must be a positive number, not {bug}"));
         }
-        Some(r) => r.clone(),
-        None => caller.user.clone(),
-    };
-    check_identity("requester", &requester)?;
-    if let Some(bug) = submit.bug
-        && bug <= 0
-    {
-        return invalid(format!("bug must be a positive number, not {bug}"));
     }
     let (try_repo, base_repo, destinations) = resolve_destinations(config, &submit.destinations)?;
-    if let Some(syntax) = &submit.try_syntax {
-        if !syntax.starts_with('-') {
-            return invalid(format!(
-                "try_syntax must start with '-' (e.g. \"-b o -p linux64 -u all\"), got `{}`",
-                syntax.chars().take(80).collect::<String>()
-            ));
-        }
-        if syntax.len() > 1000 || syntax.chars().any(char::is_control) {
-            return invalid("try_syntax must be one line of at most 1000 characters");
-        }
-    }
+    check_try_syntax(submit.try_syntax.as_deref())?;
     if submit.patches.is_empty() {
         return invalid("patches is empty: a request needs at least one patch");
     }
@@ -193,6 +173,7 @@ pub fn validate(
             name,
             format: parsed.format,
             author,
+            submitter: None,
             date: parsed.date,
             message,
             diff: parsed.diff,
@@ -210,6 +191,94 @@ pub fn validate(
         try_syntax: submit.try_syntax.clone(),
         patches,
         attachment_ids: Vec::new(),
+    })
+}
+
+fn requester_for(asked: Option<&str>, caller: &Caller) -> Result<String, Invalid> {
+    let requester = match asked {
+        Some(r) if r != caller.user && !caller.service => {
+            return invalid(format!(
+                "requester `{r}` differs from the token's user `{}`; only service tokens may submit for someone else",
+                caller.user
+            ));
+        }
+        Some(r) => r.to_owned(),
+        None => caller.user.clone(),
+    };
+    check_identity("requester", &requester)?;
+    Ok(requester)
+}
+
+fn check_try_syntax(syntax: Option<&str>) -> Result<(), Invalid> {
+    let Some(syntax) = syntax else {
+        return Ok(());
+    };
+    if !syntax.starts_with('-') {
+        return invalid(format!(
+            "try_syntax must start with '-' (e.g. \"-b o -p linux64 -u all\"), got `{}`",
+            syntax.chars().take(80).collect::<String>()
+        ));
+    }
+    if syntax.len() > 1000 || syntax.chars().any(char::is_control) {
+        return invalid("try_syntax must be one line of at most 1000 characters");
+    }
+    Ok(())
+}
+
+/// A landing request for a bug, as pushed to `POST /api/bugzilla/requests` by a Bugzilla
+/// extension or a script (instead of a whiteboard tag).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBug {
+    /// The bug.
+    pub bug: i64,
+    /// Attachment ids to land, in order; default: every current patch.
+    #[serde(default)]
+    pub attachments: Vec<i64>,
+    /// Destinations; default `["try"]`.
+    #[serde(default)]
+    pub destinations: Vec<String>,
+    /// Try syntax, starting with `-`.
+    #[serde(default)]
+    pub try_syntax: Option<String>,
+    /// On whose behalf (service tokens only); default: the token's user.
+    #[serde(default)]
+    pub requester: Option<String>,
+}
+
+/// Validates a pushed bug request (the same rules as a whiteboard tag).
+pub fn validate_bug(
+    config: &Config,
+    submit: &SubmitBug,
+    caller: &Caller,
+) -> Result<NewRequest, Invalid> {
+    if config.bugzilla.is_none() {
+        return invalid("Bugzilla is not configured on this server");
+    }
+    if submit.bug <= 0 {
+        return invalid(format!("bug must be a positive number, not {}", submit.bug));
+    }
+    let requester = requester_for(submit.requester.as_deref(), caller)?;
+    check_try_syntax(submit.try_syntax.as_deref())?;
+    if submit.attachments.len() > 50 || submit.attachments.iter().any(|a| *a <= 0) {
+        return invalid("attachments must be at most 50 positive attachment ids");
+    }
+    let names = if submit.destinations.is_empty() {
+        vec!["try".to_owned()]
+    } else {
+        submit.destinations.clone()
+    };
+    let (try_repo, base_repo, destinations) = resolve_destinations(config, &names)?;
+    Ok(NewRequest {
+        source: crate::tracker::bugzilla::SOURCE.to_owned(),
+        bug: Some(submit.bug),
+        requester,
+        try_repo,
+        base_repo,
+        destinations,
+        try_syntax: submit.try_syntax.clone(),
+        patches: Vec::new(),
+        attachment_ids: submit.attachments.clone(),
     })
 }
 

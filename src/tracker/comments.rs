@@ -51,20 +51,17 @@ fn plan(request: &Request) -> String {
     }
 }
 
-/// The comment when a request is accepted (tag read, or pushed through the API).
-pub fn accepted(config: &Config, request: &Request, tag: Option<&str>) -> String {
-    let source = match tag {
-        Some(tag) => format!("the whiteboard tag {tag}"),
-        None => format!("a request from {}", request.requester),
-    };
+/// The comment when a request is taken up.
+pub fn accepted(config: &Config, request: &Request) -> String {
     let syntax = request
         .try_syntax
         .as_deref()
         .map(|s| format!("\nTry syntax: {s}"))
         .unwrap_or_default();
     format!(
-        "Autoland picked up {source} (request {id}). It will gather the patches, check commit \
-         permissions, {plan}.{syntax}\nProgress: {url}",
+        "Autoland accepted the landing request from {requester} (request {id}). It will gather \
+         the patches, check commit permissions, {plan}.{syntax}\nProgress: {url}",
+        requester = request.requester,
         id = request.id,
         plan = plan(request),
         url = request_url(config, request)
@@ -141,10 +138,8 @@ fn for_transition(
         Transition::DestinationLanded { last: false } => None,
         Transition::Fail(category) => Some(trimmed(&failed(request, *category, detail))),
         Transition::Cancel => Some(format!("Autoland request {id} was {detail}.")),
-        Transition::StartGathering
-        | Transition::Gathered
-        | Transition::Authorized
-        | Transition::Applied => None,
+        Transition::StartGathering => Some(accepted(config, request)),
+        Transition::Gathered | Transition::Authorized | Transition::Applied => None,
     }
 }
 

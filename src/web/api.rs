@@ -11,7 +11,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::request::{Event, Patch, Request, RequestId, Stage, Transition};
 use crate::store::{CiRun, Effects, Heartbeat, ListFilter, StoreError};
-use crate::tracker::api::{Caller, SubmitRequest, validate};
+use crate::tracker::api::{Caller, SubmitBug, SubmitRequest, validate, validate_bug};
 
 /// A request with everything known about it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -24,6 +24,8 @@ pub struct RequestDetail {
     pub events: Vec<Event>,
     /// Its latest CI run, as JSON.
     pub ci_run: Option<Value>,
+    /// Reports to its bug (comments, whiteboard edits) and whether they were delivered.
+    pub reports: Vec<Value>,
 }
 
 pub(super) async fn not_found() -> ApiError {
@@ -60,6 +62,35 @@ pub(super) async fn create(
     ))
 }
 
+pub(super) async fn create_for_bug(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<SubmitBug>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(submit) = body.map_err(json_error)?;
+    let new =
+        validate_bug(&state.ctx.config, &submit, &caller).map_err(|e| ApiError::BadRequest(e.0))?;
+    if state
+        .ctx
+        .store
+        .bug_is_busy(crate::tracker::bugzilla::SOURCE, submit.bug)
+        .await?
+    {
+        return Err(ApiError::Conflict(format!(
+            "bug {} already has a landing request in progress",
+            submit.bug
+        )));
+    }
+    let actor = format!("api:{} ({})", caller.user, caller.token);
+    let id = state.ctx.store.insert_request(&new, &actor, &[]).await?;
+    state.ctx.wake.pushers.notify_one();
+    tracing::info!(request = %id, bug = submit.bug, "bug request received through the API");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "stage": Stage::Received, "url": format!("/api/requests/{id}") })),
+    ))
+}
+
 pub(super) async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -75,6 +106,12 @@ pub(super) async fn show(
         patches: store.patches(id).await?,
         events: store.events(id).await?,
         ci_run: ci_run.and_then(|r| serde_json::to_value(r).ok()),
+        reports: store
+            .reports_of(id)
+            .await?
+            .into_iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect(),
     }))
 }
 

@@ -35,6 +35,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/api/requests", get(api::list).post(api::create))
         .route("/api/requests/{id}", get(api::show))
         .route("/api/requests/{id}/cancel", post(api::cancel))
+        .route("/api/bugzilla/requests", post(api::create_for_bug))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

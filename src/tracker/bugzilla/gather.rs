@@ -1,0 +1,188 @@
+//! Gathering a Bugzilla request's patches: list the bug's attachments without their data,
+//! choose the current patches (or exactly the ones the tag names), fetch their data and
+//! parse them. Identities for permissions are Bugzilla accounts: the attachment's creator
+//! and the setters of review+/feedback+ flags, never the free-text patch header.
+
+use base64::Engine as _;
+
+use super::client::{Attachment, BugzillaClient, BugzillaError};
+use crate::config::Config;
+use crate::patch::{self, Limits};
+use crate::request::{Patch, Review, ReviewKind};
+
+/// Why gathering stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatherError {
+    /// The request cannot go on (said on the bug).
+    #[error("{0}")]
+    Invalid(String),
+    /// Bugzilla could not be reached; try again later.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl From<BugzillaError> for GatherError {
+    fn from(e: BugzillaError) -> GatherError {
+        if e.is_transient() || e.is_credentials() {
+            GatherError::Transient(e.to_string())
+        } else {
+            GatherError::Invalid(e.to_string())
+        }
+    }
+}
+
+/// Phabricator stubs are attachments that point elsewhere, not patches.
+const PHABRICATOR_STUB: &str = "text/x-phabricator-request";
+
+/// The patches of `bug`, in landing order, with a one-line summary of what was chosen.
+pub async fn gather(
+    client: &BugzillaClient,
+    config: &Config,
+    bug: i64,
+    requested: &[i64],
+) -> Result<(Vec<Patch>, String), GatherError> {
+    let summary = match client.bug(bug).await {
+        Ok(b) => b.summary,
+        Err(BugzillaError::BugNotFound(_)) => {
+            return Err(GatherError::Invalid(format!("bug {bug} does not exist")));
+        }
+        Err(BugzillaError::AccessDenied(_)) => {
+            return Err(GatherError::Invalid(format!(
+                "Autoland's Bugzilla account cannot see bug {bug} (it is private or restricted); \
+                 Autoland only lands patches from bugs it can read"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let listed = client.attachments(bug).await?;
+    let chosen = if requested.is_empty() {
+        let mut current: Vec<Attachment> = listed
+            .into_iter()
+            .filter(|a| a.is_patch && !a.is_obsolete && a.content_type != PHABRICATOR_STUB)
+            .collect();
+        current.sort_by(|a, b| (&a.creation_time, a.id).cmp(&(&b.creation_time, b.id)));
+        if current.is_empty() {
+            return Err(GatherError::Invalid(format!(
+                "bug {bug} has no current patches: no attachment is marked as a patch and not obsolete"
+            )));
+        }
+        current
+    } else {
+        choose_requested(client, bug, &listed, requested).await?
+    };
+    let limits = Limits {
+        max_bytes: config.limits.max_patch_bytes,
+        max_files: config.limits.max_files_per_patch,
+    };
+    let mut patches = Vec::with_capacity(chosen.len());
+    for (index, listed) in chosen.iter().enumerate() {
+        let position = i64::try_from(index).unwrap_or(i64::MAX) + 1;
+        let label = format!("attachment {} (`{}`)", listed.id, listed.file_name);
+        let full = client.attachment(listed.id).await?;
+        let data = full.data.as_deref().unwrap_or("");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| {
+                GatherError::Invalid(format!("{label}: its data is not valid base64 ({e})"))
+            })?;
+        let parsed = patch::parse(&bytes, &limits)
+            .map_err(|e| GatherError::Invalid(format!("{label}: {e}")))?;
+        let creator = listed.creator.clone();
+        let reviews = listed
+            .flags
+            .iter()
+            .filter(|f| f.status == "+" && !f.setter.is_empty())
+            .filter_map(|f| {
+                let kind = match f.name.as_str() {
+                    "review" | "superreview" => ReviewKind::Review,
+                    "feedback" => ReviewKind::Feedback,
+                    _ => return None,
+                };
+                Some(Review {
+                    who: f.setter.clone(),
+                    kind,
+                })
+            })
+            .collect();
+        patches.push(Patch {
+            position,
+            name: format!(
+                "attachment {}: {}",
+                listed.id,
+                one_line(&listed.summary, 80)
+            ),
+            format: parsed.format,
+            author: parsed.author.clone().unwrap_or_else(|| creator.clone()),
+            submitter: Some(creator),
+            date: parsed.date,
+            message: parsed
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("Bug {bug} - {}", one_line(&summary, 200))),
+            diff: parsed.diff,
+            files: parsed.files,
+            reviews,
+        });
+    }
+    let names: Vec<String> = chosen
+        .iter()
+        .map(|a| format!("{} (by {})", a.id, a.creator))
+        .collect();
+    Ok((
+        patches,
+        format!(
+            "{} patch(es) from bug {bug}: attachments {}",
+            chosen.len(),
+            names.join(", ")
+        ),
+    ))
+}
+
+/// Exactly the attachments the tag named, in that order; every problem is named.
+async fn choose_requested(
+    client: &BugzillaClient,
+    bug: i64,
+    listed: &[Attachment],
+    requested: &[i64],
+) -> Result<Vec<Attachment>, GatherError> {
+    let mut chosen = Vec::new();
+    let mut problems = Vec::new();
+    for id in requested {
+        match listed.iter().find(|a| a.id == *id) {
+            Some(a) if a.is_obsolete => problems.push(format!("attachment {id} is obsolete")),
+            Some(a) if a.content_type == PHABRICATOR_STUB => problems.push(format!(
+                "attachment {id} is a Phabricator link, not a patch"
+            )),
+            Some(a) => chosen.push(a.clone()),
+            None => match client.attachment(*id).await {
+                Ok(other) if other.bug_id != bug => problems.push(format!(
+                    "attachment {id} belongs to bug {}, not to this bug",
+                    other.bug_id
+                )),
+                Ok(_) => problems.push(format!("attachment {id} is not visible on this bug")),
+                Err(e) if e.is_transient() || e.is_credentials() => return Err(e.into()),
+                Err(BugzillaError::AccessDenied(_)) => problems.push(format!(
+                    "attachment {id} is private and Autoland's account cannot read it"
+                )),
+                Err(_) => problems.push(format!("attachment {id} does not exist")),
+            },
+        }
+    }
+    if problems.is_empty() {
+        Ok(chosen)
+    } else {
+        Err(GatherError::Invalid(format!(
+            "the tag names attachments Autoland cannot use: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
+fn one_line(text: &str, max: usize) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    line.trim().to_owned()
+}

@@ -1,0 +1,247 @@
+//! The Bugzilla poller: one search per interval for bugs whose whiteboard carries an
+//! autoland tag, changed since a persisted cursor (minus a small overlap). A new tag
+//! becomes a request (and `[autoland-in-queue]` on the whiteboard), in one transaction; a
+//! malformed tag becomes a refused request with one comment explaining the grammar, and
+//! the tag is removed so it is not read again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::SOURCE;
+use super::client::{Bug, BugzillaClient, BugzillaError};
+use crate::config::BugzillaConfig;
+use crate::request::NewRequest;
+use crate::service::{Context, ModuleStatus};
+use crate::store::{NewReport, ReportKind};
+use crate::tracker::{api, comments, tag};
+
+/// Where the cursor is kept in `tracker_state`.
+pub const CURSOR: &str = "bugzilla.cursor";
+
+/// What one poll did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PollOutcome {
+    /// Bugs the search returned.
+    pub seen: usize,
+    /// New requests created.
+    pub claimed: usize,
+    /// Malformed tags refused.
+    pub refused: usize,
+}
+
+/// Polls until `shutdown`.
+pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: CancellationToken) {
+    let (Some(config), Some(client)) = (ctx.config.bugzilla.clone(), ctx.bugzilla.clone()) else {
+        return;
+    };
+    let interval = Duration::from_secs(config.poll_interval_seconds);
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let wait = match poll_once(&ctx, &client, &config).await {
+            Ok(outcome) => {
+                backoff = Duration::from_secs(1);
+                status.set(format!(
+                    "last poll: {} tagged bug(s) changed, {} claimed, {} refused",
+                    outcome.seen, outcome.claimed, outcome.refused
+                ));
+                interval
+            }
+            Err(e) if e.is_credentials() => {
+                // An operator must fix the key; keep trying, slowly.
+                status.error(format!(
+                    "{e}; retrying every {:?}",
+                    interval.max(Duration::from_secs(300))
+                ));
+                interval.max(Duration::from_secs(300))
+            }
+            Err(e) => {
+                status.error(format!("poll failed: {e}; retrying in {backoff:?}"));
+                let wait = backoff;
+                backoff = (backoff * 2).min(interval.max(Duration::from_secs(1)));
+                wait
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One poll: one search, then a claim for each new tag.
+pub async fn poll_once(
+    ctx: &Context,
+    client: &BugzillaClient,
+    config: &BugzillaConfig,
+) -> Result<PollOutcome, BugzillaError> {
+    let cursor = ctx
+        .store
+        .tracker_value(CURSOR)
+        .await
+        .map_err(|e| BugzillaError::Transport(format!("database: {e}")))?
+        .and_then(|c| DateTime::parse_from_rfc3339(&c).ok())
+        .map(|c| c.with_timezone(&Utc));
+    let overlap =
+        chrono::Duration::seconds(i64::try_from(config.poll_overlap_seconds).unwrap_or(0));
+    let since = cursor.map(|c| (c - overlap).to_rfc3339_opts(SecondsFormat::Secs, true));
+    let bugs = client.search_tagged(since.as_deref()).await?;
+    let mut outcome = PollOutcome {
+        seen: bugs.len(),
+        ..PollOutcome::default()
+    };
+    let mut newest = cursor;
+    for bug in &bugs {
+        match claim(ctx, client, bug).await? {
+            Claim::Claimed => outcome.claimed += 1,
+            Claim::Refused => outcome.refused += 1,
+            Claim::Skipped => {}
+        }
+        if let Ok(changed) = DateTime::parse_from_rfc3339(&bug.last_change_time) {
+            let changed = changed.with_timezone(&Utc);
+            if newest.is_none_or(|n| changed > n) {
+                newest = Some(changed);
+            }
+        }
+    }
+    if let Some(newest) = newest {
+        if Some(newest) != cursor {
+            ctx.store
+                .set_tracker_value(CURSOR, &newest.to_rfc3339_opts(SecondsFormat::Secs, true))
+                .await
+                .map_err(|e| BugzillaError::Transport(format!("database: {e}")))?;
+        }
+    }
+    if outcome.claimed + outcome.refused > 0 {
+        ctx.wake.pushers.notify_one();
+        ctx.wake.outbox.notify_one();
+    }
+    Ok(outcome)
+}
+
+enum Claim {
+    Claimed,
+    Refused,
+    Skipped,
+}
+
+async fn claim(ctx: &Context, client: &BugzillaClient, bug: &Bug) -> Result<Claim, BugzillaError> {
+    let db = |e: crate::store::StoreError| BugzillaError::Transport(format!("database: {e}"));
+    if ctx.store.bug_is_busy(SOURCE, bug.id).await.map_err(db)? {
+        return Ok(Claim::Skipped);
+    }
+    let actor = format!("{}/bugzilla-poller", ctx.instance);
+    let parsed = tag::find(&bug.whiteboard);
+    let (tag, tag_text) = match parsed {
+        Ok(tag::Found::None) | Ok(tag::Found::InQueue(_)) => return Ok(Claim::Skipped),
+        Ok(tag::Found::Request(tag)) => {
+            let text = bug
+                .whiteboard
+                .get(tag.span.clone())
+                .unwrap_or("")
+                .to_owned();
+            (Ok(tag), text)
+        }
+        Err(e) => {
+            let span = e.span();
+            let text: String = bug
+                .whiteboard
+                .get(span)
+                .unwrap_or("")
+                .chars()
+                .take(80)
+                .collect();
+            (Err(e.to_string()), text)
+        }
+    };
+    let requester = requester_of(client, bug.id).await?;
+    let mut new = NewRequest {
+        source: SOURCE.to_owned(),
+        bug: Some(bug.id),
+        requester,
+        try_repo: String::new(),
+        base_repo: String::new(),
+        destinations: Vec::new(),
+        try_syntax: None,
+        patches: Vec::new(),
+        attachment_ids: Vec::new(),
+    };
+    let resolved = tag.and_then(|tag| {
+        api::resolve_destinations(&ctx.config, &tag.destinations)
+            .map(|resolved| (tag, resolved))
+            .map_err(|e| e.0)
+    });
+    match resolved {
+        Ok((tag, (try_repo, base_repo, destinations))) => {
+            new.try_repo = try_repo;
+            new.base_repo = base_repo;
+            new.destinations = destinations;
+            new.try_syntax = tag.try_syntax;
+            new.attachment_ids = tag.attachment_ids;
+            let reports = [NewReport {
+                bug: bug.id,
+                kind: ReportKind::MarkInQueue,
+                body: String::new(),
+            }];
+            let id = ctx
+                .store
+                .insert_request(&new, &actor, &reports)
+                .await
+                .map_err(db)?;
+            tracing::info!(bug = bug.id, request = %id, tag = %tag_text, "claimed a bug");
+            Ok(Claim::Claimed)
+        }
+        Err(message) => {
+            let shown = if tag_text.is_empty() {
+                "(empty)".to_owned()
+            } else {
+                format!("`{tag_text}`")
+            };
+            let reports = [
+                NewReport {
+                    bug: bug.id,
+                    kind: ReportKind::Comment,
+                    body: comments::malformed_tag(&shown, &message),
+                },
+                NewReport {
+                    bug: bug.id,
+                    kind: ReportKind::RemoveTag,
+                    body: String::new(),
+                },
+            ];
+            let detail = format!("the whiteboard tag {shown} cannot be used: {message}");
+            let id = ctx
+                .store
+                .insert_rejected_request(&new, &actor, &detail, &reports)
+                .await
+                .map_err(db)?;
+            tracing::info!(bug = bug.id, request = %id, "refused a malformed tag");
+            Ok(Claim::Refused)
+        }
+    }
+}
+
+/// Who put the tag on the whiteboard: the latest whiteboard change that added
+/// `[autoland` (other than the in-queue marker). Their Bugzilla account is the requester.
+async fn requester_of(client: &BugzillaClient, bug: i64) -> Result<String, BugzillaError> {
+    let history = match client.history(bug).await {
+        Ok(h) => h,
+        Err(e) if e.is_transient() || e.is_credentials() => return Err(e),
+        Err(_) => Vec::new(),
+    };
+    let who = history
+        .iter()
+        .rev()
+        .find(|entry| {
+            entry.changes.iter().any(|c| {
+                let added = c.added.to_ascii_lowercase();
+                c.field_name == "whiteboard"
+                    && added.contains("[autoland")
+                    && !added.contains(tag::IN_QUEUE)
+            })
+        })
+        .map(|entry| entry.who.clone());
+    Ok(who.unwrap_or_else(|| "unknown@bugzilla.invalid".to_owned()))
+}
