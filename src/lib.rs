@@ -18,6 +18,8 @@ pub mod permissions;
 pub mod request;
 /// The long-running modules, their supervisor and the pipeline they drive.
 pub mod service;
+/// Faithful simulators of services that cannot run here (Bugzilla).
+pub mod simulator;
 /// All SQL: requests, events, CI runs, heartbeats, outbox (SQLite and PostgreSQL).
 pub mod store;
 /// Where requests come from: Autoland's own API.

@@ -89,8 +89,9 @@ impl PatchDate {
         }
         let local = days_from_civil(year, month, day) * 86_400
             + i64::from(hour * 3600 + minute * 60 + second);
-        Some(PatchDate {
-            seconds: local - i64::from(offset_minutes) * 60,
+        let seconds = local - i64::from(offset_minutes) * 60;
+        COMMIT_DATES.contains(&seconds).then_some(PatchDate {
+            seconds,
             offset_minutes,
         })
     }
@@ -100,7 +101,11 @@ impl PatchDate {
         let mut parts = s.split_whitespace();
         let seconds: i64 = parts.next()?.parse().ok()?;
         let west: i64 = parts.next()?.parse().ok()?;
-        if parts.next().is_some() || !(-86_400..=86_400).contains(&west) || west % 60 != 0 {
+        if parts.next().is_some()
+            || !(-86_400..=86_400).contains(&west)
+            || west % 60 != 0
+            || !COMMIT_DATES.contains(&seconds)
+        {
             return None;
         }
         Some(PatchDate {
@@ -109,6 +114,10 @@ impl PatchDate {
         })
     }
 }
+
+/// Dates git accepts for a commit: from the epoch to 2242. A patch date outside them is
+/// ignored (the commit gets the current date) rather than failing the landing.
+const COMMIT_DATES: std::ops::RangeInclusive<i64> = 0..=(1 << 33);
 
 fn parse_digits(s: &str, min: usize, max: usize) -> Option<u32> {
     if s.len() < min || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -899,11 +908,14 @@ impl Section<'_> {
         Ok(())
     }
 
+    /// git reads a mode as octal and keeps only its file type (regular files become 100644
+    /// or 100755; every type but regular, symlink and directory becomes a gitlink), so the
+    /// type bits decide, not the spelling: `120644` and `0120000` are symlinks too.
     fn mode(&mut self, mode: &str) {
-        match mode {
-            "120000" => self.symlink = true,
-            "160000" => self.gitlink = true,
-            _ => {}
+        match u32::from_str_radix(mode.trim(), 8).map(|m| m & 0o170000) {
+            Ok(0o100000) => {}
+            Ok(0o120000) => self.symlink = true,
+            _ => self.gitlink = true,
         }
     }
 
@@ -934,7 +946,7 @@ impl Section<'_> {
         if self.gitlink {
             return Err(PatchError::UnsafePath {
                 path: self.display_name(),
-                reason: "submodules (mode 160000) are not landed",
+                reason: "submodules and special file modes are not landed (only regular files)",
             });
         }
         if self.symlink {
@@ -1903,6 +1915,8 @@ index 1111111..2222222 100644
             "diff --git a/link b/link\nold mode 100644\nnew mode 120000\n",
             "diff --git a/link b/link\nold mode 120000\nnew mode 100644\n",
             "diff --git a/link b/link\ndeleted file mode 120000\n--- a/link\n+++ /dev/null\n@@ -1 +0,0 @@\n-target\n",
+            "diff --git a/link b/link\nnew file mode 120644\nindex 0000000..1111111\n--- /dev/null\n+++ b/link\n@@ -0,0 +1 @@\n+target\n",
+            "diff --git a/link b/link\nnew file mode 0120000\nindex 0000000..1111111\n--- /dev/null\n+++ b/link\n@@ -0,0 +1 @@\n+target\n",
         ];
         for case in cases {
             assert_eq!(
@@ -2143,7 +2157,11 @@ index 1111111..2222222 100644
             Some((1_688_481_300, -330))
         );
         assert_eq!(date("Thu, 1 Jan 1970 00:00:00 +0000 (UTC)"), Some((0, 0)));
-        assert_eq!(date("Wed, 31 Dec 1969 23:59:59 +0000"), Some((-1, 0)));
+        // Before the epoch git refuses the date: it is ignored rather than failing the landing.
+        assert_eq!(date("Wed, 31 Dec 1969 23:59:59 +0000"), None);
+        assert_eq!(date("Mon, 1 Jan 1900 00:00:00 +0000"), None);
+        assert_eq!(PatchDate::from_hg("-5 0"), None);
+        assert_eq!(PatchDate::from_hg("99999999999 0"), None);
         assert_eq!(
             date("Thu, 29 Feb 2024 12:00:00 +0000"),
             Some((1_709_208_000, 0))

@@ -71,6 +71,22 @@ async fn killed_while_ci_runs_the_request_still_lands_once() {
     assert_eq!(env.commits_with_trailer(&env.try_repo, uid), 2);
     assert_eq!(env.commits_with_trailer(&env.central, uid), 2);
     assert_eq!(env.central_log().len(), 3);
+    // The first attempt's `sleep 60` outlived the killed server (only its shell got the
+    // parent-death signal); the second attempt must have killed it.
+    let orphans = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x0060\x00")
+                && std::fs::read(e.path().join("environ")).is_ok_and(|env| {
+                    String::from_utf8_lossy(&env).contains(&"AUTOLAND_CI_RUN=".to_string())
+                })
+        })
+        .count();
+    assert_eq!(
+        orphans, 0,
+        "a CI process of the first attempt is still running"
+    );
     kill9(child);
 }
 

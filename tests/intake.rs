@@ -128,6 +128,23 @@ async fn bad_submissions_get_a_clear_4xx_and_store_nothing() {
     assert_eq!(got, 201, "{answer}");
     let (_, detail) = api.get(&format!("/api/requests/{}", answer["id"])).await;
     assert_eq!(detail["request"]["requester"], "carol@example.com");
+
+    // Only the requester (or a service token) may cancel.
+    let bob = common::Api::new(&api.base, "test-token-bob");
+    let (got, answer) = bob
+        .post(
+            &format!("/api/requests/{}/cancel", detail["request"]["id"]),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(got, 403, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("carol@example.com"),
+        "{answer}"
+    );
     running.service.stop().await;
 }
 

@@ -73,6 +73,18 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
         finish(ctx, owner, &run, CiState::Failed, None, &summary, "").await;
         return;
     }
+    if run.attempts > 1 {
+        // An earlier attempt's processes may have outlived a crashed Autoland (the
+        // parent-death signal only reaches the shell): stop them before starting again.
+        let killed = kill_leftovers(&run_token(&run));
+        if killed > 0 {
+            tracing::warn!(
+                run = run.id,
+                killed,
+                "killed processes left by an earlier attempt"
+            );
+        }
+    }
     let logs = ctx.config.data_dir.join("logs");
     let log_path = logs.join(format!("ci-run-{}.log", run.id));
     let checkout_dir = ctx
@@ -281,6 +293,7 @@ async fn run_command(
         .env("AUTOLAND_REQUEST_ID", run.request_id.to_string())
         .env("AUTOLAND_REVISION", &run.revision)
         .env("AUTOLAND_TRY_SYNTAX", try_syntax)
+        .env(RUN_MARK, run_token(run))
         .process_group(0)
         .kill_on_drop(true);
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent; it asks the
@@ -333,16 +346,55 @@ async fn run_command(
                     let _ = child.wait().await;
                     return Outcome::Interrupted;
                 }
-                if let Ok(Some(request)) = ctx.store.request(run.request_id).await {
-                    if request.stage.is_terminal() {
+                if let Ok(Some(request)) = ctx.store.request(run.request_id).await
+                    && request.stage.is_terminal() {
                         kill_group();
                         let _ = child.wait().await;
                         return Outcome::Abandoned(request.stage);
                     }
-                }
             }
         }
     }
+}
+
+/// The environment variable that marks every process of a CI run.
+const RUN_MARK: &str = "AUTOLAND_CI_RUN";
+
+/// Identifies one CI run's processes (the revision carries the request's unique trailer).
+fn run_token(run: &CiRun) -> String {
+    format!("{}:{}", run.id, run.revision)
+}
+
+/// Kills every process whose environment carries this run's mark; returns how many.
+fn kill_leftovers(token: &str) -> usize {
+    let needle = format!("{RUN_MARK}={token}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes())
+        {
+            // SAFETY: plain syscall; the process carries this run's mark.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            killed += 1;
+        }
+    }
+    killed
 }
 
 fn read_tail(path: &Path) -> String {

@@ -25,6 +25,14 @@ impl fmt::Display for RequestId {
 /// The key under which commits carry their request: `Autoland-Request: <uid>`.
 pub const TRAILER_KEY: &str = "Autoland-Request";
 
+/// True if a commit message already carries Autoland's trailer key: such a message could
+/// make another request's commits look landed, so it is refused at intake.
+pub fn claims_trailer(message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains(&format!("{}:", TRAILER_KEY.to_ascii_lowercase()))
+}
+
 /// Who reviewed or gave feedback on a patch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

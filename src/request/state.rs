@@ -241,7 +241,11 @@ pub fn next_stage(from: Stage, transition: &Transition) -> Result<Stage, Illegal
         (Transition::Fail(category), from) if !from.is_terminal() => {
             failure_allowed(*category, from).then_some(S::Failed)
         }
-        (Transition::Cancel, from) if !from.is_terminal() => Some(S::Cancelled),
+        // Once landing has started, pushes to final repositories may be under way: a
+        // cancel then could leave commits landed on a "cancelled" request.
+        (Transition::Cancel, from) if !from.is_terminal() && from != S::Landing => {
+            Some(S::Cancelled)
+        }
         _ => None,
     };
     to.ok_or_else(|| IllegalTransition {
@@ -255,9 +259,8 @@ pub fn next_stage(from: Stage, transition: &Transition) -> Result<Stage, Illegal
 fn failure_allowed(category: FailureCategory, from: Stage) -> bool {
     use Stage as S;
     match category {
-        FailureCategory::InvalidRequest => {
-            matches!(from, S::Received | S::Gathering | S::Authorizing)
-        }
+        // Also later: a repository removed from the configuration mid-flight.
+        FailureCategory::InvalidRequest => true,
         FailureCategory::PermissionDenied => matches!(from, S::Authorizing),
         FailureCategory::ApplyConflict => matches!(from, S::Applying | S::PushingTry | S::Landing),
         FailureCategory::TryFailed => matches!(from, S::AwaitingTry),
@@ -334,6 +337,15 @@ mod tests {
                 &Transition::Fail(FailureCategory::PermissionDenied)
             ),
             Ok(Stage::Failed)
+        );
+    }
+
+    #[test]
+    fn landing_cannot_be_cancelled() {
+        assert!(next_stage(Stage::Landing, &Transition::Cancel).is_err());
+        assert_eq!(
+            next_stage(Stage::AwaitingTry, &Transition::Cancel),
+            Ok(Stage::Cancelled)
         );
     }
 

@@ -63,7 +63,11 @@ pub async fn idle(ctx: &Context, wake: &tokio::sync::Notify, shutdown: &Cancella
 
 impl Context {
     /// Connects the store and builds the context.
-    pub async fn new(config: Config) -> Result<Context, StoreError> {
+    pub async fn new(mut config: Config) -> Result<Context, StoreError> {
+        // Every path below the data dir is handed to git, which runs in other directories.
+        if let Ok(absolute) = std::path::absolute(&config.data_dir) {
+            config.data_dir = absolute;
+        }
         std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Corrupt {
             table: "-",
             detail: format!("cannot create data dir {}: {e}", config.data_dir.display()),

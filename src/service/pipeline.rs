@@ -34,9 +34,41 @@ impl From<VcsError> for StepError {
     }
 }
 
+/// Whether this worker still holds its claim on the request. Checked before every push:
+/// a worker whose lease lapsed (a stall, a database outage) must not push, because
+/// another worker may have taken the request over.
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Claim {
+    /// Marks the claim as lost.
+    pub fn lose(&self) {
+        self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StepError> {
+        if self.lost.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(StepError::Transient(
+                "this worker lost its claim on the request (the lease lapsed); stopping before \
+                 any push so that whoever holds it now can continue"
+                    .to_owned(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// Drives a claimed request forward until it waits on something else (try results) or
 /// ends. `actor` names the module instance in events.
-pub async fn drive(ctx: &Context, request: &Request, actor: &str) -> Result<(), StepError> {
+pub async fn drive(
+    ctx: &Context,
+    request: &Request,
+    actor: &str,
+    claim: &Claim,
+) -> Result<(), StepError> {
     let id = request.id;
     loop {
         let Some(request) = ctx.store.request(id).await? else {
@@ -47,6 +79,7 @@ pub async fn drive(ctx: &Context, request: &Request, actor: &str) -> Result<(), 
             ctx,
             request: &request,
             actor,
+            claim,
         };
         match stage {
             Stage::Received => {
@@ -68,6 +101,7 @@ struct Step<'a> {
     ctx: &'a Context,
     request: &'a Request,
     actor: &'a str,
+    claim: &'a Claim,
 }
 
 impl Step<'_> {
@@ -296,6 +330,7 @@ impl Step<'_> {
             .await?;
             stage = Stage::PushingTry;
         }
+        self.claim.check()?;
         let revision = copy.push(&target).await?;
         self.pushed_to_try(stage, &revision, false).await
     }
@@ -405,7 +440,20 @@ impl Step<'_> {
         let patches = self.ctx.store.patches(request.id).await?;
         let attempts = self.ctx.config.pusher.push_attempts.max(1);
         let mut backoff = Duration::from_millis(self.ctx.config.pusher.push_backoff_ms);
+        let mut previous_base = dest.attempt_base.clone();
         for attempt in 1..=attempts {
+            if attempt > 1 {
+                // Someone pushed first; make sure it was not an earlier push of ours.
+                if let Some(rev) = copy
+                    .find_pushed(&target, &self.marker(), previous_base.as_deref())
+                    .await?
+                {
+                    let (detail, effects) = landed(&rev, "(found after a refused push)");
+                    return self
+                        .go_with(Transition::DestinationLanded { last }, &detail, effects)
+                        .await;
+                }
+            }
             let tip = copy.update_to_tip().await?;
             let Some(_) = self
                 .apply_all(&mut copy, &patches, &repo.name, false)
@@ -413,10 +461,12 @@ impl Step<'_> {
             else {
                 return Ok(());
             };
+            self.claim.check()?;
             self.ctx
                 .store
                 .set_attempt_base(request.id, dest.position, &tip)
                 .await?;
+            previous_base = Some(tip.clone());
             match copy.push(&target).await {
                 Ok(rev) => {
                     let how = if attempt == 1 {

@@ -58,22 +58,35 @@ pub async fn run(
 /// push finishes its step, so the lease can be released with the state recorded.
 async fn work(ctx: &Context, owner: &str, request: Request) {
     let lease = ctx.config.lease();
+    let claim = pipeline::Claim::default();
     let renewer = {
         let store = ctx.store.clone();
         let owner = owner.to_owned();
         let id = request.id;
+        let claim = claim.clone();
         tokio::spawn(async move {
+            let mut renewed = std::time::Instant::now();
             loop {
                 tokio::time::sleep(lease / 3).await;
                 match store.renew_lease(id, &owner, ms(lease)).await {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => tracing::warn!(request = %id, error = %e, "cannot renew lease"),
+                    Ok(true) => renewed = std::time::Instant::now(),
+                    Ok(false) => {
+                        tracing::warn!(request = %id, "lost the lease on this request");
+                        claim.lose();
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(request = %id, error = %e, "cannot renew lease");
+                        // Not renewed for most of a lease: assume someone else may have it.
+                        if renewed.elapsed() > lease * 2 / 3 {
+                            claim.lose();
+                        }
+                    }
                 }
             }
         })
     };
-    let result = pipeline::drive(ctx, &request, owner).await;
+    let result = pipeline::drive(ctx, &request, owner, &claim).await;
     renewer.abort();
     let retry_after = match result {
         Ok(()) => None,
@@ -83,7 +96,8 @@ async fn work(ctx: &Context, owner: &str, request: Request) {
         }
         Err(StepError::Store(e)) => {
             tracing::error!(request = %request.id, error = %e, "database error while working");
-            Some(Duration::from_secs(5))
+            // Counted like any transient error, so a persistent one cannot loop forever.
+            transient(ctx, owner, &request, &e.to_string()).await
         }
         Err(StepError::Transient(message)) => transient(ctx, owner, &request, &message).await,
     };

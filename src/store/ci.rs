@@ -138,9 +138,10 @@ impl Store {
             "UPDATE ci_runs SET state = 'running', lease_owner = $1, lease_until = $2, \
              attempts = attempts + 1, started_at = $3 \
              WHERE id = (SELECT id FROM ci_runs WHERE state = 'queued' \
-                            OR (state = 'running' AND lease_until < $3) ORDER BY id LIMIT 1) \
+                            OR (state = 'running' AND lease_until < $3) ORDER BY id LIMIT 1{skip}) \
              AND (state = 'queued' OR (state = 'running' AND lease_until < $3)) \
-             RETURNING {RUN_COLUMNS}"
+             RETURNING {RUN_COLUMNS}",
+            skip = self.skip_locked()
         ))
         .bind(owner)
         .bind(now + lease_ms)

@@ -142,6 +142,16 @@ impl Store {
         Ok(())
     }
 
+    /// In a claim's sub-select: on PostgreSQL, concurrent claimers skip rows another
+    /// transaction is claiming instead of all picking the same one (SQLite serialises
+    /// writers, so it needs nothing).
+    fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend

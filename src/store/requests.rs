@@ -535,9 +535,10 @@ impl Store {
              WHERE id = (SELECT id FROM requests WHERE stage IN ({stages}) \
                          AND next_attempt_at <= $3 \
                          AND (lease_until IS NULL OR lease_until < $3) \
-                         ORDER BY id LIMIT 1) \
+                         ORDER BY id LIMIT 1{skip}) \
              AND (lease_until IS NULL OR lease_until < $3) \
-             RETURNING {REQUEST_COLUMNS}, lease_owner"
+             RETURNING {REQUEST_COLUMNS}, lease_owner",
+            skip = self.skip_locked()
         ))
         .bind(owner)
         .bind(now + lease_ms)

@@ -99,10 +99,10 @@ pub fn validate(
     caller: &Caller,
 ) -> Result<NewRequest, Invalid> {
     let requester = requester_for(submit.requester.as_deref(), caller)?;
-    if let Some(bug) = submit.bug {
-        if bug <= 0 {
-            return invalid(format!("bug must be a positive number, not {bug}"));
-        }
+    if let Some(bug) = submit.bug
+        && bug <= 0
+    {
+        return invalid(format!("bug must be a positive number, not {bug}"));
     }
     let (try_repo, base_repo, destinations) = resolve_destinations(config, &submit.destinations)?;
     check_try_syntax(submit.try_syntax.as_deref())?;
@@ -152,6 +152,12 @@ pub fn validate(
                 None => format!("{name} (landed by Autoland for {requester})"),
             },
         };
+        if crate::request::claims_trailer(&message) {
+            return invalid(format!(
+                "{label}: the commit message contains `{}:`; Autoland adds that trailer itself",
+                crate::request::TRAILER_KEY
+            ));
+        }
         if message.len() > 64 * 1024 {
             return invalid(format!("{label}: the commit message is longer than 64 KiB"));
         }

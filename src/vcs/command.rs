@@ -72,7 +72,7 @@ pub fn tail(text: &str, max: usize) -> String {
     format!("[...]\n{}", &text[start..])
 }
 
-/// Hides credentials in anything that looks like a URL with userinfo or a token query.
+/// Hides the credentials (userinfo) of anything that looks like a URL.
 pub fn redact(arg: &str) -> String {
     if let Some(scheme_end) = arg.find("://")
         && let Some(at) = arg[scheme_end + 3..].find('@')

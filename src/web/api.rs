@@ -153,10 +153,21 @@ pub(super) async fn cancel(
         let Some(request) = store.request(id).await? else {
             return Err(ApiError::NotFound(format!("there is no request {id}")));
         };
+        if request.requester != caller.user && !caller.service {
+            return Err(ApiError::Forbidden(format!(
+                "request {id} belongs to {}; only they (or a service token) may cancel it",
+                request.requester
+            )));
+        }
         if request.stage.is_terminal() {
             return Err(ApiError::Conflict(format!(
                 "request {id} is already {}; there is nothing to cancel",
                 request.stage
+            )));
+        }
+        if request.stage == Stage::Landing {
+            return Err(ApiError::Conflict(format!(
+                "request {id} passed try and is landing; it can no longer be cancelled"
             )));
         }
         let detail = format!("cancelled by {} in stage {}", caller.user, request.stage);
@@ -189,7 +200,21 @@ pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>,
         .into_iter()
         .map(|(stage, n)| (stage.to_string(), json!(n)))
         .collect();
-    let modules: Vec<Heartbeat> = store.heartbeats().await?;
+    // A module whose heartbeat is older than three beats is down, whatever it last said.
+    let stale_before = crate::store::now_ms() - 15_000;
+    let modules: Vec<Value> = store
+        .heartbeats()
+        .await?
+        .into_iter()
+        .map(|beat: Heartbeat| {
+            let down = beat.beat_at < stale_before && beat.state != "stopped";
+            let mut value = serde_json::to_value(&beat).unwrap_or(Value::Null);
+            if down {
+                value["state"] = json!("down");
+            }
+            value
+        })
+        .collect();
     Ok(Json(
         json!({ "instance": state.ctx.instance, "requests_by_stage": counts, "modules": modules }),
     ))

@@ -15,6 +15,9 @@ pub enum ApiError {
     /// No or a wrong token.
     #[error("{0}")]
     Unauthorized(String),
+    /// Authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
     /// Nothing there.
     #[error("{0}")]
     NotFound(String),
@@ -34,6 +37,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

@@ -7,8 +7,12 @@ pub mod error;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::CONTENT_LENGTH;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt as _;
 
 use crate::config::TokenEntry;
 use crate::service::Context;
@@ -38,5 +42,42 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/api/bugzilla/requests", post(api::create_for_bug))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            limit,
+            refuse_oversized,
+        ))
         .with_state(state)
+}
+
+/// How much of an oversized body is read and thrown away so that the client gets the 413
+/// instead of a reset connection; beyond it the connection is simply closed.
+const DRAIN_MAX: u64 = 128 * 1024 * 1024;
+
+/// Answers 413 to a body declared larger than the limit, before any handler buffers it.
+async fn refuse_oversized(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => {
+            let mut body = request.into_body();
+            let mut drained = 0u64;
+            while drained <= DRAIN_MAX {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        drained += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    }
+                    _ => break,
+                }
+            }
+            error::ApiError::TooLarge(format!(
+                "the request body is too large: {length} bytes, the limit is {limit} \
+                 (limits.max_body_bytes)"
+            ))
+            .into_response()
+        }
+        _ => next.run(request).await,
+    }
 }

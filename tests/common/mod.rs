@@ -146,6 +146,11 @@ user = "alice@example.com"
 sha256 = "{hash}"
 
 [[tokens]]
+name = "bob-test"
+user = "bob@example.com"
+sha256 = "{bob_hash}"
+
+[[tokens]]
 name = "bugzilla-extension"
 user = "service@example.com"
 sha256 = "{service_hash}"
@@ -160,6 +165,7 @@ service = true
                 .replace('"', "\\\""),
             hash = hash_token(&token),
             service_hash = hash_token("test-token-service"),
+            bob_hash = hash_token("test-token-bob"),
         );
         let config_path = dir.path().join("autoland.toml");
         std::fs::write(&config_path, config).unwrap();

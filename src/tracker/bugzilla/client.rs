@@ -363,7 +363,7 @@ impl BugzillaClient {
             .replace(&self.api_key, "REDACTED");
         match code {
             101 => BugzillaError::BugNotFound(bug_from_path(path).unwrap_or(0)),
-            102 | 105 | 113 => BugzillaError::AccessDenied(format!(
+            102 | 105 | 113 | 304 => BugzillaError::AccessDenied(format!(
                 "{} ({})",
                 path.trim_start_matches("/rest/"),
                 excerpt(&message)
@@ -447,10 +447,19 @@ impl BugzillaClient {
                 None,
             )
             .await?;
-        decode(&v["attachments"][id.to_string()], "attachment")
+        // Bugzilla skips unknown ids silently: an empty map means "no such attachment".
+        let found = &v["attachments"][id.to_string()];
+        if found.is_null() {
+            return Err(BugzillaError::Api {
+                code: 100,
+                status: 200,
+                message: format!("attachment {id} does not exist"),
+            });
+        }
+        decode(found, "attachment")
     }
 
-    /// A bug's comments (optionally only those at or after `new_since`).
+    /// A bug's comments (optionally only those after `new_since`).
     pub async fn comments(
         &self,
         bug: i64,

@@ -87,6 +87,16 @@ pub async fn gather(
             })?;
         let parsed = patch::parse(&bytes, &limits)
             .map_err(|e| GatherError::Invalid(format!("{label}: {e}")))?;
+        if parsed
+            .message
+            .as_deref()
+            .is_some_and(crate::request::claims_trailer)
+        {
+            return Err(GatherError::Invalid(format!(
+                "{label}: the commit message contains `{}:`; Autoland adds that trailer itself",
+                crate::request::TRAILER_KEY
+            )));
+        }
         let creator = listed.creator.clone();
         let reviews = listed
             .flags

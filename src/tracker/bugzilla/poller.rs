@@ -106,13 +106,13 @@ pub async fn poll_once(
             }
         }
     }
-    if let Some(newest) = newest {
-        if Some(newest) != cursor {
-            ctx.store
-                .set_tracker_value(CURSOR, &newest.to_rfc3339_opts(SecondsFormat::Secs, true))
-                .await
-                .map_err(|e| BugzillaError::Transport(format!("database: {e}")))?;
-        }
+    if let Some(newest) = newest
+        && Some(newest) != cursor
+    {
+        ctx.store
+            .set_tracker_value(CURSOR, &newest.to_rfc3339_opts(SecondsFormat::Secs, true))
+            .await
+            .map_err(|e| BugzillaError::Transport(format!("database: {e}")))?;
     }
     if outcome.claimed + outcome.refused > 0 {
         ctx.wake.pushers.notify_one();

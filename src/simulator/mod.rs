@@ -1,0 +1,2 @@
+//! Faithful, in-process simulators of external services, for tests and `autoland demo`.
+pub mod bugzilla;
