@@ -404,6 +404,14 @@ impl Config {
             if config.data_dir.is_relative() {
                 config.data_dir = dir.join(&config.data_dir);
             }
+            if let Some(file) = config
+                .bugzilla
+                .as_mut()
+                .and_then(|b| b.api_key_file.as_mut())
+                && file.is_relative()
+            {
+                *file = dir.join(&*file);
+            }
             if let Some(file) = &config.permissions.file
                 && file.is_relative()
             {

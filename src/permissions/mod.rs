@@ -66,12 +66,16 @@ impl std::fmt::Display for Denial {
     }
 }
 
-/// Checks a request against every repository it goes to.
+/// Checks a request against every repository it goes to. With `requester_everywhere`,
+/// the requester must hold every repository's level, try included: for requests whose
+/// authors and reviewers are only claimed by the submitter (the JSON API), so that a
+/// token without a level cannot get code run on try in someone else's name.
 pub fn check(
     source: &dyn PermissionSource,
     requester: &str,
     patches: &[Patch],
     repos: &[&RepoConfig],
+    requester_everywhere: bool,
 ) -> Result<(), Denial> {
     let mut problems = Vec::new();
     for repo in repos {
@@ -112,9 +116,9 @@ pub fn check(
                 reviewers
             ));
         }
-        if !repo.is_try && !holds(requester) {
+        if (requester_everywhere || !repo.is_try) && !holds(requester) {
             problems.push(format!(
-                "the requester {} ({}) does not hold {}, required to land on `{}`",
+                "the requester {} ({}) does not hold {}, required by `{}`",
                 email_of(requester),
                 describe(source, requester),
                 repo.level,
@@ -192,7 +196,10 @@ mod tests {
         let perms = StaticPermissions::from_config(&config);
         let repos = [config.repo("try").unwrap(), config.repo("central").unwrap()];
         let patches = [patch("Alice <ALICE@example.com>", &[])];
-        assert_eq!(check(&perms, "alice@example.com", &patches, &repos), Ok(()));
+        assert_eq!(
+            check(&perms, "alice@example.com", &patches, &repos, false),
+            Ok(())
+        );
     }
 
     #[test]
@@ -201,7 +208,10 @@ mod tests {
         let perms = StaticPermissions::from_config(&config);
         let repos = [config.repo("central").unwrap()];
         let patches = [patch("Newcomer <new@example.com>", &["alice@example.com"])];
-        assert_eq!(check(&perms, "alice@example.com", &patches, &repos), Ok(()));
+        assert_eq!(
+            check(&perms, "alice@example.com", &patches, &repos, false),
+            Ok(())
+        );
     }
 
     #[test]
@@ -210,7 +220,7 @@ mod tests {
         let perms = StaticPermissions::from_config(&config);
         let repos = [config.repo("try").unwrap(), config.repo("central").unwrap()];
         let patches = [patch("Newcomer <new@example.com>", &["bob@example.com"])];
-        let denial = check(&perms, "bob@example.com", &patches, &repos).unwrap_err();
+        let denial = check(&perms, "bob@example.com", &patches, &repos, false).unwrap_err();
         let text = denial.to_string();
         // try (level 1): bob vouches. central: nobody holds level 3.
         assert_eq!(denial.problems.len(), 2, "{text}");
@@ -221,5 +231,23 @@ mod tests {
         );
         assert!(text.contains("scm_level_3"), "{text}");
         assert!(text.contains("requester bob@example.com"), "{text}");
+    }
+
+    #[test]
+    fn api_requesters_need_the_try_level_too() {
+        let config = config();
+        let perms = StaticPermissions::from_config(&config);
+        let repos = [config.repo("try").unwrap()];
+        // The patch claims alice as its author, but nobody vouches for the submitter.
+        let patches = [patch("Alice <alice@example.com>", &[])];
+        assert_eq!(
+            check(&perms, "nobody@example.com", &patches, &repos, false),
+            Ok(())
+        );
+        let denial = check(&perms, "nobody@example.com", &patches, &repos, true).unwrap_err();
+        assert!(
+            denial.to_string().contains("requester nobody@example.com"),
+            "{denial}"
+        );
     }
 }

@@ -206,6 +206,7 @@ impl Step<'_> {
             &self.request.requester,
             &patches,
             &repos,
+            self.request.source == "api",
         ) {
             Ok(()) => {
                 let names: Vec<&str> = repos.iter().map(|r| r.name.as_str()).collect();

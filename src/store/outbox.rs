@@ -76,6 +76,10 @@ pub struct OutboxItem {
     pub attempted_at: Option<i64>,
     /// Last error.
     pub last_error: Option<String>,
+    /// When it was delivered.
+    pub sent_at: Option<i64>,
+    /// When it was given up (undeliverable).
+    pub abandoned_at: Option<i64>,
 }
 
 fn item_from_row(row: &AnyRow) -> Result<OutboxItem, StoreError> {
@@ -88,10 +92,13 @@ fn item_from_row(row: &AnyRow) -> Result<OutboxItem, StoreError> {
         attempts: col(row, "attempts")?,
         attempted_at: col(row, "attempted_at")?,
         last_error: col(row, "last_error")?,
+        sent_at: col(row, "sent_at")?,
+        abandoned_at: col(row, "abandoned_at")?,
     })
 }
 
-const ITEM_COLUMNS: &str = "id, request_id, bug, kind, body, attempts, attempted_at, last_error";
+const ITEM_COLUMNS: &str =
+    "id, request_id, bug, kind, body, attempts, attempted_at, last_error, sent_at, abandoned_at";
 
 pub(super) async fn insert_reports(
     tx: &mut Transaction<'_, Any>,

@@ -23,6 +23,8 @@ pub struct Options {
     pub lease_seconds: u64,
     /// Extra `[permissions.users]` lines.
     pub users: Vec<(String, String)>,
+    /// Base URL of a Bugzilla (simulator) to configure, with API key `autoland-key`.
+    pub bugzilla: Option<String>,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
                 ("carol@example.com".into(), "scm_level_3".into()),
                 ("bob@example.com".into(), "scm_level_1".into()),
             ],
+            bugzilla: None,
         }
     }
 }
@@ -167,6 +170,17 @@ service = true
             service_hash = hash_token("test-token-service"),
             bob_hash = hash_token("test-token-bob"),
         );
+        let config = match &options.bugzilla {
+            Some(url) => {
+                std::fs::write(dir.path().join("bugzilla-key"), "autoland-key\n").unwrap();
+                format!(
+                    "{config}\n[bugzilla]\nurl = \"{url}\"\napi_key_file = \"bugzilla-key\"\n\
+                     poll_interval_seconds = 1\npoll_overlap_seconds = 5\ntimeout_seconds = 5\n\
+                     retry_max_seconds = 1\n"
+                )
+            }
+            None => config,
+        };
         let config_path = dir.path().join("autoland.toml");
         std::fs::write(&config_path, config).unwrap();
         Env {
