@@ -14,9 +14,11 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
 use crate::cli::client::{ApiClient, event_line};
-use crate::config::{Config, RepoConfig, RepoKind, TokenConfig, hash_token};
+use crate::config::{BugzillaConfig, Config, RepoConfig, RepoKind, TokenConfig, hash_token};
 use crate::request::Stage;
 use crate::service::{self, Context};
+use crate::simulator::bugzilla::{Flavor, NewAttachment, NewBug, NewFlag, Simulator};
+use crate::tracker::bugzilla::client::AuthMode;
 
 const MARKER: &str = ".autoland-demo";
 
@@ -46,12 +48,20 @@ pub async fn run(dir: &Path, listen: SocketAddr, exit: bool) -> anyhow::Result<(
     println!("   users               alice@example.com holds scm_level_3 (may land on central)\n");
 
     let token = crate::cli::new_token();
-    let config = demo_config(&dir, listen, &central, &try_repo, &token)?;
-    let ctx = Arc::new(
-        Context::new(config)
-            .await
-            .context("cannot open the demo database")?,
-    );
+    let (sim, bugzilla_url) = start_bugzilla(&dir).await?;
+    let mut config = demo_config(&dir, listen, &central, &try_repo, &token)?;
+    config.bugzilla = Some(BugzillaConfig {
+        url: bugzilla_url.clone(),
+        api_key_env: None,
+        api_key_file: Some(dir.join("bugzilla-key")),
+        auth: AuthMode::Auto,
+        poll: true,
+        poll_interval_seconds: 1,
+        poll_overlap_seconds: 5,
+        timeout_seconds: 10,
+        retry_max_seconds: 5,
+    });
+    config.validate()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
@@ -59,6 +69,12 @@ pub async fn run(dir: &Path, listen: SocketAddr, exit: bool) -> anyhow::Result<(
                 "cannot listen on {listen}; is something else using it? (try --listen 127.0.0.1:0)"
             )
         })?;
+    config.public_url = Some(format!("http://{}", listener.local_addr()?));
+    let ctx = Arc::new(
+        Context::new(config)
+            .await
+            .context("cannot open the demo database")?,
+    );
     let service = service::start(ctx, listener).await?;
     let base = format!("http://{}", service.addr);
     println!("2. The service is running: API at {base}\n");
@@ -117,7 +133,10 @@ pub async fn run(dir: &Path, listen: SocketAddr, exit: bool) -> anyhow::Result<(
     }
     let log = git_output(&central, &["log", "--format=   %h %an: %s", "-5", "main"])?;
     println!("\n   central's history now:\n{log}");
-    println!("\n6. Autoland keeps serving at {base}. Try it:");
+
+    bugzilla_flow(&sim, &client, &scratch, &bugzilla_url).await?;
+
+    println!("\n7. Autoland keeps serving at {base}. Try it:");
     println!("   export AUTOLAND_URL={base} AUTOLAND_TOKEN={token}");
     println!("   cargo run --release -- request list --all");
     println!("   cargo run --release -- request show {first}");
@@ -137,6 +156,129 @@ pub async fn run(dir: &Path, listen: SocketAddr, exit: bool) -> anyhow::Result<(
         shutdown.cancel();
     });
     service.wait().await;
+    Ok(())
+}
+
+/// A Bugzilla simulator with Autoland's account and the demo's developers.
+async fn start_bugzilla(dir: &Path) -> anyhow::Result<(Simulator, String)> {
+    let sim = Simulator::new(Flavor::V53);
+    sim.add_user("autoland@example.com", "Autoland", false);
+    sim.add_user("alice@example.com", "Alice", false);
+    sim.add_user("bob@example.com", "Bob", false);
+    let key = crate::cli::new_token();
+    sim.add_api_key(&key, "autoland@example.com");
+    std::fs::write(dir.join("bugzilla-key"), format!("{key}\n"))?;
+    let url = sim
+        .start()
+        .await
+        .context("cannot start the Bugzilla simulator")?;
+    Ok((sim, url))
+}
+
+/// Step 6: a developer attaches patches to a bug and tags it; Autoland does the rest.
+async fn bugzilla_flow(
+    sim: &Simulator,
+    client: &ApiClient,
+    scratch: &Path,
+    url: &str,
+) -> anyhow::Result<()> {
+    println!("\n6. The Bugzilla way (a simulated Bugzilla 5.3 at {url}):");
+    let patches = make_patches(
+        scratch,
+        &[
+            (
+                "Bob <bob@example.com>",
+                "Bug 1 - Add div() to the calculator",
+                "calc.sh",
+                "div() { echo $(($1 / $2)); }\n",
+                None,
+            ),
+            (
+                "Bob <bob@example.com>",
+                "Bug 1 - Test div()",
+                "tests/div.sh",
+                "check 'div 8 2' \"$(div 8 2)\" 4\n",
+                None,
+            ),
+        ],
+    )?;
+    let bug = sim.create_bug(NewBug {
+        summary: "Add division to the calculator".to_owned(),
+        whiteboard: String::new(),
+        creator: "bob@example.com".to_owned(),
+        private: false,
+    });
+    for (name, content) in &patches {
+        sim.add_attachment(
+            bug,
+            NewAttachment {
+                file_name: name.clone(),
+                summary: name.clone(),
+                content_type: "text/plain".to_owned(),
+                data: content.as_bytes().to_vec(),
+                is_patch: true,
+                is_obsolete: false,
+                is_private: false,
+                creator: "bob@example.com".to_owned(),
+                flags: vec![NewFlag {
+                    name: "review".to_owned(),
+                    status: "+".to_owned(),
+                    setter: "alice@example.com".to_owned(),
+                    requestee: None,
+                }],
+            },
+        );
+    }
+    sim.set_whiteboard(bug, "[calc] [autoland-central]", "alice@example.com");
+    println!(
+        "   Bob (no commit level) attached two patches to bug {bug}; Alice (scm_level_3) gave them"
+    );
+    println!("   review+ and put [autoland-central] on the whiteboard: try first, then central.");
+    println!("   Autoland polls Bugzilla every second and finds it:");
+    let id = loop {
+        let list = client.get("/api/requests?all=true").await?;
+        if let Some(id) = list["requests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["bug"] == bug)
+            .and_then(|r| r["id"].as_i64())
+        {
+            break id;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let outcome = follow(client, &[id]).await?;
+    if let Some((_, stage, failure)) = outcome.first() {
+        println!(
+            "   request {id}: {stage}{}",
+            failure
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        );
+    }
+    // The comments go out through the outbox, a moment after the state changes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while sim.whiteboard(bug).is_some_and(|w| w.contains("[autoland"))
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "\n   What bug {bug} shows now (whiteboard: {:?}):",
+        sim.whiteboard(bug).unwrap_or_default()
+    );
+    for comment in sim
+        .comments(bug)
+        .into_iter()
+        .filter(|c| c.creator == "autoland@example.com")
+    {
+        println!("   ---- comment by Autoland ----");
+        for line in comment.text.lines() {
+            println!("   | {line}");
+        }
+    }
     Ok(())
 }
 
@@ -226,7 +368,11 @@ type PatchSpec<'a> = (
 /// as a developer would attach them.
 fn make_patches(scratch: &Path, specs: &[PatchSpec<'_>]) -> anyhow::Result<Vec<(String, String)>> {
     let work = scratch.join("work");
-    git(&work, &["checkout", "--quiet", "--detach", "origin/main"])?;
+    git(&work, &["fetch", "--quiet", "origin"])?;
+    git(
+        &work,
+        &["checkout", "--quiet", "--force", "--detach", "origin/main"],
+    )?;
     for (author, subject, file, append, replace) in specs {
         let path = work.join(file);
         let mut text = std::fs::read_to_string(&path).unwrap_or_default();

@@ -74,6 +74,17 @@ async fn two_patches_go_through_try_and_land_on_central_with_their_authors() {
             .unwrap()
             .contains("all tests passed")
     );
+    let served = running
+        .api
+        .http
+        .get(format!("{}/api/requests/{id}/ci-log", running.api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(served.contains("all tests passed"), "{served}");
     running.service.stop().await;
 }
 

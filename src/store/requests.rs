@@ -215,11 +215,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let patches = match (new.patches.len(), new.bug) {
+            (0, Some(bug)) => format!("patches to gather from bug {bug}"),
+            (1, _) => "1 patch".to_owned(),
+            (n, _) => format!("{n} patches"),
+        };
         let detail = format!(
-            "request from {} ({} patch{}) via {}: try on `{}`{}",
+            "request from {} ({patches}) via {}: try on `{}`{}",
             new.requester,
-            new.patches.len(),
-            if new.patches.len() == 1 { "" } else { "es" },
             new.source,
             new.try_repo,
             if new.destinations.is_empty() {

@@ -110,9 +110,10 @@ fn for_transition(
             } else {
                 "This was a try-only request: nothing more to do.".to_owned()
             };
+            let how = first.trim_start_matches("try passed: ");
+            let how = how.split(';').next().unwrap_or(how);
             Some(format!(
-                "Try results for request {id}: 1 job, 1 passed, 0 failed ({}).\nLog: {}\n{next}",
-                first.trim_start_matches("try passed: "),
+                "Try results for request {id}: 1 job, 1 passed, 0 failed ({how}).\nLog: {}/ci-log\n{next}",
                 request_url(config, request)
             ))
         }

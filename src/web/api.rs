@@ -115,6 +115,30 @@ pub(super) async fn show(
     }))
 }
 
+/// The log of a request's latest CI run, as plain text (the last 5 MiB of it).
+pub(super) async fn ci_log(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    let id = parse_id(&id)?;
+    let run = state.ctx.store.ci_run_for(id).await?;
+    let Some(path) = run.and_then(|r| r.log_path).filter(|p| !p.is_empty()) else {
+        return Err(ApiError::NotFound(format!(
+            "request {id} has no CI log (yet)"
+        )));
+    };
+    let bytes = std::fs::read(&path)
+        .map_err(|e| ApiError::NotFound(format!("the CI log of request {id} is gone: {e}")))?;
+    let start = bytes.len().saturating_sub(5 * 1024 * 1024);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        String::from_utf8_lossy(&bytes[start..]).into_owned(),
+    ))
+}
+
 /// Query of `GET /api/requests`.
 #[derive(Debug, Deserialize)]
 pub(super) struct ListQuery {

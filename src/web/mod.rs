@@ -38,6 +38,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/api/status", get(api::status))
         .route("/api/requests", get(api::list).post(api::create))
         .route("/api/requests/{id}", get(api::show))
+        .route("/api/requests/{id}/ci-log", get(api::ci_log))
         .route("/api/requests/{id}/cancel", post(api::cancel))
         .route("/api/bugzilla/requests", post(api::create_for_bug))
         .fallback(api::not_found)
