@@ -459,3 +459,32 @@ async fn the_push_intake_lands_without_a_tag_and_comments_the_same() {
     assert_eq!(env.central_log()[0].1, "Pushed, not polled");
     running.service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_api_key_degrades_the_bugzilla_modules_without_showing_the_key() {
+    let (sim, url) = simulator(Flavor::V52).await;
+    sim.set_fault(Fault::InvalidKey);
+    let env = env_with(&url);
+    let running = env.start().await;
+    let deadline = Instant::now() + LIMIT;
+    let poller = loop {
+        let (_, status) = running.api.get("/api/status").await;
+        let poller = status["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["module"] == "bugzilla-poller" && m["state"] == "degraded")
+            .cloned();
+        if let Some(poller) = poller {
+            assert!(!status.to_string().contains("autoland-key"), "{status}");
+            break poller;
+        }
+        assert!(Instant::now() < deadline, "poller never degraded: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        poller["detail"].as_str().unwrap().contains("API key"),
+        "{poller}"
+    );
+    running.service.stop().await;
+}
