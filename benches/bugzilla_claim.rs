@@ -164,8 +164,9 @@ poll_overlap_seconds = 5
 
     let mut polled = Vec::new();
     for n in 0..runs {
-        // Land at a different phase of the poll cycle each time.
-        let phase = Duration::from_millis((n * 7919) % (poll * 1000).max(1));
+        // The previous claim happened just after a poll: set the next tag at evenly spread
+        // phases of the poll cycle, so the samples cover it uniformly.
+        let phase = Duration::from_millis(n * poll * 1000 / runs.max(1));
         tokio::time::sleep(phase).await;
         let bug = new_bug(n);
         let started = Instant::now();

@@ -880,8 +880,8 @@ fn gap_note(i: usize, shape: &[String]) -> &'static str {
         "patch written to a scratch file"
     } else if word(i).starts_with("commit") {
         "message written to a scratch file"
-    } else if word(i).starts_with("push") {
-        "`applied` transition (→ pushing_try)"
+    } else if word(i).starts_with("rev-parse HEAD") && word(i - 1).starts_with("rev-parse HEAD") {
+        "`applied` transition (→ pushing_try); the push starts by reading HEAD again"
     } else if word(i).starts_with("fetch") && word(i - 1).starts_with("push") {
         "`pushed` transition (→ awaiting_try, CI run queued), CI runner wake-up and claim, `ci_started` note"
     } else if word(i).starts_with("worktree remove") {

@@ -276,9 +276,9 @@ impl WorkingCopy for GitWorkingCopy {
         self.git_ok(&["fetch", "--quiet", "--no-tags", "--", &url, &refspec])
             .await?;
         let tip = format!("refs/remotes/origin/{}", self.branch);
+        // `checkout --force` resets the index and the tracked files; `clean` the rest.
         self.git_ok(&["checkout", "--quiet", "--force", "--detach", &tip])
             .await?;
-        self.git_ok(&["reset", "--quiet", "--hard", &tip]).await?;
         self.git_ok(&["clean", "-ffdxq"]).await?;
         self.head().await
     }
