@@ -213,3 +213,179 @@ pub fn reports_for(
     }
     reports
 }
+
+#[cfg(test)]
+mod tests {
+    //! The wording of every comment, reviewed as wording: each test pins a whole text.
+    use super::*;
+    use crate::request::{Destination, RequestId, Stage};
+
+    fn config() -> Config {
+        toml::from_str(
+            r#"
+            public_url = "https://autoland.example.com"
+            [[repositories]]
+            name = "central"
+            kind = "git"
+            pull_url = "/c"
+            level = "scm_level_3"
+            revision_url = "https://git.example.com/central/commit/{rev}"
+            [[repositories]]
+            name = "try"
+            kind = "git"
+            pull_url = "/t"
+            level = "scm_level_1"
+            try = true
+            ci_command = "true"
+            "#,
+        )
+        .unwrap()
+    }
+
+    fn request(stage: Stage) -> Request {
+        Request {
+            id: RequestId(7),
+            uid: "u".into(),
+            source: "bugzilla".into(),
+            bug: Some(42),
+            requester: "alice@example.com".into(),
+            try_repo: "try".into(),
+            base_repo: "central".into(),
+            try_syntax: Some("-b o".into()),
+            stage,
+            failure: None,
+            failure_detail: None,
+            try_revision: None,
+            attempts: 0,
+            created_at: 0,
+            updated_at: 0,
+            destinations: vec![Destination {
+                position: 1,
+                repo: "central".into(),
+                attempt_base: None,
+                landed_revision: None,
+            }],
+        }
+    }
+
+    fn comment(stage: Stage, transition: Transition, detail: &str, effects: Effects) -> String {
+        let reports = reports_for(&config(), &request(stage), &transition, detail, &effects);
+        reports
+            .into_iter()
+            .find(|r| r.kind == ReportKind::Comment)
+            .map(|r| r.body)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn accepted() {
+        assert_eq!(
+            comment(
+                Stage::Received,
+                Transition::StartGathering,
+                "",
+                Effects::default()
+            ),
+            "Autoland accepted the landing request from alice@example.com (request 7). It will \
+             gather the patches, check commit permissions, push them to try, and if the try run \
+             passes, land them on central.\nTry syntax: -b o\n\
+             Progress: https://autoland.example.com/api/requests/7"
+        );
+    }
+
+    #[test]
+    fn pushed_to_try_without_a_link_template() {
+        let effects = Effects {
+            try_revision: Some("abc123".into()),
+            ..Effects::default()
+        };
+        assert_eq!(
+            comment(Stage::PushingTry, Transition::PushedToTry, "", effects),
+            "Autoland pushed request 7 to try: try revision abc123\nWaiting for the try results."
+        );
+    }
+
+    #[test]
+    fn try_results_then_landing() {
+        assert_eq!(
+            comment(
+                Stage::AwaitingTry,
+                Transition::TryPassed { land: true },
+                "try passed: passed in 3.2 s; last lines of the log:\nok",
+                Effects::default()
+            ),
+            "Try results for request 7: 1 job, 1 passed, 0 failed (passed in 3.2 s).\n\
+             Log: https://autoland.example.com/api/requests/7/ci-log\nLanding on central next."
+        );
+    }
+
+    #[test]
+    fn landed_links_each_destination_and_removes_the_tag() {
+        let effects = Effects {
+            landed: Some((1, "def456".into())),
+            ..Effects::default()
+        };
+        let reports = reports_for(
+            &config(),
+            &request(Stage::Landing),
+            &Transition::DestinationLanded { last: true },
+            "",
+            &effects,
+        );
+        assert_eq!(reports.len(), 2);
+        assert_eq!(
+            reports[0].body,
+            "Autoland landed request 7:\ncentral: https://git.example.com/central/commit/def456"
+        );
+        assert_eq!(reports[1].kind, ReportKind::RemoveTag);
+    }
+
+    #[test]
+    fn permission_denied_says_what_to_do() {
+        assert_eq!(
+            comment(
+                Stage::Authorizing,
+                Transition::Fail(FailureCategory::PermissionDenied),
+                "permission denied:\npatch 1 (`a`): its author bob@example.com (no level) does not hold scm_level_3",
+                Effects::default()
+            ),
+            "Autoland may not land these patches (request 7, permission_denied).\n\n\
+             permission denied:\npatch 1 (`a`): its author bob@example.com (no level) does not hold scm_level_3\n\n\
+             A patch lands when its author or a reviewer (review+ or feedback+) holds the level \
+             the repository requires. Ask someone with that level to review the patch, then try again."
+        );
+    }
+
+    #[test]
+    fn intermediate_stages_say_nothing() {
+        for t in [
+            Transition::Gathered,
+            Transition::Authorized,
+            Transition::Applied,
+        ] {
+            assert!(
+                reports_for(
+                    &config(),
+                    &request(Stage::Gathering),
+                    &t,
+                    "",
+                    &Effects::default()
+                )
+                .is_empty()
+            );
+        }
+    }
+
+    #[test]
+    fn long_tool_output_is_cut() {
+        let detail = "x".repeat(50_000);
+        let text = comment(
+            Stage::Applying,
+            Transition::Fail(FailureCategory::ApplyConflict),
+            &detail,
+            Effects::default(),
+        );
+        assert!(text.len() < 21_000, "{}", text.len());
+        assert!(text.ends_with("the full text is in the request history]"));
+    }
+}
