@@ -57,9 +57,9 @@ pub struct RepoConfig {
     /// Where to push to; defaults to `pull_url`.
     #[serde(default)]
     pub push_url: Option<String>,
-    /// Branch to land on (git). Default `main`.
-    #[serde(default = "default_branch")]
-    pub branch: String,
+    /// Branch to land on: default `main` for git, `default` for hg.
+    #[serde(default)]
+    pub branch: Option<String>,
     /// Permission level required to land here.
     pub level: String,
     /// Whether this is a try repository (pushes run CI, results gate landing).
@@ -84,6 +84,15 @@ pub struct RepoConfig {
 }
 
 impl RepoConfig {
+    /// The branch landed on.
+    pub fn branch(&self) -> &str {
+        match (&self.branch, self.kind) {
+            (Some(branch), _) => branch,
+            (None, RepoKind::Git) => "main",
+            (None, RepoKind::Hg) => "default",
+        }
+    }
+
     /// The URL pushes go to.
     pub fn push_url(&self) -> &str {
         self.push_url.as_deref().unwrap_or(&self.pull_url)
@@ -346,9 +355,6 @@ fn default_listen() -> SocketAddr {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("autoland-data")
 }
-fn default_branch() -> String {
-    "main".to_owned()
-}
 fn default_ci_timeout() -> u64 {
     1800
 }
@@ -476,11 +482,15 @@ impl Config {
                     repo.name, repo.level, self.permissions.levels
                 ));
             }
-            if repo.branch.is_empty() || repo.branch.starts_with('-') || repo.branch.contains("..")
+            let branch = repo.branch();
+            if branch.is_empty()
+                || branch.starts_with('-')
+                || branch.contains("..")
+                || branch.chars().any(|c| c.is_control() || c.is_whitespace())
             {
                 return invalid(format!(
                     "repository `{}`: branch `{}` is not a valid branch name",
-                    repo.name, repo.branch
+                    repo.name, branch
                 ));
             }
             if repo.is_try {

@@ -14,6 +14,7 @@ CREATE TABLE requests (
     stage            TEXT    NOT NULL,
     failure          TEXT,
     failure_detail   TEXT,
+    try_base         TEXT,
     try_revision     TEXT,
     attempts         BIGINT  NOT NULL DEFAULT 0,
     next_attempt_at  BIGINT  NOT NULL,

@@ -146,6 +146,9 @@ pub struct Request {
     pub failure: Option<FailureCategory>,
     /// Human-readable detail of a failure.
     pub failure_detail: Option<String>,
+    /// The base revision the try push was built on (recorded when applied), so a resumed
+    /// push can rebuild exactly the same commits.
+    pub try_base: Option<String>,
     /// The revision pushed to try.
     pub try_revision: Option<String>,
     /// Failed attempts at the current stage (transient errors).

@@ -226,6 +226,13 @@ impl Step<'_> {
         }
     }
 
+    fn request_date(&self) -> crate::patch::PatchDate {
+        crate::patch::PatchDate {
+            seconds: self.request.created_at / 1000,
+            offset_minutes: 0,
+        }
+    }
+
     fn marker(&self) -> String {
         format!("{TRAILER_KEY}: {}", self.request.uid)
     }
@@ -245,7 +252,10 @@ impl Step<'_> {
                 label: format!("patch {} (`{}`)", patch.position, patch.name),
                 diff: &patch.diff,
                 author: &patch.author,
-                date: patch.date,
+                // Undated patches get the request's time, so re-applying the same patches
+                // on the same base makes the same commits (an interrupted push then
+                // finds its commits already there).
+                date: patch.date.or(Some(self.request_date())),
                 message: with_trailer(&patch.message, TRAILER_KEY, &self.request.uid),
             };
             match copy.apply(&spec).await {
@@ -269,7 +279,11 @@ impl Step<'_> {
         if with_try_commit && let Some(syntax) = &self.request.try_syntax {
             let message = with_trailer(&format!("try: {syntax}"), TRAILER_KEY, &self.request.uid);
             head = copy
-                .commit_empty(&self.ctx.config.committer, &message)
+                .commit_empty(
+                    &self.ctx.config.committer,
+                    Some(self.request_date()),
+                    &message,
+                )
                 .await?;
         }
         Ok(Some(head))
@@ -311,7 +325,15 @@ impl Step<'_> {
             return self.pushed_to_try(Stage::PushingTry, &revision, true).await;
         }
         let patches = self.ctx.store.patches(request.id).await?;
-        let tip = copy.update_to_tip().await?;
+        let mut tip = copy.update_to_tip().await?;
+        // Resuming: rebuild on the recorded base, so the commits come out identical and a
+        // push that already happened is recognised by the repository ("no changes").
+        if stage == Stage::PushingTry
+            && let Some(base) = &request.try_base
+            && copy.reset_to(base).await?
+        {
+            tip = base.clone();
+        }
         let Some(_) = self
             .apply_all(&mut copy, &patches, &request.base_repo, true)
             .await?
@@ -319,7 +341,7 @@ impl Step<'_> {
             return Ok(());
         };
         if stage == Stage::Applying {
-            self.go(
+            self.go_with(
                 Transition::Applied,
                 &format!(
                     "{} patch(es) applied cleanly on `{}` at {}",
@@ -327,6 +349,10 @@ impl Step<'_> {
                     request.base_repo,
                     short(&tip)
                 ),
+                Effects {
+                    try_base: Some(tip.clone()),
+                    ..Effects::default()
+                },
             )
             .await?;
             stage = Stage::PushingTry;
@@ -413,7 +439,7 @@ impl Step<'_> {
         };
         let target = PushTarget::Branch {
             url: repo.push_url().to_owned(),
-            branch: repo.branch.clone(),
+            branch: repo.branch().to_owned(),
         };
         let mut copy = shared.lock().await;
         let landed = |revision: &str, how: &str| {

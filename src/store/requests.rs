@@ -15,6 +15,8 @@ use crate::request::{
 /// Facts recorded together with a transition, in the same transaction.
 #[derive(Debug, Default, Clone)]
 pub struct Effects {
+    /// The base the try push is built on.
+    pub try_base: Option<String>,
     /// The revision pushed to try.
     pub try_revision: Option<String>,
     /// A CI run to queue.
@@ -37,7 +39,7 @@ pub struct ListFilter {
 }
 
 const REQUEST_COLUMNS: &str = "id, uid, source, bug, requester, try_repo, base_repo, try_syntax, \
-     stage, failure, failure_detail, try_revision, attempts, created_at, updated_at";
+     stage, failure, failure_detail, try_base, try_revision, attempts, created_at, updated_at";
 
 fn random_uid() -> String {
     let bytes: [u8; 8] = rand::random();
@@ -57,6 +59,7 @@ fn request_from_row(row: &AnyRow) -> Result<Request, StoreError> {
         stage: parse_col(row, "stage", "requests")?,
         failure: parse_opt_col::<FailureCategory>(row, "failure", "requests")?,
         failure_detail: col(row, "failure_detail")?,
+        try_base: col(row, "try_base")?,
         try_revision: col(row, "try_revision")?,
         attempts: col(row, "attempts")?,
         created_at: col(row, "created_at")?,
@@ -453,7 +456,7 @@ impl Store {
         let updated = sqlx::query(
             "UPDATE requests SET stage = $1, updated_at = $2, attempts = 0, next_attempt_at = $2, \
              failure = COALESCE($3, failure), failure_detail = COALESCE($4, failure_detail), \
-             try_revision = COALESCE($5, try_revision) \
+             try_revision = COALESCE($5, try_revision), try_base = COALESCE($8, try_base) \
              WHERE id = $6 AND stage = $7",
         )
         .bind(to.as_str())
@@ -463,6 +466,7 @@ impl Store {
         .bind(effects.try_revision.as_deref())
         .bind(id.0)
         .bind(from.as_str())
+        .bind(effects.try_base.as_deref())
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {

@@ -255,6 +255,7 @@ mod tests {
             stage,
             failure: None,
             failure_detail: None,
+            try_base: None,
             try_revision: None,
             attempts: 0,
             created_at: 0,

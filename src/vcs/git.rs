@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
+use crate::patch::PatchDate;
+
 use super::command::{self, CommandRecord, Output};
 use super::{
     CiCheckout, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, split_identity,
@@ -318,8 +320,30 @@ impl WorkingCopy for GitWorkingCopy {
         .await
     }
 
-    async fn commit_empty(&mut self, author: &str, message: &str) -> Result<String, VcsError> {
-        self.commit(author, None, message, true).await
+    async fn commit_empty(
+        &mut self,
+        author: &str,
+        date: Option<PatchDate>,
+        message: &str,
+    ) -> Result<String, VcsError> {
+        self.commit(author, date.map(|d| d.to_git()), message, true)
+            .await
+    }
+
+    async fn reset_to(&mut self, revision: &str) -> Result<bool, VcsError> {
+        let probe = format!("{revision}^{{commit}}");
+        if self
+            .git(&["rev-parse", "--quiet", "--verify", &probe])
+            .await?
+            .status
+            != 0
+        {
+            return Ok(false);
+        }
+        self.git_ok(&["checkout", "--quiet", "--force", "--detach", revision])
+            .await?;
+        self.git_ok(&["clean", "-ffdxq"]).await?;
+        Ok(true)
     }
 
     async fn find_pushed(

@@ -119,10 +119,18 @@ pub trait WorkingCopy: Send {
     /// Makes sure the working copy exists and is healthy (cloning only if not), fetches
     /// the branch tip, resets and cleans everything; returns the tip revision.
     async fn update_to_tip(&mut self) -> Result<String, VcsError>;
+    /// After [`WorkingCopy::update_to_tip`]: moves to `revision` instead (an earlier tip
+    /// the same commits were built on), if the repository has it. False if it does not.
+    async fn reset_to(&mut self, revision: &str) -> Result<bool, VcsError>;
     /// Applies one patch and commits it; returns the new revision.
     async fn apply(&mut self, commit: &CommitSpec<'_>) -> Result<String, VcsError>;
     /// Adds an empty commit (the try-syntax commit); returns the new revision.
-    async fn commit_empty(&mut self, author: &str, message: &str) -> Result<String, VcsError>;
+    async fn commit_empty(
+        &mut self,
+        author: &str,
+        date: Option<PatchDate>,
+        message: &str,
+    ) -> Result<String, VcsError>;
     /// Looks on the target for commits carrying `marker` (the trailer line); returns the
     /// newest such revision. `since` bounds the search (the tip the push started from).
     async fn find_pushed(
@@ -187,7 +195,7 @@ impl WorkingCopies {
                 RepoKind::Git => Box::new(git::GitWorkingCopy::new(
                     dir,
                     repo.pull_url.clone(),
-                    repo.branch.clone(),
+                    repo.branch().to_owned(),
                     settings.clone(),
                 )),
                 // Refused by config validation until the hg backend lands.
