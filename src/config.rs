@@ -470,12 +470,6 @@ impl Config {
             if !names.insert(repo.name.as_str()) {
                 return invalid(format!("repository `{}` is configured twice", repo.name));
             }
-            if repo.kind == RepoKind::Hg {
-                return invalid(format!(
-                    "repository `{}`: kind \"hg\" is not supported by this version yet; use \"git\"",
-                    repo.name
-                ));
-            }
             if !self.permissions.levels.contains(&repo.level) {
                 return invalid(format!(
                     "repository `{}` requires level `{}`, which is not in permissions.levels {:?}",

@@ -4,14 +4,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Change, Env, Options, stages};
+use common::{Change, Env, Kind, Options, stages};
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_patches_go_through_try_and_land_on_central_with_their_authors() {
-    let env = Env::new(Options::default());
+async fn two_patches_go_through_try_and_land_on_central_with_their_authors(kind: Kind) {
+    let env = Env::new(Options {
+        kind,
+        ..Options::default()
+    });
     let running = env.start().await;
     let patches = env.patches(&[
         Change {
@@ -61,7 +63,7 @@ async fn two_patches_go_through_try_and_land_on_central_with_their_authors() {
     assert_eq!(env.commits_with_trailer(&env.central, uid), 2);
     assert_eq!(env.commits_with_trailer(&env.try_repo, uid), 2);
     // The landed revision is recorded and is central's tip.
-    let tip = common::git(&env.central, &["rev-parse", "main"]);
+    let tip = env.central_tip();
     assert_eq!(
         detail["request"]["destinations"][0]["landed_revision"],
         tip.trim()
@@ -88,9 +90,11 @@ async fn two_patches_go_through_try_and_land_on_central_with_their_authors() {
     running.service.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_patch_that_does_not_apply_fails_naming_patch_and_file_and_pushes_nothing() {
-    let env = Env::new(Options::default());
+async fn a_patch_that_does_not_apply_fails_naming_patch_and_file_and_pushes_nothing(kind: Kind) {
+    let env = Env::new(Options {
+        kind,
+        ..Options::default()
+    });
     let running = env.start().await;
     let patches = env.patches(&[Change {
         author: "Alice <alice@example.com>",
@@ -117,17 +121,16 @@ async fn a_patch_that_does_not_apply_fails_naming_patch_and_file_and_pushes_noth
     let why = detail["request"]["failure_detail"].as_str().unwrap();
     assert!(why.contains("patch 1 (`0001.patch`)"), "{why}");
     assert!(why.contains("`src/lib.txt`"), "{why}");
-    assert!(
-        env.refs(&env.try_repo).is_empty(),
-        "nothing may be pushed to try"
-    );
+    assert_eq!(env.try_pushes(), 0, "nothing may be pushed to try");
     assert_eq!(env.central_log(), before);
     running.service.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failing_ci_stops_before_central() {
-    let env = Env::new(Options::default());
+async fn failing_ci_stops_before_central(kind: Kind) {
+    let env = Env::new(Options {
+        kind,
+        ..Options::default()
+    });
     let running = env.start().await;
     let patches = env.patches(&[Change {
         author: "Alice <alice@example.com>",
@@ -147,34 +150,17 @@ async fn failing_ci_stops_before_central() {
     assert!(why.contains("exit code 1"), "{why}");
     assert_eq!(env.central_log(), before, "central must be untouched");
     // It did reach try.
-    assert_eq!(env.refs(&env.try_repo).len(), 1);
+    assert_eq!(env.try_pushes(), 1);
     running.service.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn central_moving_between_apply_and_push_still_lands_on_top() {
-    let env = Env::new(Options::default());
-    // The first time Autoland pushes to central, someone else's push gets in first: the
-    // hook pushes another commit from a second clone before the ref update happens.
-    let other = env.scratch.join("racer");
-    common::git(
-        &env.scratch,
-        &["clone", "--quiet", env.central.to_str().unwrap(), "racer"],
-    );
-    let marker = env.path().join("raced");
-    env.hook(
-        &env.central,
-        "pre-receive",
-        &format!(
-            "#!/bin/sh\n[ -e '{marker}' ] && exit 0\ntouch '{marker}'\n\
-             unset GIT_DIR GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES\n\
-             cd '{other}' && echo racer > racer.txt && git add racer.txt && \
-             git -c user.name=Racer -c user.email=racer@example.com commit -q -m 'Racing commit' && \
-             git push -q origin HEAD:main\nexit 0\n",
-            marker = marker.display(),
-            other = other.display()
-        ),
-    );
+async fn central_moving_between_apply_and_push_still_lands_on_top(kind: Kind) {
+    let env = Env::new(Options {
+        kind,
+        ..Options::default()
+    });
+    // The first time Autoland pushes to central, someone else's push gets in first.
+    let marker = env.race_next_central_push();
     let running = env.start().await;
     let patches = env.patches(&[Change {
         author: "Alice <alice@example.com>",
@@ -203,9 +189,11 @@ async fn central_moving_between_apply_and_push_still_lands_on_top() {
     running.service.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nobody_with_the_level_means_permission_denied_naming_them() {
-    let env = Env::new(Options::default());
+async fn nobody_with_the_level_means_permission_denied_naming_them(kind: Kind) {
+    let env = Env::new(Options {
+        kind,
+        ..Options::default()
+    });
     let running = env.start().await;
     let patches = env.patches(&[Change {
         author: "Dave Newcomer <dave@example.com>",
@@ -230,13 +218,15 @@ async fn nobody_with_the_level_means_permission_denied_naming_them() {
     assert!(why.contains("bob@example.com (has a lower level)"), "{why}");
     assert!(why.contains("scm_level_3"), "{why}");
     assert!(why.contains("`central`"), "{why}");
-    assert!(env.refs(&env.try_repo).is_empty());
+    assert_eq!(env.try_pushes(), 0);
     running.service.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reviewer_with_the_level_vouches_and_try_only_requests_stop_after_try() {
-    let env = Env::new(Options::default());
+async fn a_reviewer_with_the_level_vouches_and_try_only_requests_stop_after_try(kind: Kind) {
+    let env = Env::new(Options {
+        kind,
+        ..Options::default()
+    });
     let running = env.start().await;
     let patches = env.patches(&[Change {
         author: "Dave Newcomer <dave@example.com>",
@@ -255,8 +245,7 @@ async fn a_reviewer_with_the_level_vouches_and_try_only_requests_stop_after_try(
     assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
     assert_eq!(env.central_log().len(), 1, "try-only: central untouched");
     // The try push's tip is the try-syntax commit.
-    let try_ref = &env.refs(&env.try_repo)[0];
-    let tip_message = common::git(&env.try_repo, &["log", "-1", "--format=%B", try_ref]);
+    let tip_message = env.try_tip_message();
     assert!(
         tip_message.starts_with("try: -b o -p linux64"),
         "{tip_message}"
@@ -264,9 +253,9 @@ async fn a_reviewer_with_the_level_vouches_and_try_only_requests_stop_after_try(
     running.service.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_stops_a_request_and_says_who() {
+async fn cancelling_stops_a_request_and_says_who(kind: Kind) {
     let env = Env::new(Options {
+        kind,
         ci_command: "sleep 30".to_owned(),
         ..Options::default()
     });
@@ -314,4 +303,74 @@ async fn cancelling_stops_a_request_and_says_who() {
     let summary = detail["ci_run"]["summary"].as_str().unwrap();
     assert!(summary.contains("the request is cancelled"), "{summary}");
     running.service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_patches_go_through_try_and_land_on_central_with_their_authors_on_git() {
+    two_patches_go_through_try_and_land_on_central_with_their_authors(Kind::Git).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_patches_go_through_try_and_land_on_central_with_their_authors_on_hg() {
+    two_patches_go_through_try_and_land_on_central_with_their_authors(Kind::Hg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_that_does_not_apply_fails_naming_patch_and_file_and_pushes_nothing_on_git() {
+    a_patch_that_does_not_apply_fails_naming_patch_and_file_and_pushes_nothing(Kind::Git).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_that_does_not_apply_fails_naming_patch_and_file_and_pushes_nothing_on_hg() {
+    a_patch_that_does_not_apply_fails_naming_patch_and_file_and_pushes_nothing(Kind::Hg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_ci_stops_before_central_on_git() {
+    failing_ci_stops_before_central(Kind::Git).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_ci_stops_before_central_on_hg() {
+    failing_ci_stops_before_central(Kind::Hg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn central_moving_between_apply_and_push_still_lands_on_top_on_git() {
+    central_moving_between_apply_and_push_still_lands_on_top(Kind::Git).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn central_moving_between_apply_and_push_still_lands_on_top_on_hg() {
+    central_moving_between_apply_and_push_still_lands_on_top(Kind::Hg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_with_the_level_means_permission_denied_naming_them_on_git() {
+    nobody_with_the_level_means_permission_denied_naming_them(Kind::Git).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_with_the_level_means_permission_denied_naming_them_on_hg() {
+    nobody_with_the_level_means_permission_denied_naming_them(Kind::Hg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_with_the_level_vouches_and_try_only_requests_stop_after_try_on_git() {
+    a_reviewer_with_the_level_vouches_and_try_only_requests_stop_after_try(Kind::Git).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_with_the_level_vouches_and_try_only_requests_stop_after_try_on_hg() {
+    a_reviewer_with_the_level_vouches_and_try_only_requests_stop_after_try(Kind::Hg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_stops_a_request_and_says_who_on_git() {
+    cancelling_stops_a_request_and_says_who(Kind::Git).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_stops_a_request_and_says_who_on_hg() {
+    cancelling_stops_a_request_and_says_who(Kind::Hg).await;
 }

@@ -250,7 +250,14 @@ fn checkout_for(ctx: &Context, repo: &RepoConfig) -> Box<dyn CiCheckout> {
         .join("ci")
         .join(format!("{}.git", repo.name));
     match repo.kind {
-        RepoKind::Git | RepoKind::Hg => Box::new(GitCiCheckout::new(mirror, settings)),
+        RepoKind::Git => Box::new(GitCiCheckout::new(mirror, settings)),
+        RepoKind::Hg => Box::new(crate::vcs::hg::HgCiCheckout::new(
+            ctx.config
+                .data_dir
+                .join("ci")
+                .join(format!("{}.hg", repo.name)),
+            settings,
+        )),
     }
 }
 

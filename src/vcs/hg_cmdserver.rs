@@ -137,7 +137,7 @@ impl CommandServer {
         let result = self.run_block(&block, &command_line).await;
         let duration = started.elapsed();
         let status = result.as_ref().map_or(-1, |output| output.code);
-        tracing::debug!(command = %command_line, ?duration, status, "hg command (command server)");
+        tracing::debug!(command = %command_line, ?duration, status, "hg command (server)");
         records.push(CommandRecord {
             argv,
             duration,
@@ -219,7 +219,10 @@ impl CommandServer {
     async fn attempt(&mut self, block: &[u8]) -> Result<HgOutput, Failure> {
         if self.server.as_ref().is_some_and(|server| server.busy) {
             // A cancelled `run` left it in the middle of a command.
-            tracing::warn!(dir = %self.dir.display(), "the hg command server was interrupted mid-command; replacing it");
+            tracing::warn!(
+                dir = %self.dir.display(),
+                "the hg command server was interrupted mid-command; replacing it"
+            );
             self.discard().await;
         }
         let server = match &mut self.server {
@@ -252,7 +255,11 @@ impl CommandServer {
                 self.restarts += 1;
             }
             Err(error) => {
-                tracing::warn!(dir = %self.dir.display(), %error, "cannot start a new hg command server");
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    %error,
+                    "cannot start a new hg command server"
+                );
             }
         }
     }
@@ -287,7 +294,16 @@ pub async fn spawn_once(
         .spawn()
         .map_err(|e| VcsError::io(format!("cannot run `{command_line}`"), e))?;
     let pid = child.id();
-    let result = tokio::time::timeout(timeout, child.wait_with_output()).await;
+    let result = {
+        let wait = child.wait_with_output();
+        tokio::pin!(wait);
+        let result = tokio::time::timeout(timeout, &mut wait).await;
+        if result.is_err() {
+            // While the child is still ours (unreaped): its group, hooks included.
+            kill_group(pid);
+        }
+        result
+    };
     let duration = started.elapsed();
     tracing::debug!(command = %command_line, ?duration, "hg command");
     let mut record = |status| {
@@ -299,7 +315,6 @@ pub async fn spawn_once(
     };
     match result {
         Err(_elapsed) => {
-            kill_group(pid);
             record(-1);
             Err(VcsError::Timeout {
                 command: command_line,
@@ -1214,6 +1229,48 @@ mod tests {
         let out = server.run(&["status"], &mut records).await.unwrap();
         assert_eq!(out.code, 0);
         assert_eq!(server.restarts(), 1);
+    }
+
+    #[tokio::test]
+    async fn spawned_commands_time_out_with_their_hooks() {
+        let repo = hg_init();
+        let mut records = Vec::new();
+        let started = Instant::now();
+        let hook = "hooks.pre-status=sleep 7.31";
+        let err = spawn_once(
+            repo.path(),
+            &["--config", hook, "status"],
+            Duration::from_millis(500),
+            &mut records,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, VcsError::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(4));
+        assert_eq!(records[0].status, -1);
+        assert_eq!(records[0].argv, ["hg", "--config", hook, "status"]);
+        let sleeping = || {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .filter_map(|entry| {
+                    let dir = entry.ok()?.path();
+                    let cmdline = std::fs::read(dir.join("cmdline")).ok()?;
+                    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+                    let zombie = stat
+                        .rsplit_once(')')
+                        .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']));
+                    (cmdline == b"sleep\x007.31\x00" && !zombie).then_some(())
+                })
+                .count()
+        };
+        let started = std::time::Instant::now();
+        while sleeping() > 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "the hook lives on"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[tokio::test]

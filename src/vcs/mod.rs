@@ -4,6 +4,8 @@
 
 pub mod command;
 pub mod git;
+pub mod hg;
+pub mod hg_cmdserver;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -198,8 +200,12 @@ impl WorkingCopies {
                     repo.branch().to_owned(),
                     settings.clone(),
                 )),
-                // Refused by config validation until the hg backend lands.
-                RepoKind::Hg => continue,
+                RepoKind::Hg => Box::new(hg::HgWorkingCopy::new(
+                    dir,
+                    repo.pull_url.clone(),
+                    repo.branch().to_owned(),
+                    settings.clone(),
+                )),
             };
             copies.insert(repo.name.clone(), Arc::new(Mutex::new(copy)));
         }

@@ -1,5 +1,6 @@
-//! The end-to-end harness: real git repositories in a temp dir, the real service (in this
-//! process, or as the `autoland` binary for crash tests), and verbs to drive it.
+//! The end-to-end harness: real git or Mercurial repositories in a temp dir, the real
+//! service (in this process, or as the `autoland` binary for crash tests), and verbs to
+//! drive it. Scenarios take a [`Kind`] so each runs on both VCSs.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -14,9 +15,21 @@ use serde_json::{Value, json};
 /// The test suite that a try run executes: fails when any tracked file says BROKEN.
 pub const TEST_SCRIPT: &str = "#!/bin/sh\nif grep -rq BROKEN --exclude=test.sh .; then echo 'FAIL: something is BROKEN'; exit 1; fi\necho 'all tests passed'\n";
 
+/// Which VCS the repositories use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// git.
+    #[default]
+    Git,
+    /// Mercurial.
+    Hg,
+}
+
 /// Options for an environment.
 #[derive(Clone)]
 pub struct Options {
+    /// The VCS.
+    pub kind: Kind,
     /// The try repository's CI command.
     pub ci_command: String,
     /// Lease length (short, so crash tests recover fast).
@@ -30,6 +43,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            kind: Kind::Git,
             ci_command: "sh test.sh".to_owned(),
             lease_seconds: 3,
             users: vec![
@@ -44,6 +58,7 @@ impl Default for Options {
 
 /// A sandbox with a central and a try repository and a configuration.
 pub struct Env {
+    pub kind: Kind,
     pub dir: tempfile::TempDir,
     pub central: PathBuf,
     pub try_repo: PathBuf,
@@ -70,6 +85,23 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+pub fn hg(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("hg")
+        .args(args)
+        .current_dir(dir)
+        .env("HGPLAIN", "1")
+        .env("HGUSER", "Someone Else <else@example.com>")
+        .output()
+        .expect("hg runs");
+    assert!(
+        out.status.success(),
+        "hg {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// One commit to turn into a patch.
 pub struct Change<'a> {
     pub author: &'a str,
@@ -80,31 +112,56 @@ pub struct Change<'a> {
 impl Env {
     pub fn new(options: Options) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
-        let central = dir.path().join("central.git");
-        let try_repo = dir.path().join("try.git");
+        let kind = options.kind;
+        let (central, try_repo) = match kind {
+            Kind::Git => (dir.path().join("central.git"), dir.path().join("try.git")),
+            Kind::Hg => (dir.path().join("central-hg"), dir.path().join("try-hg")),
+        };
         let scratch = dir.path().join("scratch");
-        for bare in [&central, &try_repo] {
-            std::fs::create_dir_all(bare).unwrap();
-            git(
-                bare,
-                &["init", "--quiet", "--bare", "--initial-branch=main"],
-            );
-        }
         std::fs::create_dir_all(&scratch).unwrap();
-        git(
-            &scratch,
-            &["clone", "--quiet", central.to_str().unwrap(), "work"],
-        );
-        let work = scratch.join("work");
-        git(&work, &["checkout", "--quiet", "-b", "main"]);
-        std::fs::create_dir_all(work.join("src")).unwrap();
-        std::fs::write(work.join("test.sh"), TEST_SCRIPT).unwrap();
-        std::fs::write(work.join("README"), "sample\n").unwrap();
         let lines: String = (1..=10).map(|i| format!("line {i}\n")).collect();
-        std::fs::write(work.join("src/lib.txt"), lines).unwrap();
-        git(&work, &["add", "."]);
-        git(&work, &["commit", "--quiet", "-m", "Initial import"]);
-        git(&work, &["push", "--quiet", "origin", "main"]);
+        let seed = |work: &Path| {
+            std::fs::create_dir_all(work.join("src")).unwrap();
+            std::fs::write(work.join("test.sh"), TEST_SCRIPT).unwrap();
+            std::fs::write(work.join("README"), "sample\n").unwrap();
+            std::fs::write(work.join("src/lib.txt"), &lines).unwrap();
+        };
+        match kind {
+            Kind::Git => {
+                for bare in [&central, &try_repo] {
+                    std::fs::create_dir_all(bare).unwrap();
+                    git(
+                        bare,
+                        &["init", "--quiet", "--bare", "--initial-branch=main"],
+                    );
+                }
+                git(
+                    &scratch,
+                    &["clone", "--quiet", central.to_str().unwrap(), "work"],
+                );
+                let work = scratch.join("work");
+                git(&work, &["checkout", "--quiet", "-b", "main"]);
+                seed(&work);
+                git(&work, &["add", "."]);
+                git(&work, &["commit", "--quiet", "-m", "Initial import"]);
+                git(&work, &["push", "--quiet", "origin", "main"]);
+            }
+            Kind::Hg => {
+                hg(dir.path(), &["init", central.to_str().unwrap()]);
+                hg(dir.path(), &["init", try_repo.to_str().unwrap()]);
+                // Try keeps pushes as drafts, as Mozilla's does.
+                std::fs::write(try_repo.join(".hg/hgrc"), "[phases]\npublish = False\n").unwrap();
+                hg(
+                    &scratch,
+                    &["clone", "--quiet", central.to_str().unwrap(), "work"],
+                );
+                let work = scratch.join("work");
+                seed(&work);
+                hg(&work, &["addremove", "--quiet"]);
+                hg(&work, &["commit", "--quiet", "-m", "Initial import"]);
+                hg(&work, &["push", "--quiet"]);
+            }
+        }
 
         let token = "test-token-alice".to_owned();
         let users: String = options
@@ -127,13 +184,13 @@ push_backoff_ms = 50
 
 [[repositories]]
 name = "central"
-kind = "git"
+kind = "{kind}"
 pull_url = "{central}"
 level = "scm_level_3"
 
 [[repositories]]
 name = "try"
-kind = "git"
+kind = "{kind}"
 pull_url = "{try_repo}"
 level = "scm_level_1"
 try = true
@@ -160,6 +217,10 @@ sha256 = "{service_hash}"
 service = true
 "#,
             lease = options.lease_seconds,
+            kind = match kind {
+                Kind::Git => "git",
+                Kind::Hg => "hg",
+            },
             central = central.display(),
             try_repo = try_repo.display(),
             ci = options
@@ -184,6 +245,7 @@ service = true
         let config_path = dir.path().join("autoland.toml");
         std::fs::write(&config_path, config).unwrap();
         Env {
+            kind,
             dir,
             central,
             try_repo,
@@ -213,6 +275,9 @@ service = true
     /// Commits `changes` on top of central's tip in a scratch clone and returns them as
     /// `git format-patch` texts.
     pub fn patches(&self, changes: &[Change<'_>]) -> Vec<String> {
+        if self.kind == Kind::Hg {
+            return self.hg_patches(changes);
+        }
         let work = self.scratch.join("work");
         git(&work, &["fetch", "--quiet", "origin"]);
         git(
@@ -254,8 +319,72 @@ service = true
         patches
     }
 
+    /// `hg export` texts of `changes` committed on central's tip in a scratch clone.
+    fn hg_patches(&self, changes: &[Change<'_>]) -> Vec<String> {
+        let work = self.scratch.join("work");
+        hg(&work, &["pull", "--quiet"]);
+        let drafts = hg(&work, &["log", "-r", "draft()", "-T", "{node}\n"]);
+        if !drafts.trim().is_empty() {
+            hg(
+                &work,
+                &["debugstrip", "--no-backup", "--force", "-r", "draft()"],
+            );
+        }
+        hg(
+            &work,
+            &["update", "--clean", "--quiet", "-r", "max(public())"],
+        );
+        let mut nodes = Vec::new();
+        for change in changes {
+            for (file, content) in change.files {
+                let path = work.join(file);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, content).unwrap();
+            }
+            hg(&work, &["addremove", "--quiet"]);
+            hg(
+                &work,
+                &[
+                    "commit",
+                    "--quiet",
+                    "-u",
+                    change.author,
+                    "-m",
+                    change.subject,
+                ],
+            );
+            nodes.push(hg(&work, &["log", "-r", ".", "-T", "{node}"]));
+        }
+        nodes
+            .iter()
+            .map(|node| hg(&work, &["export", "-r", node]))
+            .collect()
+    }
+
     /// Someone else pushes a commit to central.
     pub fn push_to_central(&self, file: &str, content: &str, subject: &str) {
+        if self.kind == Kind::Hg {
+            let other = self.scratch.join("other-hg");
+            if !other.exists() {
+                hg(
+                    &self.scratch,
+                    &[
+                        "clone",
+                        "--quiet",
+                        self.central.to_str().unwrap(),
+                        "other-hg",
+                    ],
+                );
+            }
+            hg(&other, &["pull", "--quiet", "--update"]);
+            let path = other.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+            hg(&other, &["addremove", "--quiet"]);
+            hg(&other, &["commit", "--quiet", "-m", subject]);
+            hg(&other, &["push", "--quiet"]);
+            return;
+        }
         let other = self.scratch.join("other");
         if !other.exists() {
             git(
@@ -274,6 +403,16 @@ service = true
 
     /// central's main: (author email, subject) newest first.
     pub fn central_log(&self) -> Vec<(String, String)> {
+        if self.kind == Kind::Hg {
+            return hg(
+                &self.central,
+                &["log", "-T", "{author|email}\t{desc|firstline}\n"],
+            )
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(a, s)| (a.to_owned(), s.to_owned()))
+            .collect();
+        }
         git(&self.central, &["log", "--format=%ae%x09%s", "main"])
             .lines()
             .filter_map(|l| l.split_once('\t'))
@@ -283,6 +422,12 @@ service = true
 
     /// How many commits reachable from any ref of `repo` carry `Autoland-Request: <uid>`.
     pub fn commits_with_trailer(&self, repo: &Path, uid: &str) -> usize {
+        if self.kind == Kind::Hg {
+            let revset = format!("desc('Autoland-Request: {uid}')");
+            return hg(repo, &["log", "-r", &revset, "-T", "{node}\n"])
+                .lines()
+                .count();
+        }
         git(
             repo,
             &[
@@ -303,6 +448,147 @@ service = true
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// central's tip revision.
+    pub fn central_tip(&self) -> String {
+        match self.kind {
+            Kind::Git => git(&self.central, &["rev-parse", "main"]).trim().to_owned(),
+            Kind::Hg => hg(&self.central, &["log", "-r", "tip", "-T", "{node}"]),
+        }
+    }
+
+    /// Makes someone else's commit land on central while Autoland's first push to central
+    /// is under way (git: from central's pre-receive hook, before the ref update; hg: from
+    /// a pre-push hook in Autoland's working copy, after its pull). Returns a marker file
+    /// that exists once the race happened.
+    pub fn race_next_central_push(&self) -> PathBuf {
+        let marker = self.path().join("raced");
+        match self.kind {
+            Kind::Git => {
+                let other = self.scratch.join("racer");
+                git(
+                    &self.scratch,
+                    &["clone", "--quiet", self.central.to_str().unwrap(), "racer"],
+                );
+                self.hook(
+                    &self.central,
+                    "pre-receive",
+                    &format!(
+                        "#!/bin/sh\n[ -e '{marker}' ] && exit 0\ntouch '{marker}'\n\
+                         unset GIT_DIR GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES\n\
+                         cd '{other}' && echo racer > racer.txt && git add racer.txt && \
+                         git -c user.name=Racer -c user.email=racer@example.com commit -q -m 'Racing commit' && \
+                         git push -q origin HEAD:main\nexit 0\n",
+                        marker = marker.display(),
+                        other = other.display()
+                    ),
+                );
+            }
+            Kind::Hg => {
+                let other = self.scratch.join("racer");
+                hg(
+                    &self.scratch,
+                    &["clone", "--quiet", self.central.to_str().unwrap(), "racer"],
+                );
+                // Autoland's own working copy, made ahead so the test can give it a hook.
+                let work = self.path().join("data/work");
+                std::fs::create_dir_all(&work).unwrap();
+                hg(
+                    &work,
+                    &[
+                        "clone",
+                        "--quiet",
+                        "--noupdate",
+                        self.central.to_str().unwrap(),
+                        "central",
+                    ],
+                );
+                let script = self.path().join("race.sh");
+                std::fs::write(
+                    &script,
+                    format!(
+                        "#!/bin/sh\ncase \"$HG_ARGS\" in *central-hg*) ;; *) exit 0 ;; esac\n\
+                         [ -e '{marker}' ] && exit 0\ntouch '{marker}'\n\
+                         cd '{other}' && hg pull -q -u && echo racer > racer.txt && hg addremove -q && \
+                         hg commit -q -u 'Racer <racer@example.com>' -m 'Racing commit' && hg push -q\nexit 0\n",
+                        marker = marker.display(),
+                        other = other.display()
+                    ),
+                )
+                .unwrap();
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+                let hgrc = work.join("central/.hg/hgrc");
+                let mut text = std::fs::read_to_string(&hgrc).unwrap_or_default();
+                text.push_str(&format!(
+                    "\n[hooks]\npre-push.race = {}\n",
+                    script.display()
+                ));
+                std::fs::write(&hgrc, text).unwrap();
+            }
+        }
+        marker
+    }
+
+    /// How many pushes try received: refs on git, heads on hg.
+    pub fn try_pushes(&self) -> usize {
+        match self.kind {
+            Kind::Git => self.refs(&self.try_repo).len(),
+            Kind::Hg => hg(&self.try_repo, &["log", "-r", "head()", "-T", "{node}\n"])
+                .lines()
+                .filter(|l| !l.is_empty())
+                .count(),
+        }
+    }
+
+    /// The message of the newest commit on try.
+    pub fn try_tip_message(&self) -> String {
+        match self.kind {
+            Kind::Git => {
+                let try_ref = self.refs(&self.try_repo)[0].clone();
+                git(&self.try_repo, &["log", "-1", "--format=%B", &try_ref])
+            }
+            Kind::Hg => hg(&self.try_repo, &["log", "-r", "tip", "-T", "{desc}"]),
+        }
+    }
+
+    /// Subjects of the newest `n` commits pushed to try, newest first.
+    pub fn try_subjects(&self, n: usize) -> Vec<String> {
+        let out = match self.kind {
+            Kind::Git => {
+                let try_ref = self.refs(&self.try_repo)[0].clone();
+                git(
+                    &self.try_repo,
+                    &["log", "--format=%s", &format!("-{n}"), &try_ref],
+                )
+            }
+            Kind::Hg => hg(
+                &self.try_repo,
+                &["log", "-l", &n.to_string(), "-T", "{desc|firstline}\n"],
+            ),
+        };
+        out.lines().map(str::to_owned).collect()
+    }
+
+    /// Runs `script` after a push was recorded by a repository (git `post-receive`, hg
+    /// `changegroup`).
+    pub fn after_push_hook(&self, repo: &Path, script: &str) {
+        match self.kind {
+            Kind::Git => self.hook(repo, "post-receive", script),
+            Kind::Hg => {
+                let path = repo.join(".hg/after-push.sh");
+                std::fs::write(&path, script).unwrap();
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+                let mut hgrc = std::fs::read_to_string(repo.join(".hg/hgrc")).unwrap_or_default();
+                hgrc.push_str(&format!(
+                    "\n[hooks]\nchangegroup.test = {}\n",
+                    path.display()
+                ));
+                std::fs::write(repo.join(".hg/hgrc"), hgrc).unwrap();
+            }
+        }
     }
 
     pub fn hook(&self, repo: &Path, name: &str, script: &str) {

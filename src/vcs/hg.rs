@@ -1,0 +1,494 @@
+//! Mercurial, through one long-lived command server per working copy
+//! ([`super::hg_cmdserver`]), with `HGPLAIN=1` and nothing that can prompt.
+//!
+//! A working copy is a clone in `data/work/<repo>`, made once. Each job pulls the base,
+//! strips every non-public changeset (what earlier jobs left), updates cleanly to the
+//! branch's public tip and purges unknown and ignored files (`.rej`/`.orig` included).
+//! Try pushes are forced (try has many heads); pushes to other destinations never are, and
+//! "push creates new remote head" means someone pushed first. "no changes found" (exit 1)
+//! means the commits are already there: commits are rebuilt identically on a resume (same
+//! base, dates, users and messages), so an interrupted push is recognised that way.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use super::command::CommandRecord;
+use super::hg_cmdserver::{CommandServer, HgOutput, spawn_once};
+use super::{
+    CiCheckout, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, split_identity,
+};
+use crate::patch::PatchDate;
+
+const OUTPUT_LIMIT: usize = 4000;
+
+/// A warm Mercurial working copy.
+pub struct HgWorkingCopy {
+    dir: PathBuf,
+    pull_url: String,
+    branch: String,
+    settings: VcsSettings,
+    server: Option<CommandServer>,
+    records: Vec<CommandRecord>,
+    /// The public revision the current job started from.
+    base: Option<String>,
+}
+
+impl HgWorkingCopy {
+    /// A working copy in `dir` (cloned on first use).
+    pub fn new(
+        dir: PathBuf,
+        pull_url: String,
+        branch: String,
+        settings: VcsSettings,
+    ) -> HgWorkingCopy {
+        HgWorkingCopy {
+            dir,
+            pull_url,
+            branch,
+            settings,
+            server: None,
+            records: Vec::new(),
+            base: None,
+        }
+    }
+
+    /// The command server's process id (tests kill it to check the restart).
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().and_then(CommandServer::pid)
+    }
+
+    async fn ensure_clone(&mut self) -> Result<(), VcsError> {
+        if self.dir.join(".hg").is_dir() {
+            // A crash can leave a lock behind; this process owns the working copy.
+            let _ = std::fs::remove_file(self.dir.join(".hg/wlock"));
+            let _ = std::fs::remove_file(self.dir.join(".hg/store/lock"));
+        } else {
+            if self.dir.exists() {
+                std::fs::remove_dir_all(&self.dir).map_err(|e| {
+                    VcsError::io(format!("cannot remove {}", self.dir.display()), e)
+                })?;
+            }
+            let parent = self.dir.parent().map(Path::to_path_buf).unwrap_or_default();
+            std::fs::create_dir_all(&parent)
+                .map_err(|e| VcsError::io(format!("cannot create {}", parent.display()), e))?;
+            let dir = self.dir.to_string_lossy().into_owned();
+            let url = self.pull_url.clone();
+            let out = spawn_once(
+                &parent,
+                &["clone", "--noupdate", "--", &url, &dir],
+                self.settings.timeout,
+                &mut self.records,
+            )
+            .await?;
+            check(&["clone"], out)?;
+        }
+        if self.server.is_none() {
+            self.server = Some(CommandServer::start(&self.dir, self.settings.timeout).await?);
+        }
+        Ok(())
+    }
+
+    async fn hg(&mut self, args: &[&str]) -> Result<HgOutput, VcsError> {
+        self.ensure_clone().await?;
+        let server = self.server.as_mut().ok_or_else(|| VcsError::Command {
+            command: "hg serve --cmdserver pipe".to_owned(),
+            status: -1,
+            output: "the command server is not running".to_owned(),
+        })?;
+        server.run(args, &mut self.records).await
+    }
+
+    async fn hg_ok(&mut self, args: &[&str]) -> Result<HgOutput, VcsError> {
+        let out = self.hg(args).await?;
+        check(args, out)
+    }
+
+    async fn node(&mut self, revset: &str) -> Result<Option<String>, VcsError> {
+        let out = self.hg_ok(&["log", "-r", revset, "-T", "{node}\n"]).await?;
+        Ok(out
+            .stdout_text()
+            .lines()
+            .last()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty()))
+    }
+
+    async fn head(&mut self) -> Result<String, VcsError> {
+        self.node(".").await?.ok_or_else(|| VcsError::Command {
+            command: "hg log -r .".to_owned(),
+            status: 0,
+            output: "the working copy has no parent revision".to_owned(),
+        })
+    }
+
+    /// Strips every changeset that is not public (earlier jobs' commits), updates to
+    /// `revision` and removes every file hg does not track.
+    async fn clean_to(&mut self, revision: &str) -> Result<(), VcsError> {
+        if self.node("not public()").await?.is_some() {
+            self.hg_ok(&["debugstrip", "--no-backup", "--force", "-r", "not public()"])
+                .await?;
+        }
+        self.hg_ok(&["update", "--clean", "-r", revision]).await?;
+        self.hg_ok(&["purge", "--all", "--no-confirm"]).await?;
+        Ok(())
+    }
+
+    fn scratch_file(&self, name: &str, content: &str) -> Result<PathBuf, VcsError> {
+        std::fs::create_dir_all(&self.settings.scratch).map_err(|e| {
+            VcsError::io(
+                format!("cannot create {}", self.settings.scratch.display()),
+                e,
+            )
+        })?;
+        let file = tempfile::Builder::new()
+            .prefix(name)
+            .tempfile_in(&self.settings.scratch)
+            .map_err(|e| VcsError::io("cannot create a scratch file", e))?;
+        std::fs::write(file.path(), content)
+            .map_err(|e| VcsError::io("cannot write a scratch file", e))?;
+        let (_, path) = file
+            .keep()
+            .map_err(|e| VcsError::io("cannot keep a scratch file", e.error))?;
+        Ok(path)
+    }
+
+    /// Keeps our pushed commits draft locally (even if the try server publishes them), so
+    /// the next job strips them.
+    async fn redraft(&mut self) -> Result<(), VcsError> {
+        if let Some(base) = self.base.clone() {
+            let revset = format!("only(., {base})");
+            self.hg_ok(&["phase", "--draft", "--force", "-r", &revset])
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn check(args: &[&str], out: HgOutput) -> Result<HgOutput, VcsError> {
+    if out.code == 0 {
+        Ok(out)
+    } else {
+        Err(VcsError::Command {
+            command: format!(
+                "hg {}",
+                args.iter()
+                    .map(|a| super::command::redact(a))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            status: out.code,
+            output: out.combined(OUTPUT_LIMIT),
+        })
+    }
+}
+
+/// Files `hg import` could not patch, from its output.
+fn rejected_files(text: &str) -> Vec<String> {
+    let mut files: Vec<String> = Vec::new();
+    let mut add = |f: &str| {
+        let f = f.trim().trim_matches('\'').to_owned();
+        if !f.is_empty() && !files.contains(&f) {
+            files.push(f);
+        }
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.split("saving rejects to file ").nth(1) {
+            add(rest.trim().strip_suffix(".rej").unwrap_or(rest));
+        } else if let Some(rest) = line.strip_prefix("unable to find '") {
+            add(rest.split('\'').next().unwrap_or(rest));
+        } else if let Some(rest) = line.strip_prefix("abort: ") {
+            if let Some((file, _)) = rest.split_once(": No such file or directory") {
+                add(file);
+            } else if let Some(file) = rest.strip_suffix(" already exists") {
+                add(file);
+            }
+        }
+    }
+    files
+}
+
+#[async_trait]
+impl WorkingCopy for HgWorkingCopy {
+    async fn update_to_tip(&mut self) -> Result<String, VcsError> {
+        self.ensure_clone().await?;
+        let url = self.pull_url.clone();
+        let out = self.hg(&["pull", "--", &url]).await?;
+        if out.code > 1 {
+            check(&["pull"], out)?;
+        }
+        let revset = format!(
+            "max(public() and branch('{}'))",
+            self.branch.replace('\'', "")
+        );
+        let Some(tip) = self.node(&revset).await? else {
+            return Err(VcsError::Command {
+                command: format!("hg log -r {revset}"),
+                status: 0,
+                output: format!("branch `{}` has no public revision", self.branch),
+            });
+        };
+        self.clean_to(&tip).await?;
+        self.base = Some(tip.clone());
+        Ok(tip)
+    }
+
+    async fn reset_to(&mut self, revision: &str) -> Result<bool, VcsError> {
+        let revset = format!("public() and id('{}')", revision.replace('\'', ""));
+        if self.node(&revset).await?.is_none() {
+            return Ok(false);
+        }
+        self.clean_to(revision).await?;
+        self.base = Some(revision.to_owned());
+        Ok(true)
+    }
+
+    async fn apply(&mut self, commit: &CommitSpec<'_>) -> Result<String, VcsError> {
+        let patch_file = self.scratch_file("patch-", commit.diff)?;
+        let message_file = self.scratch_file("message-", &commit.message)?;
+        let patch_path = patch_file.to_string_lossy().into_owned();
+        let message_path = message_file.to_string_lossy().into_owned();
+        let (name, email) = split_identity(commit.author);
+        let user = format!("{name} <{email}>");
+        let date = commit.date.map(|d| d.to_hg());
+        let strip = if commit.diff.lines().any(|l| l.starts_with("diff --git ")) {
+            "1"
+        } else {
+            bare_level(commit.diff)
+        };
+        let mut args = vec![
+            "import",
+            "-p",
+            strip,
+            "--user",
+            &user,
+            "--logfile",
+            &message_path,
+        ];
+        if let Some(date) = &date {
+            args.extend(["--date", date]);
+        }
+        args.extend(["--", &patch_path]);
+        let out = self.hg(&args).await;
+        let _ = std::fs::remove_file(&patch_file);
+        let _ = std::fs::remove_file(&message_file);
+        let out = out?;
+        if out.code != 0 {
+            let text = format!("{}\n{}", out.stdout_text(), out.stderr_text());
+            let mut files = rejected_files(&text);
+            if files.is_empty() {
+                files.push("(hg import named no file)".to_owned());
+            }
+            return Err(VcsError::Conflict {
+                files,
+                output: out
+                    .combined(OUTPUT_LIMIT)
+                    .replace(&patch_path, &commit.label),
+            });
+        }
+        self.head().await
+    }
+
+    async fn commit_empty(
+        &mut self,
+        author: &str,
+        date: Option<PatchDate>,
+        message: &str,
+    ) -> Result<String, VcsError> {
+        let message_file = self.scratch_file("message-", message)?;
+        let message_path = message_file.to_string_lossy().into_owned();
+        let date = date.map(|d| d.to_hg());
+        let mut args = vec![
+            "--config",
+            "ui.allowemptycommit=true",
+            "commit",
+            "--user",
+            author,
+            "--logfile",
+            &message_path,
+        ];
+        if let Some(date) = &date {
+            args.extend(["--date", date]);
+        }
+        let out = self.hg(&args).await;
+        let _ = std::fs::remove_file(&message_file);
+        check(&args, out?)?;
+        self.head().await
+    }
+
+    async fn find_pushed(
+        &mut self,
+        target: &PushTarget,
+        marker: &str,
+        since: Option<&str>,
+    ) -> Result<Option<String>, VcsError> {
+        match target {
+            // A try repository has many heads and may be huge: nothing is pulled from it.
+            // A resumed try push is rebuilt identically and recognised by `push` instead.
+            PushTarget::Try { .. } => Ok(None),
+            PushTarget::Branch { url, .. } => {
+                let url = url.clone();
+                let out = self.hg(&["pull", "--", &url]).await?;
+                if out.code > 1 {
+                    check(&["pull"], out)?;
+                }
+                // Only public changesets count: they are the destination's (a publishing
+                // repository); our own unpushed attempts are drafts.
+                let marker = marker.replace('\'', "");
+                let revset = match since {
+                    Some(base)
+                        if self
+                            .node(&format!("id('{}')", base.replace('\'', "")))
+                            .await?
+                            .is_some() =>
+                    {
+                        format!(
+                            "last(public() and desc('{marker}') and descendants({base}))",
+                            base = base.replace('\'', "")
+                        )
+                    }
+                    _ => format!("last(desc('{marker}') and public())"),
+                };
+                self.node(&revset).await
+            }
+        }
+    }
+
+    async fn push(&mut self, target: &PushTarget) -> Result<String, VcsError> {
+        let head = self.head().await?;
+        let (url, force) = match target {
+            PushTarget::Try { url, .. } => (url.clone(), true),
+            PushTarget::Branch { url, .. } => (url.clone(), false),
+        };
+        let mut args = vec!["push", "-r", "."];
+        if force {
+            args.push("--force");
+        }
+        args.extend(["--", &url]);
+        let out = self.hg(&args).await?;
+        let text = format!("{}\n{}", out.stdout_text(), out.stderr_text());
+        let result = match out.code {
+            0 => Ok(head.clone()),
+            // Nothing to push: these very commits are already there.
+            1 if text.contains("no changes found") => Ok(head.clone()),
+            _ if !force
+                && (text.contains("push creates new remote head")
+                    || text.contains("new remote heads")) =>
+            {
+                Err(VcsError::PushRace {
+                    output: out.combined(OUTPUT_LIMIT),
+                })
+            }
+            _ => check(&args, out).map(|_| head.clone()),
+        };
+        if force && result.is_ok() {
+            self.redraft().await?;
+        }
+        result
+    }
+
+    fn take_commands(&mut self) -> Vec<CommandRecord> {
+        std::mem::take(&mut self.records)
+    }
+}
+
+/// `-p` level for a plain diff: 0 when its paths carry no `a/`/`b/` prefix.
+fn bare_level(diff: &str) -> &'static str {
+    let bare = diff.lines().any(|line| {
+        line.strip_prefix("+++ ")
+            .or_else(|| line.strip_prefix("--- "))
+            .map(|p| {
+                let p = p.split('\t').next().unwrap_or(p).trim();
+                p != "/dev/null" && !p.starts_with("a/") && !p.starts_with("b/")
+            })
+            .unwrap_or(false)
+    });
+    if bare { "0" } else { "1" }
+}
+
+/// CI checkouts of hg try pushes: a local mirror that pulls just the pushed revision, and
+/// `hg archive` of it into a fresh directory (a clean tree, no repository inside).
+pub struct HgCiCheckout {
+    mirror: PathBuf,
+    settings: VcsSettings,
+}
+
+impl HgCiCheckout {
+    /// Mirror kept at `mirror`.
+    pub fn new(mirror: PathBuf, settings: VcsSettings) -> HgCiCheckout {
+        HgCiCheckout { mirror, settings }
+    }
+
+    async fn hg(&self, dir: &Path, args: &[&str]) -> Result<HgOutput, VcsError> {
+        let mut records = Vec::new();
+        let out = spawn_once(dir, args, self.settings.timeout, &mut records).await?;
+        check(args, out)
+    }
+}
+
+#[async_trait]
+impl CiCheckout for HgCiCheckout {
+    async fn checkout(
+        &self,
+        url: &str,
+        _ref_name: &str,
+        revision: &str,
+        dir: &Path,
+    ) -> Result<(), VcsError> {
+        if !self.mirror.join(".hg").is_dir() {
+            std::fs::create_dir_all(&self.mirror)
+                .map_err(|e| VcsError::io(format!("cannot create {}", self.mirror.display()), e))?;
+            self.hg(&self.mirror, &["init"]).await?;
+        }
+        let mut records = Vec::new();
+        let out = spawn_once(
+            &self.mirror,
+            &["pull", "-r", revision, "--", url],
+            self.settings.timeout,
+            &mut records,
+        )
+        .await?;
+        if out.code > 1 {
+            check(&["pull"], out)?;
+        }
+        if dir.exists() {
+            self.remove(dir).await?;
+        }
+        let dir_text = dir.to_string_lossy().into_owned();
+        self.hg(
+            &self.mirror,
+            &[
+                "archive", "-r", revision, "--type", "files", "--", &dir_text,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn remove(&self, dir: &Path) -> Result<(), VcsError> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| VcsError::io(format!("cannot remove {}", dir.display()), e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_name_their_files() {
+        let out = "applying patch\npatching file src/lib.rs\nHunk #1 FAILED at 3\n\
+                   1 out of 1 hunks FAILED -- saving rejects to file src/lib.rs.rej\n\
+                   unable to find 'docs/gone.md' for patching\nabort: patch failed to apply\n";
+        assert_eq!(rejected_files(out), vec!["src/lib.rs", "docs/gone.md"]);
+    }
+
+    #[test]
+    fn plain_diffs_pick_their_strip_level() {
+        assert_eq!(bare_level("--- a/x\n+++ b/x\n"), "1");
+        assert_eq!(bare_level("--- x.orig\n+++ x\n"), "0");
+    }
+}
