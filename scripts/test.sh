@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs or starts what the tests need
-# (git, PostgreSQL), then checks formatting and lints, and runs every test.
+# (git, Mercurial, PostgreSQL), then checks formatting and lints, and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v hg >/dev/null 2>&1 || need_apt+=(mercurial)
 command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
