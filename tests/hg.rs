@@ -129,3 +129,28 @@ async fn an_hg_export_lands_with_its_user_and_date_and_try_carries_the_syntax() 
     assert!(try_tip.starts_with("try: -b o -p linux64"), "{try_tip}");
     running.service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repositories_served_over_http_land_too() {
+    let env = Env::new(Options {
+        kind: Kind::Hg,
+        http: true,
+        ..Options::default()
+    });
+    let running = env.start().await;
+    let patches = env.patches(&[common::Change {
+        author: "Alice <alice@example.com>",
+        subject: "Over HTTP",
+        files: &[("src/http.txt", "http\n")],
+    }]);
+    let id = running
+        .api
+        .submit(&patches, &["try", "central"], json!({}))
+        .await;
+    let detail = running.api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    assert_eq!(env.central_log()[0].1, "Over HTTP");
+    let uid = detail["request"]["uid"].as_str().unwrap();
+    assert_eq!(env.commits_with_trailer(&env.try_repo, uid), 1);
+    running.service.stop().await;
+}

@@ -38,6 +38,9 @@ pub struct Options {
     pub users: Vec<(String, String)>,
     /// Base URL of a Bugzilla (simulator) to configure, with API key `autoland-key`.
     pub bugzilla: Option<String>,
+    /// hg only: serve both repositories over HTTP (`hg serve` on 127.0.0.1) and point the
+    /// configuration at those URLs.
+    pub http: bool,
 }
 
 impl Default for Options {
@@ -52,13 +55,56 @@ impl Default for Options {
                 ("bob@example.com".into(), "scm_level_1".into()),
             ],
             bugzilla: None,
+            http: false,
         }
     }
+}
+
+/// A child process killed when dropped (test servers).
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Serves an hg repository over HTTP on a free loopback port, with pushes allowed.
+fn hg_serve(repo: &Path) -> (ChildGuard, String) {
+    let port = free_port();
+    let child = Command::new("hg")
+        .args([
+            "serve",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--config",
+            "web.push_ssl=False",
+            "--config",
+            "web.allow-push=*",
+        ])
+        .current_dir(repo)
+        .env("HGPLAIN", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("hg serve starts");
+    let url = format!("http://127.0.0.1:{port}/");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "hg serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (ChildGuard(child), url)
 }
 
 /// A sandbox with a central and a try repository and a configuration.
 pub struct Env {
     pub kind: Kind,
+    /// `hg serve` processes (killed with the environment).
+    pub servers: Vec<ChildGuard>,
     pub dir: tempfile::TempDir,
     pub central: PathBuf,
     pub try_repo: PathBuf,
@@ -163,6 +209,19 @@ impl Env {
             }
         }
 
+        let mut servers = Vec::new();
+        let (central_url, try_url) = if options.http && kind == Kind::Hg {
+            let (central_server, central_url) = hg_serve(&central);
+            let (try_server, try_url) = hg_serve(&try_repo);
+            servers.push(central_server);
+            servers.push(try_server);
+            (central_url, try_url)
+        } else {
+            (
+                central.display().to_string(),
+                try_repo.display().to_string(),
+            )
+        };
         let token = "test-token-alice".to_owned();
         let users: String = options
             .users
@@ -221,8 +280,8 @@ service = true
                 Kind::Git => "git",
                 Kind::Hg => "hg",
             },
-            central = central.display(),
-            try_repo = try_repo.display(),
+            central = central_url,
+            try_repo = try_url,
             ci = options
                 .ci_command
                 .replace('\\', "\\\\")
@@ -246,6 +305,7 @@ service = true
         std::fs::write(&config_path, config).unwrap();
         Env {
             kind,
+            servers,
             dir,
             central,
             try_repo,
