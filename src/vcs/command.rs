@@ -23,6 +23,16 @@ pub fn totals() -> (u64, Duration) {
     )
 }
 
+/// Adds one command that took `duration` to [`totals`]: for VCS commands not run through
+/// [`run`] (hg's command server and `spawn_once`).
+pub(crate) fn record_totals(duration: Duration) {
+    COMMANDS_RUN.fetch_add(1, Ordering::Relaxed);
+    COMMAND_NANOS.fetch_add(
+        u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+}
+
 /// One command that ran: for logs, failure reports and the benchmark's time split.
 #[derive(Debug, Clone)]
 pub struct CommandRecord {

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::VcsError;
-use super::command::{CommandRecord, Output, redact, tail};
+use super::command::{CommandRecord, Output, record_totals, redact, tail};
 
 /// The program.
 const HG: &str = "hg";
@@ -136,6 +136,7 @@ impl CommandServer {
         let started = Instant::now();
         let result = self.run_block(&block, &command_line).await;
         let duration = started.elapsed();
+        record_totals(duration);
         let status = result.as_ref().map_or(-1, |output| output.code);
         tracing::debug!(command = %command_line, ?duration, status, "hg command (server)");
         records.push(CommandRecord {
@@ -305,6 +306,7 @@ pub async fn spawn_once(
         result
     };
     let duration = started.elapsed();
+    record_totals(duration);
     tracing::debug!(command = %command_line, ?duration, "hg command");
     let mut record = |status| {
         records.push(CommandRecord {
