@@ -57,6 +57,7 @@ async fn wait_for_request(ctx: &Context, bug: i64) -> Instant {
             .store
             .list_requests(ListFilter {
                 open_only: false,
+                finished_only: false,
                 limit: 1000,
             })
             .await

@@ -321,6 +321,7 @@ async fn one_search_per_poll_finds_exactly_the_tagged_bugs() {
         .store
         .list_requests(autoland::store::ListFilter {
             open_only: false,
+            finished_only: false,
             limit: 10,
         })
         .await

@@ -222,6 +222,7 @@ async fn exercise(store: &Store) {
         store
             .list_requests(ListFilter {
                 open_only: true,
+                finished_only: false,
                 limit: 10
             })
             .await
@@ -232,6 +233,7 @@ async fn exercise(store: &Store) {
         store
             .list_requests(ListFilter {
                 open_only: false,
+                finished_only: false,
                 limit: 10
             })
             .await

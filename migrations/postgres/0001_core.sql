@@ -101,6 +101,7 @@ CREATE TABLE heartbeats (
     pid        BIGINT NOT NULL,
     state      TEXT   NOT NULL,
     detail     TEXT   NOT NULL,
+    restarts   BIGINT NOT NULL DEFAULT 0,
     started_at BIGINT NOT NULL,
     beat_at    BIGINT NOT NULL,
     PRIMARY KEY (module, instance)

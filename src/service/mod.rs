@@ -4,6 +4,7 @@
 
 pub mod pipeline;
 pub mod pusher;
+pub mod status;
 pub mod watcher;
 
 use std::net::SocketAddr;
@@ -163,6 +164,7 @@ pub fn host_name() -> String {
 struct StatusInner {
     state: String,
     detail: String,
+    restarts: i64,
 }
 
 /// What a module is doing, written to its heartbeat.
@@ -177,6 +179,7 @@ impl ModuleStatus {
             inner: Arc::new(Mutex::new(StatusInner {
                 state: "running".to_owned(),
                 detail: "starting".to_owned(),
+                restarts: 0,
             })),
         }
     }
@@ -196,6 +199,15 @@ impl ModuleStatus {
         if let Ok(mut inner) = self.inner.lock() {
             inner.state = "degraded".to_owned();
             inner.detail = detail;
+        }
+    }
+
+    /// Counts a restart after a crash, with the reason.
+    fn restarted(&self, reason: String) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.restarts += 1;
+            inner.state = "degraded".to_owned();
+            inner.detail = reason;
         }
     }
 
@@ -307,9 +319,10 @@ pub async fn start(
     })
 }
 
-/// Runs a module until shutdown, restarting it with backoff if it panics, and writes its
+/// Runs a module until shutdown, restarting it with backoff if it panics (counting the
+/// restarts), and writes its
 /// heartbeat every few seconds.
-fn supervise<F, Fut>(
+pub fn supervise<F, Fut>(
     tasks: &mut JoinSet<()>,
     ctx: Arc<Context>,
     shutdown: CancellationToken,
@@ -337,7 +350,7 @@ fn supervise<F, Fut>(
                     return;
                 }
                 Err(e) => {
-                    status.error(format!("crashed ({e}); restarting in {backoff:?}"));
+                    status.restarted(format!("crashed ({e}); restarting in {backoff:?}"));
                     tracing::error!(module = %name, error = %e, "module crashed; restarting");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -357,19 +370,24 @@ async fn heartbeat_loop(
     shutdown: CancellationToken,
 ) {
     let started_at = now_ms();
-    let beat = |state: String, detail: String| Heartbeat {
+    let beat = |state: String, detail: String, restarts: i64| Heartbeat {
         module: module.clone(),
         instance: ctx.instance.clone(),
         host: host_name(),
         pid: i64::from(std::process::id()),
         state,
         detail,
+        restarts,
         started_at,
         beat_at: 0,
     };
     loop {
         let snap = status.snapshot();
-        if let Err(e) = ctx.store.heartbeat(&beat(snap.state, snap.detail)).await {
+        if let Err(e) = ctx
+            .store
+            .heartbeat(&beat(snap.state, snap.detail, snap.restarts))
+            .await
+        {
             tracing::warn!(%module, error = %e, "cannot write heartbeat");
         }
         tokio::select! {
@@ -377,8 +395,9 @@ async fn heartbeat_loop(
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
+    let restarts = status.snapshot().restarts;
     let _ = ctx
         .store
-        .heartbeat(&beat("stopped".to_owned(), "shut down".to_owned()))
+        .heartbeat(&beat("stopped".to_owned(), "shut down".to_owned(), restarts))
         .await;
 }

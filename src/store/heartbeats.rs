@@ -20,6 +20,8 @@ pub struct Heartbeat {
     pub state: String,
     /// What it is doing, or its last error.
     pub detail: String,
+    /// How many times the supervisor restarted it after a crash.
+    pub restarts: i64,
     /// When the module started (ms).
     pub started_at: i64,
     /// Last beat (ms).
@@ -27,13 +29,18 @@ pub struct Heartbeat {
 }
 
 impl Store {
-    /// Writes (or refreshes) a heartbeat.
+    /// Writes (or refreshes) a heartbeat, beating now.
     pub async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), StoreError> {
+        self.heartbeat_at(beat, now_ms()).await
+    }
+
+    /// Writes (or refreshes) a heartbeat that beat at `at_ms`.
+    pub async fn heartbeat_at(&self, beat: &Heartbeat, at_ms: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO heartbeats (module, instance, host, pid, state, detail, started_at, beat_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+            "INSERT INTO heartbeats (module, instance, host, pid, state, detail, restarts, \
+             started_at, beat_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (module, instance) DO UPDATE SET host = $3, pid = $4, state = $5, \
-             detail = $6, started_at = $7, beat_at = $8",
+             detail = $6, restarts = $7, started_at = $8, beat_at = $9",
         )
         .bind(&beat.module)
         .bind(&beat.instance)
@@ -41,8 +48,9 @@ impl Store {
         .bind(beat.pid)
         .bind(&beat.state)
         .bind(&beat.detail)
+        .bind(beat.restarts)
         .bind(beat.started_at)
-        .bind(now_ms())
+        .bind(at_ms)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -51,7 +59,7 @@ impl Store {
     /// Every module's last heartbeat.
     pub async fn heartbeats(&self) -> Result<Vec<Heartbeat>, StoreError> {
         let rows = sqlx::query(
-            "SELECT module, instance, host, pid, state, detail, started_at, beat_at \
+            "SELECT module, instance, host, pid, state, detail, restarts, started_at, beat_at \
              FROM heartbeats ORDER BY module, instance",
         )
         .fetch_all(&self.pool)
@@ -65,6 +73,7 @@ impl Store {
                     pid: col(r, "pid")?,
                     state: col(r, "state")?,
                     detail: col(r, "detail")?,
+                    restarts: col(r, "restarts")?,
                     started_at: col(r, "started_at")?,
                     beat_at: col(r, "beat_at")?,
                 })

@@ -34,6 +34,8 @@ pub struct Effects {
 pub struct ListFilter {
     /// Only requests not in a terminal stage.
     pub open_only: bool,
+    /// Only finished requests (landed, failed, cancelled), most recently finished first.
+    pub finished_only: bool,
     /// At most this many, newest first.
     pub limit: i64,
 }
@@ -303,6 +305,12 @@ impl Store {
             format!(
                 "SELECT {REQUEST_COLUMNS} FROM requests \
                  WHERE stage NOT IN ('landed', 'failed', 'cancelled') ORDER BY id DESC LIMIT $1"
+            )
+        } else if filter.finished_only {
+            format!(
+                "SELECT {REQUEST_COLUMNS} FROM requests \
+                 WHERE stage IN ('landed', 'failed', 'cancelled') \
+                 ORDER BY updated_at DESC, id DESC LIMIT $1"
             )
         } else {
             format!("SELECT {REQUEST_COLUMNS} FROM requests ORDER BY id DESC LIMIT $1")

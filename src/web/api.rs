@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use crate::request::{Event, Patch, Request, RequestId, Stage, Transition};
-use crate::store::{CiRun, Effects, Heartbeat, ListFilter, StoreError};
+use crate::store::{CiRun, Effects, ListFilter, StoreError};
 use crate::tracker::api::{Caller, SubmitBug, SubmitRequest, validate, validate_bug};
 
 /// A request with everything known about it.
@@ -159,6 +159,7 @@ pub(super) async fn list(
         .store
         .list_requests(ListFilter {
             open_only: !query.all,
+            finished_only: false,
             limit,
         })
         .await?;
@@ -217,31 +218,10 @@ pub(super) async fn cancel(
 }
 
 pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let store = &state.ctx.store;
-    let counts: serde_json::Map<String, Value> = store
-        .stage_counts()
-        .await?
-        .into_iter()
-        .map(|(stage, n)| (stage.to_string(), json!(n)))
-        .collect();
-    // A module whose heartbeat is older than three beats is down, whatever it last said.
-    let stale_before = crate::store::now_ms() - 15_000;
-    let modules: Vec<Value> = store
-        .heartbeats()
-        .await?
-        .into_iter()
-        .map(|beat: Heartbeat| {
-            let down = beat.beat_at < stale_before && beat.state != "stopped";
-            let mut value = serde_json::to_value(&beat).unwrap_or(Value::Null);
-            if down {
-                value["state"] = json!("down");
-            }
-            value
-        })
-        .collect();
-    Ok(Json(
-        json!({ "instance": state.ctx.instance, "requests_by_stage": counts, "modules": modules }),
-    ))
+    let overview = crate::service::status::overview(&state.ctx).await?;
+    serde_json::to_value(overview)
+        .map(Json)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 fn parse_id(text: &str) -> Result<RequestId, ApiError> {

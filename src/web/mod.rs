@@ -3,6 +3,7 @@
 mod api;
 mod auth;
 pub mod error;
+mod pages;
 
 use std::sync::Arc;
 
@@ -34,6 +35,8 @@ pub fn router(ctx: Arc<Context>) -> Router {
         ctx,
     };
     Router::new()
+        .route("/", get(pages::status))
+        .route("/requests/{id}", get(pages::request))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/status", get(api::status))
         .route("/api/requests", get(api::list).post(api::create))

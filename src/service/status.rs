@@ -1,0 +1,228 @@
+//! What the service is doing, computed from stored facts (heartbeats, requests): the
+//! status page and `GET /api/status` show the same [`Overview`].
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Context;
+use crate::store::{Heartbeat, ListFilter, StoreError, now_ms};
+
+/// A heartbeat older than this means the module is down (modules beat every 5 s).
+pub const STALE_AFTER_MS: i64 = 15_000;
+
+/// The one-word answer to "is Autoland working?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    /// Every module is running.
+    Up,
+    /// Everything runs, but something needs attention (a module degraded).
+    Degraded,
+    /// A module is down (no heartbeat, stale, or stopped).
+    Down,
+}
+
+impl Verdict {
+    /// The word shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Up => "UP",
+            Verdict::Degraded => "DEGRADED",
+            Verdict::Down => "DOWN",
+        }
+    }
+}
+
+/// One module, from its freshest heartbeat.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleView {
+    /// Module name.
+    pub module: String,
+    /// Process instance.
+    pub instance: String,
+    /// Host.
+    pub host: String,
+    /// `running`, `degraded`, `stopped` or `down` (stale heartbeat).
+    pub state: String,
+    /// What it is doing or what is wrong.
+    pub detail: String,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_seconds: i64,
+    /// Restarts after crashes.
+    pub restarts: i64,
+}
+
+/// A configured repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoView {
+    /// Name.
+    pub name: String,
+    /// `git` or `hg`.
+    pub kind: String,
+    /// A try repository.
+    pub is_try: bool,
+}
+
+/// A request in a list.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestLine {
+    /// Id.
+    pub id: i64,
+    /// Bug, if any.
+    pub bug: Option<i64>,
+    /// Requester.
+    pub requester: String,
+    /// Stage.
+    pub stage: String,
+    /// Failure category.
+    pub failure: Option<String>,
+    /// Where it goes.
+    pub destinations: String,
+    /// Seconds since it was created.
+    pub age_seconds: i64,
+}
+
+/// Everything the status page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    /// UP / DEGRADED / DOWN.
+    pub verdict: Verdict,
+    /// Why, in one line.
+    pub reason: String,
+    /// This process.
+    pub instance: String,
+    /// Modules (freshest heartbeat per module and instance).
+    pub modules: Vec<ModuleView>,
+    /// Repositories.
+    pub repositories: Vec<RepoView>,
+    /// Open requests, oldest first.
+    pub queue: Vec<RequestLine>,
+    /// Recently finished requests.
+    pub recent: Vec<RequestLine>,
+    /// Requests per stage.
+    pub requests_by_stage: BTreeMap<String, i64>,
+    /// Reports not yet delivered to the tracker.
+    pub pending_reports: i64,
+}
+
+fn module_view(beat: Heartbeat, now: i64) -> ModuleView {
+    let age = (now - beat.beat_at).max(0);
+    let state = if age > STALE_AFTER_MS && beat.state != "stopped" {
+        "down".to_owned()
+    } else {
+        beat.state.clone()
+    };
+    ModuleView {
+        module: beat.module,
+        instance: beat.instance,
+        host: beat.host,
+        state,
+        detail: beat.detail,
+        heartbeat_age_seconds: age / 1000,
+        restarts: beat.restarts,
+    }
+}
+
+/// Computes the overview.
+pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
+    let now = now_ms();
+    let beats = ctx.store.heartbeats().await?;
+    // Instances that stopped and were replaced by a newer one of the same module on the
+    // same host are history, not news: keep the freshest per module and host.
+    let mut freshest: BTreeMap<(String, String), Heartbeat> = BTreeMap::new();
+    for beat in beats {
+        let key = (beat.module.clone(), beat.host.clone());
+        match freshest.get(&key) {
+            Some(existing) if existing.beat_at >= beat.beat_at => {}
+            _ => {
+                freshest.insert(key, beat);
+            }
+        }
+    }
+    let modules: Vec<ModuleView> = freshest
+        .into_values()
+        .map(|b| module_view(b, now))
+        .collect();
+    let down: Vec<&str> = modules
+        .iter()
+        .filter(|m| m.state == "down" || m.state == "stopped")
+        .map(|m| m.module.as_str())
+        .collect();
+    let degraded: Vec<&str> = modules
+        .iter()
+        .filter(|m| m.state == "degraded")
+        .map(|m| m.module.as_str())
+        .collect();
+    let (verdict, reason) = if modules.is_empty() {
+        (Verdict::Down, "no module has reported yet".to_owned())
+    } else if !down.is_empty() {
+        (Verdict::Down, format!("not running: {}", down.join(", ")))
+    } else if !degraded.is_empty() {
+        (Verdict::Degraded, format!("degraded: {}", degraded.join(", ")))
+    } else {
+        (Verdict::Up, format!("{} modules running", modules.len()))
+    };
+    let line = |r: crate::request::Request| RequestLine {
+        id: r.id.0,
+        bug: r.bug,
+        requester: r.requester,
+        stage: r.stage.to_string(),
+        failure: r.failure.map(|f| f.to_string()),
+        destinations: std::iter::once(r.try_repo.clone())
+            .chain(r.destinations.iter().map(|d| d.repo.clone()))
+            .collect::<Vec<_>>()
+            .join(" → "),
+        age_seconds: (now - r.created_at).max(0) / 1000,
+    };
+    let mut queue: Vec<RequestLine> = ctx
+        .store
+        .list_requests(ListFilter {
+            open_only: true,
+            finished_only: false,
+            limit: 500,
+        })
+        .await?
+        .into_iter()
+        .map(line)
+        .collect();
+    queue.reverse();
+    let recent = ctx
+        .store
+        .list_requests(ListFilter {
+            open_only: false,
+            finished_only: true,
+            limit: 25,
+        })
+        .await?
+        .into_iter()
+        .map(line)
+        .collect();
+    let requests_by_stage = ctx
+        .store
+        .stage_counts()
+        .await?
+        .into_iter()
+        .map(|(stage, n)| (stage.to_string(), n))
+        .collect();
+    Ok(Overview {
+        verdict,
+        reason,
+        instance: ctx.instance.clone(),
+        modules,
+        repositories: ctx
+            .config
+            .repositories
+            .iter()
+            .map(|r| RepoView {
+                name: r.name.clone(),
+                kind: format!("{:?}", r.kind).to_lowercase(),
+                is_try: r.is_try,
+            })
+            .collect(),
+        queue,
+        recent,
+        requests_by_stage,
+        pending_reports: ctx.store.pending_report_count().await?,
+    })
+}

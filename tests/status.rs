@@ -1,0 +1,129 @@
+//! The status page and its JSON twin; supervision restarting a module that panics.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use autoland::service::{self, Context};
+use common::{Change, Env, Options};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn page(api: &common::Api, path: &str) -> (u16, String, String) {
+    let response = api
+        .http
+        .get(format!("{}{path}", api.base))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, kind, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_verdict_modules_queue_and_a_failed_request() {
+    let env = Env::new(Options::default());
+    let running = env.start().await;
+    let patches = env.patches(&[Change {
+        author: "Alice <alice@example.com>",
+        subject: "Conflicts <b>badly</b>",
+        files: &[("src/lib.txt", "line 1\nmine\n")],
+    }]);
+    env.push_to_central("src/lib.txt", "line 1\ntheirs\n", "Theirs");
+    let id = running.api.submit(&patches, &["try", "central"], json!({})).await;
+    let detail = running.api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["failure"], "apply_conflict");
+
+    // Modules have reported by now (they beat at start).
+    let (status, kind, html) = page(&running.api, "/").await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(html.contains(r#"<div class="verdict UP">UP</div>"#), "{html}");
+    assert!(html.contains("pusher-1") && html.contains("ci-runner"), "{html}");
+    assert!(html.contains(&format!(r#"<a href="/requests/{id}">{id}</a>"#)), "{html}");
+    assert!(html.contains("apply_conflict"), "{html}");
+    assert!(html.contains(r#"http-equiv="refresh""#), "auto-refresh");
+
+    let (status, _, html) = page(&running.api, &format!("/requests/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("does not apply"), "{html}");
+    assert!(html.contains("src/lib.txt"), "{html}");
+    assert!(html.contains("applying → failed"), "{html}");
+    // Patch text is escaped, never markup.
+    assert!(!html.contains("<b>badly</b>"), "{html}");
+
+    let (_, status_json) = running.api.get("/api/status").await;
+    assert_eq!(status_json["verdict"], "UP", "{status_json}");
+    assert_eq!(status_json["recent"][0]["id"], id);
+    assert!(
+        status_json["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["module"] == "pusher-1" && m["state"] == "running")
+    );
+    let (status, _, _) = page(&running.api, "/requests/999").await;
+    assert_eq!(status, 404);
+    running.service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_that_panics_is_restarted_and_the_restart_is_shown() {
+    let env = Env::new(Options::default());
+    let ctx = Arc::new(Context::new(env.config()).await.unwrap());
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let panicked = Arc::new(AtomicBool::new(false));
+    let flag = panicked.clone();
+    service::supervise(
+        &mut tasks,
+        ctx.clone(),
+        shutdown.clone(),
+        "flaky".to_owned(),
+        move |_ctx, status, stop| {
+            let flag = flag.clone();
+            async move {
+                if !flag.swap(true, Ordering::SeqCst) {
+                    panic!("the flaky module falls over once");
+                }
+                status.set("running again");
+                stop.cancelled().await;
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = service::start(ctx.clone(), listener).await.unwrap();
+    let api = common::Api::new(&format!("http://{}", running.addr), &env.token);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let flaky: Value = loop {
+        let (_, status) = api.get("/api/status").await;
+        if let Some(m) = status["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["module"] == "flaky" && m["restarts"] == 1 && m["state"] == "running")
+        {
+            break m.clone();
+        }
+        assert!(Instant::now() < deadline, "no restart recorded: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(panicked.load(Ordering::SeqCst));
+    assert_eq!(flaky["state"], "running", "{flaky}");
+    let (_, _, html) = page(&api, "/").await;
+    assert!(html.contains("flaky"), "{html}");
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    running.stop().await;
+}
