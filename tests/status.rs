@@ -75,6 +75,21 @@ async fn the_status_page_shows_verdict_modules_queue_and_a_failed_request() {
     );
     let (status, _, _) = page(&running.api, "/requests/999").await;
     assert_eq!(status, 404);
+
+    let (status, kind, metrics) = page(&running.api, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/plain"), "{kind}");
+    assert!(metrics.contains(r#"autoland_requests{stage="failed"} 1"#), "{metrics}");
+    assert!(metrics.contains("autoland_queue_depth 0"), "{metrics}");
+    assert!(metrics.contains("autoland_up 1"), "{metrics}");
+    assert!(metrics.contains(r#"autoland_module_up{module="pusher-1""#), "{metrics}");
+    assert!(
+        metrics.contains(r#"autoland_stage_duration_seconds_bucket{stage="applying""#),
+        "{metrics}"
+    );
+    let (status, _, ready) = page(&running.api, "/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert!(ready.starts_with("ready"), "{ready}");
     running.service.stop().await;
 }
 

@@ -222,6 +222,7 @@ async fn finish(
         .await
     {
         Ok(true) => {
+            crate::service::metrics::ci_outcome(state.as_str());
             ctx.wake.watcher.notify_one();
             let _ = ctx
                 .store

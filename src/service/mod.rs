@@ -2,6 +2,7 @@
 //! pipeline), the CI runner, the result watcher and the web server. `serve` starts them all
 //! in one process; each writes a heartbeat; a module that panics is restarted with backoff.
 
+pub mod metrics;
 pub mod pipeline;
 pub mod pusher;
 pub mod status;
@@ -126,6 +127,7 @@ impl Context {
             effects.reports.extend(reports);
         }
         let has_reports = !effects.reports.is_empty();
+        let spent = (crate::store::now_ms() - request.updated_at).max(0) as f64 / 1000.0;
         let queued_ci = effects.ci_run.is_some();
         let to = self
             .store
@@ -138,6 +140,7 @@ impl Context {
                 effects,
             )
             .await?;
+        metrics::stage_left(request.stage.as_str(), spent);
         if Stage::WORKABLE.contains(&to) {
             self.wake.pushers.notify_one();
         }
@@ -252,6 +255,7 @@ pub async fn start(
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<Service> {
     let addr = listener.local_addr()?;
+    metrics::init();
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 

@@ -507,6 +507,7 @@ impl Step<'_> {
                         .await;
                 }
                 Err(VcsError::PushRace { .. }) if attempt < attempts => {
+                    super::metrics::push_retry(&repo.name);
                     self.ctx
                         .store
                         .note(

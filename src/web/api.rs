@@ -224,6 +224,34 @@ pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>,
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// Ready when the database answers and no module is down.
+pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    match crate::service::status::overview(&state.ctx).await {
+        Ok(o) if o.verdict != crate::service::status::Verdict::Down => {
+            (StatusCode::OK, format!("ready: {}\n", o.reason))
+        }
+        Ok(o) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", o.reason)),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the database does not answer\n".to_owned(),
+            )
+        }
+    }
+}
+
+/// Prometheus exposition.
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    let text = crate::service::metrics::render(&state.ctx).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    ))
+}
+
 fn parse_id(text: &str) -> Result<RequestId, ApiError> {
     text.parse::<i64>()
         .ok()

@@ -38,6 +38,8 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/", get(pages::status))
         .route("/requests/{id}", get(pages::request))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
         .route("/api/status", get(api::status))
         .route("/api/requests", get(api::list).post(api::create))
         .route("/api/requests/{id}", get(api::show))

@@ -50,6 +50,7 @@ pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellation
                 interval
             }
             Err(e) if e.is_credentials() => {
+                crate::service::metrics::tracker_error("credentials");
                 // An operator must fix the key; keep trying, slowly.
                 status.error(format!(
                     "{e}; retrying every {:?}",
@@ -58,6 +59,7 @@ pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellation
                 interval.max(Duration::from_secs(300))
             }
             Err(e) => {
+                crate::service::metrics::tracker_error("unavailable");
                 status.error(format!("poll failed: {e}; retrying in {backoff:?}"));
                 let wait = backoff;
                 backoff = (backoff * 2).min(interval.max(Duration::from_secs(1)));

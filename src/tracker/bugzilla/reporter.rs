@@ -63,6 +63,7 @@ pub async fn send_due(
                 status.set(format!("delivered report {} to bug {}", item.id, item.bug));
             }
             Err(e) if e.is_credentials() => {
+                crate::service::metrics::tracker_error("credentials");
                 status.error(format!(
                     "{e}; {} report(s) waiting",
                     ctx.store.pending_report_count().await?
@@ -72,6 +73,7 @@ pub async fn send_due(
                     .await?;
             }
             Err(e) if e.is_transient() => {
+                crate::service::metrics::tracker_error("unavailable");
                 let delay = Duration::from_secs(
                     2_u64
                         .saturating_pow(u32::try_from(item.attempts).unwrap_or(16))
