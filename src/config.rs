@@ -201,6 +201,26 @@ pub struct TokenConfig {
     /// A service token (e.g. a Bugzilla extension) may submit on behalf of any requester.
     #[serde(default)]
     pub service: bool,
+    /// What the token may do: `read` (nothing that changes state), `submit` (submit and
+    /// cancel requests; the default) or `operator` (also retry requests and close or reopen
+    /// repositories).
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+/// What a token may do, each scope including the ones before it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Read only.
+    Read,
+    /// Submit and cancel requests.
+    #[default]
+    Submit,
+    /// Operate the service.
+    Operator,
 }
 
 /// Permission levels and who holds them.
@@ -385,6 +405,8 @@ pub struct TokenEntry {
     pub user: String,
     /// SHA-256 of the secret.
     pub hash: [u8; 32],
+    /// What it may do.
+    pub scope: Scope,
     /// May act for other requesters.
     pub service: bool,
 }
@@ -632,6 +654,7 @@ impl Config {
                     user: t.user.clone(),
                     hash,
                     service: t.service,
+                    scope: t.scope,
                 })
             })
             .collect()

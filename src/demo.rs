@@ -523,6 +523,7 @@ fn demo_config(
         sha256: Some(hash_token(token)),
         env: None,
         service: false,
+        scope: crate::config::Scope::Operator,
     });
     config.validate()?;
     Ok(config)

@@ -10,6 +10,8 @@ pub mod cli;
 pub mod config;
 /// The first-run demonstration.
 pub mod demo;
+/// Operations: health checks and monitoring.
+pub mod ops;
 /// Parsing and validating untrusted patches.
 pub mod patch;
 /// Commit permissions.

@@ -41,7 +41,10 @@ async fn the_status_page_shows_verdict_modules_queue_and_a_failed_request() {
         files: &[("src/lib.txt", "line 1\nmine\n")],
     }]);
     env.push_to_central("src/lib.txt", "line 1\ntheirs\n", "Theirs");
-    let id = running.api.submit(&patches, &["try", "central"], json!({})).await;
+    let id = running
+        .api
+        .submit(&patches, &["try", "central"], json!({}))
+        .await;
     let detail = running.api.wait_terminal(id, LIMIT).await;
     assert_eq!(detail["request"]["failure"], "apply_conflict");
 
@@ -49,9 +52,18 @@ async fn the_status_page_shows_verdict_modules_queue_and_a_failed_request() {
     let (status, kind, html) = page(&running.api, "/").await;
     assert_eq!(status, 200);
     assert!(kind.starts_with("text/html"), "{kind}");
-    assert!(html.contains(r#"<div class="verdict UP">UP</div>"#), "{html}");
-    assert!(html.contains("pusher-1") && html.contains("ci-runner"), "{html}");
-    assert!(html.contains(&format!(r#"<a href="/requests/{id}">{id}</a>"#)), "{html}");
+    assert!(
+        html.contains(r#"<div class="verdict UP">UP</div>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains("pusher-1") && html.contains("ci-runner"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(r#"<a href="/requests/{id}">{id}</a>"#)),
+        "{html}"
+    );
     assert!(html.contains("apply_conflict"), "{html}");
     assert!(html.contains(r#"http-equiv="refresh""#), "auto-refresh");
 
@@ -79,10 +91,16 @@ async fn the_status_page_shows_verdict_modules_queue_and_a_failed_request() {
     let (status, kind, metrics) = page(&running.api, "/metrics").await;
     assert_eq!(status, 200);
     assert!(kind.starts_with("text/plain"), "{kind}");
-    assert!(metrics.contains(r#"autoland_requests{stage="failed"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"autoland_requests{stage="failed"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains("autoland_queue_depth 0"), "{metrics}");
     assert!(metrics.contains("autoland_up 1"), "{metrics}");
-    assert!(metrics.contains(r#"autoland_module_up{module="pusher-1""#), "{metrics}");
+    assert!(
+        metrics.contains(r#"autoland_module_up{module="pusher-1""#),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(r#"autoland_stage_duration_seconds_bucket{stage="applying""#),
         "{metrics}"

@@ -131,6 +131,15 @@ CREATE TABLE request_attachments (
     PRIMARY KEY (request_id, position)
 );
 
+-- Repositories an operator closed: landings on them wait until they reopen.
+CREATE TABLE repository_state (
+    repo       TEXT   PRIMARY KEY,
+    closed     BIGINT NOT NULL,
+    reason     TEXT   NOT NULL,
+    changed_by TEXT   NOT NULL,
+    changed_at BIGINT NOT NULL
+);
+
 -- Small named values a tracker keeps between polls (the poll cursor).
 CREATE TABLE tracker_state (
     name       TEXT   PRIMARY KEY,

@@ -64,6 +64,13 @@ enum Command {
         #[command(subcommand)]
         action: TokenCommand,
     },
+    /// Nagios/Icinga plugin: judge the service's health from its database and print one
+    /// status line with perfdata (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    #[command(after_help = crate::ops::check::HELP)]
+    Check {
+        #[command(flatten)]
+        args: crate::ops::check::CheckArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,7 +137,10 @@ pub fn init_logging(cli: &Cli) {
     // The demo's own output tells the story; only problems are logged over it.
     let quiet = matches!(
         cli.command,
-        Command::Demo { .. } | Command::Request { .. } | Command::Token { .. }
+        Command::Demo { .. }
+            | Command::Request { .. }
+            | Command::Token { .. }
+            | Command::Check { .. }
     );
     let default = match cli.verbose {
         0 if quiet => "warn",
@@ -196,6 +206,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Check { args } => Ok(crate::ops::check::run(args, cli.verbose).await),
     }
 }
 

@@ -79,6 +79,11 @@ pub enum Transition {
     Fail(FailureCategory),
     /// Someone cancelled it.
     Cancel,
+    /// An operator retries a failed request from `to`, the stage it failed in.
+    Retry {
+        /// Where to start again.
+        to: Stage,
+    },
 }
 
 /// A transition that the state machine does not allow from the current stage.
@@ -221,6 +226,7 @@ impl Transition {
             Transition::DestinationLanded { .. } => "destination_landed",
             Transition::Fail(_) => "failed",
             Transition::Cancel => "cancelled",
+            Transition::Retry { .. } => "retried",
         }
     }
 }
@@ -246,6 +252,7 @@ pub fn next_stage(from: Stage, transition: &Transition) -> Result<Stage, Illegal
         (Transition::Cancel, from) if !from.is_terminal() && from != S::Landing => {
             Some(S::Cancelled)
         }
+        (Transition::Retry { to }, S::Failed) if S::WORKABLE.contains(to) => Some(*to),
         _ => None,
     };
     to.ok_or_else(|| IllegalTransition {
@@ -338,6 +345,18 @@ mod tests {
             ),
             Ok(Stage::Failed)
         );
+    }
+
+    #[test]
+    fn only_failed_requests_are_retried_into_workable_stages() {
+        let retry = |to| Transition::Retry { to };
+        assert_eq!(
+            next_stage(Stage::Failed, &retry(Stage::Landing)),
+            Ok(Stage::Landing)
+        );
+        assert!(next_stage(Stage::Failed, &retry(Stage::AwaitingTry)).is_err());
+        assert!(next_stage(Stage::Landed, &retry(Stage::Landing)).is_err());
+        assert!(next_stage(Stage::Cancelled, &retry(Stage::Applying)).is_err());
     }
 
     #[test]

@@ -402,6 +402,10 @@ async fn heartbeat_loop(
     let restarts = status.snapshot().restarts;
     let _ = ctx
         .store
-        .heartbeat(&beat("stopped".to_owned(), "shut down".to_owned(), restarts))
+        .heartbeat(&beat(
+            "stopped".to_owned(),
+            "shut down".to_owned(),
+            restarts,
+        ))
         .await;
 }

@@ -26,6 +26,9 @@ pub enum StepError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Nothing is wrong, but the request must wait (a closed repository).
+    #[error("{0}")]
+    Waiting(String),
 }
 
 impl From<VcsError> for StepError {
@@ -105,6 +108,17 @@ struct Step<'a> {
 }
 
 impl Step<'_> {
+    /// Waits (without failing) while an operator has `repo` closed.
+    async fn ensure_open(&self, repo: &str) -> Result<(), StepError> {
+        match self.ctx.store.repository_closed(repo).await? {
+            Some(closed) => Err(StepError::Waiting(format!(
+                "waiting: `{repo}` is closed by {} ({})",
+                closed.changed_by, closed.reason
+            ))),
+            None => Ok(()),
+        }
+    }
+
     async fn go(&self, transition: Transition, detail: &str) -> Result<(), StepError> {
         self.go_with(transition, detail, Effects::default()).await
     }
@@ -358,6 +372,7 @@ impl Step<'_> {
             stage = Stage::PushingTry;
         }
         self.claim.check()?;
+        self.ensure_open(&request.try_repo).await?;
         let revision = copy.push(&target).await?;
         self.pushed_to_try(stage, &revision, false).await
     }
@@ -464,6 +479,7 @@ impl Step<'_> {
                     .await;
             }
         }
+        self.ensure_open(&repo.name).await?;
         let patches = self.ctx.store.patches(request.id).await?;
         let attempts = self.ctx.config.pusher.push_attempts.max(1);
         let mut backoff = Duration::from_millis(self.ctx.config.pusher.push_backoff_ms);

@@ -100,6 +100,23 @@ async fn work(ctx: &Context, owner: &str, request: Request) {
             transient(ctx, owner, &request, &e.to_string()).await
         }
         Err(StepError::Transient(message)) => transient(ctx, owner, &request, &message).await,
+        Err(StepError::Waiting(message)) => {
+            // Say it once, not at every look.
+            let last = ctx
+                .store
+                .events(request.id)
+                .await
+                .ok()
+                .and_then(|e| e.last().cloned());
+            if last.is_none_or(|e| e.kind != "waiting" || e.detail != message) {
+                let _ = ctx.store.note(request.id, "waiting", owner, &message).await;
+            }
+            let delay = ctx.config.poll_interval().max(Duration::from_secs(1));
+            if let Err(e) = ctx.store.postpone(request.id, owner, ms(delay)).await {
+                tracing::error!(request = %request.id, error = %e, "cannot postpone");
+            }
+            return;
+        }
     };
     if let Err(e) = ctx
         .store

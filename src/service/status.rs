@@ -62,6 +62,8 @@ pub struct RepoView {
     pub kind: String,
     /// A try repository.
     pub is_try: bool,
+    /// Closed by an operator: why and by whom (landings wait).
+    pub closed: Option<String>,
 }
 
 /// A request in a list.
@@ -159,7 +161,10 @@ pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
     } else if !down.is_empty() {
         (Verdict::Down, format!("not running: {}", down.join(", ")))
     } else if !degraded.is_empty() {
-        (Verdict::Degraded, format!("degraded: {}", degraded.join(", ")))
+        (
+            Verdict::Degraded,
+            format!("degraded: {}", degraded.join(", ")),
+        )
     } else {
         (Verdict::Up, format!("{} modules running", modules.len()))
     };
@@ -210,16 +215,22 @@ pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
         reason,
         instance: ctx.instance.clone(),
         modules,
-        repositories: ctx
-            .config
-            .repositories
-            .iter()
-            .map(|r| RepoView {
-                name: r.name.clone(),
-                kind: format!("{:?}", r.kind).to_lowercase(),
-                is_try: r.is_try,
-            })
-            .collect(),
+        repositories: {
+            let closed = ctx.store.closed_repositories().await?;
+            ctx.config
+                .repositories
+                .iter()
+                .map(|r| RepoView {
+                    name: r.name.clone(),
+                    kind: format!("{:?}", r.kind).to_lowercase(),
+                    is_try: r.is_try,
+                    closed: closed
+                        .iter()
+                        .find(|c| c.repo == r.name)
+                        .map(|c| format!("{} ({})", c.reason, c.changed_by)),
+                })
+                .collect()
+        },
         queue,
         recent,
         requests_by_stage,

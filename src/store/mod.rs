@@ -7,7 +7,9 @@
 mod ci;
 mod heartbeats;
 mod outbox;
+mod repositories;
 mod requests;
+mod status;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +19,7 @@ use sqlx::{AnyPool, Row};
 pub use ci::{CiRun, CiState, NewCiRun};
 pub use heartbeats::Heartbeat;
 pub use outbox::{NewReport, OutboxItem, ReportKind};
+pub use repositories::ClosedRepository;
 pub use requests::{Effects, ListFilter};
 
 /// What can go wrong talking to the database.

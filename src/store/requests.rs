@@ -483,6 +483,12 @@ impl Store {
                 expected: from,
             });
         }
+        if matches!(transition, Transition::Retry { .. }) {
+            sqlx::query("UPDATE requests SET failure = NULL, failure_detail = NULL WHERE id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
         if to.is_terminal() {
             sqlx::query("UPDATE requests SET lease_owner = NULL, lease_until = NULL WHERE id = $1")
                 .bind(id.0)

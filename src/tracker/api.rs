@@ -61,6 +61,8 @@ pub struct Caller {
     pub user: String,
     /// May act for others.
     pub service: bool,
+    /// What the token may do.
+    pub scope: crate::config::Scope,
 }
 
 /// A request that cannot be accepted, and why.

@@ -139,6 +139,7 @@ fn for_transition(
         Transition::DestinationLanded { last: false } => None,
         Transition::Fail(category) => Some(trimmed(&failed(request, *category, detail))),
         Transition::Cancel => Some(format!("Autoland request {id} was {detail}.")),
+        Transition::Retry { .. } => Some(format!("Autoland request {id} was {detail}.")),
         Transition::StartGathering => Some(accepted(config, request)),
         Transition::Gathered | Transition::Authorized | Transition::Applied => None,
     }
@@ -198,6 +199,7 @@ pub fn reports_for(
         Transition::TryPassed { land } => !land,
         Transition::DestinationLanded { last } => *last,
         Transition::Fail(_) | Transition::Cancel => true,
+        Transition::Retry { .. } => false,
         Transition::StartGathering
         | Transition::Gathered
         | Transition::Authorized

@@ -506,7 +506,8 @@ impl CiCheckout for GitCiCheckout {
             .git(&self.mirror, &["worktree", "remove", "--force", &dir_text])
             .await;
         if dir.exists() {
-            std::fs::remove_dir_all(dir)
+            tokio::fs::remove_dir_all(dir)
+                .await
                 .map_err(|e| VcsError::io(format!("cannot remove {}", dir.display()), e))?;
         }
         self.git(&self.mirror, &["worktree", "prune"]).await?;

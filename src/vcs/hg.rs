@@ -467,7 +467,9 @@ impl CiCheckout for HgCiCheckout {
 
     async fn remove(&self, dir: &Path) -> Result<(), VcsError> {
         if dir.exists() {
-            std::fs::remove_dir_all(dir)
+            // Thousands of files: not on an async worker thread.
+            tokio::fs::remove_dir_all(dir)
+                .await
                 .map_err(|e| VcsError::io(format!("cannot remove {}", dir.display()), e))?;
         }
         Ok(())

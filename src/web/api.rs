@@ -224,13 +224,132 @@ pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>,
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+pub(super) async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(crate::config::Scope::Operator)?;
+    let id = parse_id(&id)?;
+    let store = &state.ctx.store;
+    let Some(request) = store.request(id).await? else {
+        return Err(ApiError::NotFound(format!("there is no request {id}")));
+    };
+    if request.stage != Stage::Failed {
+        return Err(ApiError::Conflict(format!(
+            "request {id} is {}; only failed requests can be retried",
+            request.stage
+        )));
+    }
+    let failed_in = store.failed_from(id).await?.unwrap_or(Stage::Received);
+    // A try failure is retried by pushing again (recognised if already there) and running
+    // CI again; a refused request starts over.
+    let to = match failed_in {
+        Stage::AwaitingTry => Stage::PushingTry,
+        Stage::Received
+        | Stage::Gathering
+        | Stage::Authorizing
+        | Stage::Applying
+        | Stage::PushingTry
+        | Stage::Landing => failed_in,
+        Stage::Landed | Stage::Failed | Stage::Cancelled => Stage::Received,
+    };
+    let detail = format!("retried by {} from stage {to}", caller.user);
+    let stage = state
+        .ctx
+        .transition(
+            &request,
+            &Transition::Retry { to },
+            &format!("api:{}", caller.user),
+            &detail,
+            Effects::default(),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::StageChanged { .. } => {
+                ApiError::Conflict(format!("request {id} changed; try again"))
+            }
+            other => other.into(),
+        })?;
+    Ok(Json(json!({ "id": id, "stage": stage })))
+}
+
+/// Body of close/reopen.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RepositoryChange {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn set_closed(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    closed: bool,
+    body: Option<Json<RepositoryChange>>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(crate::config::Scope::Operator)?;
+    if state.ctx.config.repo(name).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no repository `{name}` is configured"
+        )));
+    }
+    let reason = body.and_then(|Json(b)| b.reason).unwrap_or_else(|| {
+        if closed {
+            "closed by an operator"
+        } else {
+            "reopened"
+        }
+        .to_owned()
+    });
+    if reason.len() > 500 || reason.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "reason must be one line of at most 500 characters".to_owned(),
+        ));
+    }
+    state
+        .ctx
+        .store
+        .set_repository_closed(name, closed, &reason, &caller.user)
+        .await?;
+    tracing::info!(repository = %name, closed, by = %caller.user, %reason, "repository state changed");
+    if !closed {
+        state.ctx.wake.pushers.notify_one();
+    }
+    Ok(Json(
+        json!({ "repository": name, "closed": closed, "reason": reason, "by": caller.user }),
+    ))
+}
+
+pub(super) async fn close_repository(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Option<Json<RepositoryChange>>,
+) -> Result<Json<Value>, ApiError> {
+    set_closed(&state, &caller, &name, true, body).await
+}
+
+pub(super) async fn reopen_repository(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Option<Json<RepositoryChange>>,
+) -> Result<Json<Value>, ApiError> {
+    set_closed(&state, &caller, &name, false, body).await
+}
+
 /// Ready when the database answers and no module is down.
 pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     match crate::service::status::overview(&state.ctx).await {
         Ok(o) if o.verdict != crate::service::status::Verdict::Down => {
             (StatusCode::OK, format!("ready: {}\n", o.reason))
         }
-        Ok(o) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", o.reason)),
+        Ok(o) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", o.reason),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: database unreachable");
             (
@@ -247,7 +366,10 @@ pub(super) async fn metrics(
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
     let text = crate::service::metrics::render(&state.ctx).await?;
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         text,
     ))
 }

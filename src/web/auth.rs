@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::config::Scope;
 use crate::tracker::api::Caller;
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
@@ -15,6 +16,50 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
         .zip(b.iter())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
+}
+
+/// Every request that is not a read needs a token that may write: applied to the whole
+/// router, so a new mutating route cannot be left open by mistake.
+pub(super) async fn writes_need_a_token(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse;
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    match Caller::from_request_parts(&mut parts, &state).await {
+        Ok(caller) if caller.scope >= Scope::Submit => {
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Ok(caller) => ApiError::Forbidden(format!(
+            "token `{}` is read-only; this needs a token with scope submit or operator",
+            caller.token
+        ))
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+impl Caller {
+    /// Refuses callers whose token lacks `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scope >= scope {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "token `{}` has scope {:?}; this needs {:?}",
+                self.token, self.scope, scope
+            )))
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -49,6 +94,7 @@ impl FromRequestParts<AppState> for Caller {
                 token: entry.name.clone(),
                 user: entry.user.clone(),
                 service: entry.service,
+                scope: entry.scope,
             }),
             None => Err(ApiError::Unauthorized("the token is not valid".to_owned())),
         }

@@ -45,9 +45,22 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/api/requests/{id}", get(api::show))
         .route("/api/requests/{id}/ci-log", get(api::ci_log))
         .route("/api/requests/{id}/cancel", post(api::cancel))
+        .route("/api/requests/{id}/retry", post(api::retry))
+        .route(
+            "/api/repositories/{name}/close",
+            post(api::close_repository),
+        )
+        .route(
+            "/api/repositories/{name}/reopen",
+            post(api::reopen_repository),
+        )
         .route("/api/bugzilla/requests", post(api::create_for_bug))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::writes_need_a_token,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             limit,
             refuse_oversized,

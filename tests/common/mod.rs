@@ -270,6 +270,18 @@ user = "bob@example.com"
 sha256 = "{bob_hash}"
 
 [[tokens]]
+name = "reader"
+user = "reader@example.com"
+sha256 = "{reader_hash}"
+scope = "read"
+
+[[tokens]]
+name = "operator"
+user = "op@example.com"
+sha256 = "{operator_hash}"
+scope = "operator"
+
+[[tokens]]
 name = "bugzilla-extension"
 user = "service@example.com"
 sha256 = "{service_hash}"
@@ -289,6 +301,8 @@ service = true
             hash = hash_token(&token),
             service_hash = hash_token("test-token-service"),
             bob_hash = hash_token("test-token-bob"),
+            reader_hash = hash_token("test-token-reader"),
+            operator_hash = hash_token("test-token-operator"),
         );
         let config = match &options.bugzilla {
             Some(url) => {

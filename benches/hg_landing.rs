@@ -1,0 +1,1490 @@
+//! Mercurial landing benchmark (issue 4), on an hg repository of 10,000 files in 100
+//! directories and 5,000 commits (the shape of `benches/landing.rs`'s git repository):
+//!
+//! 1. **sequence**: the hg commands of one try-only landing, exactly as `HgWorkingCopy`
+//!    (`src/vcs/hg.rs`) and `HgCiCheckout` run them, timed (a) through one
+//!    `CommandServer` per repository and (b) with `spawn_once` (a new `hg` process per
+//!    command), on warm clones, landings of both kinds interleaved.
+//! 2. **service**: one-patch try-only landings through the real service (`kind = "hg"`,
+//!    `ci_command = "true"`), split into hg time (the growth of
+//!    `autoland::vcs::command::totals()`, which counts hg commands too) and Autoland's
+//!    overhead, as `benches/landing.rs` does for git. The total runs from just before the
+//!    POST to the `landed` event's timestamp (1 ms resolution), so the client's polling
+//!    delay is not in it (`benches/landing.rs` stops at the GET that sees `landed`).
+//!
+//! `cargo bench --bench hg_landing` prints the details and markdown tables;
+//! `scripts/bench-hg.sh` runs it and prints the tables with the machine's description.
+//!
+//! Environment: `BENCH_RUNS` (measured landings per mode and through the service, default
+//! 10), `BENCH_PARTS` (`sequence`, `service` or `both`, the default), `BENCH_DIR` (where the
+//! repositories, clones and database live, default `target/bench-hg`), `BENCH_CACHE` (where
+//! the generated central repository is kept and reused, default `target/bench-hg`; it is
+//! copied into `BENCH_DIR` when that is elsewhere), `BENCH_POLL_MS` (how often the client
+//! asks for the request, default 50), `RUST_LOG` (e.g. `autoland=debug` prints every hg
+//! command).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail, ensure};
+use autoland::config::{Config, hash_token};
+use autoland::service::{self, Context};
+use autoland::vcs::CommandRecord;
+use autoland::vcs::hg_cmdserver::{CommandServer, HgOutput, spawn_once};
+use serde_json::{Value, json};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Shape of the generated repository (as in `benches/landing.rs`).
+const DIRS: usize = 100;
+const FILES_PER_DIR: usize = 100;
+const FILES: usize = DIRS * FILES_PER_DIR;
+const COMMITS: usize = 5_000;
+const LINES_PER_FILE: usize = 10;
+/// History commits modify files 0..COMMITS-1; every landing of the benchmark patches a
+/// file of its own from here on (so no two landings make the same changeset).
+const FIRST_PATCHED_FILE: usize = COMMITS;
+/// Bumped whenever the generator changes, so a stale reused repository is regenerated.
+const GENERATOR_VERSION: &str = "hg-landing-bench-repo v1";
+
+const TOKEN: &str = "bench-token-alice";
+const USER: &str = "alice@example.com";
+/// Not the 5 ms of `benches/landing.rs`: on 2 cores, 5 ms polling (about 270 GETs per
+/// landing) slows the CI checkout's `hg archive` by about 20 %. The total is taken from
+/// the `landed` event instead, so the polling period does not add to it.
+const DEFAULT_POLL_MS: u64 = 50;
+const LANDING_LIMIT: Duration = Duration::from_secs(120);
+const HG_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_RUNS: usize = 10;
+const MAX_RUNS: usize = 200;
+/// The hg events' target (both `CommandServer::run` and `spawn_once`).
+const HG_TARGET: &str = "autoland::vcs::hg_cmdserver";
+/// The one step of a landing's sequence that is not an hg command.
+const REMOVAL: &str = "CI remove the checkout (remove_dir_all, not hg)";
+
+fn main() -> anyhow::Result<()> {
+    let recorder = Recorder::default();
+    let log = std::env::var_os("RUST_LOG").map(|_| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(EnvFilter::from_default_env())
+    });
+    tracing_subscriber::registry()
+        .with(
+            recorder
+                .clone()
+                .with_filter(Targets::new().with_target(HG_TARGET, tracing::Level::DEBUG)),
+        )
+        .with(log)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(run(recorder))
+}
+
+async fn run(recorder: Recorder) -> anyhow::Result<()> {
+    let runs = match std::env::var("BENCH_RUNS") {
+        Ok(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_RUNS).contains(n))
+            .with_context(|| format!("BENCH_RUNS must be 1 to {MAX_RUNS}, not `{text}`"))?,
+        Err(_) => DEFAULT_RUNS,
+    };
+    let poll = match std::env::var("BENCH_POLL_MS") {
+        Ok(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .with_context(|| format!("BENCH_POLL_MS must be 1 to 1000, not `{text}`"))?,
+        Err(_) => DEFAULT_POLL_MS,
+    };
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "both".to_owned());
+    let (do_sequence, do_service) = match parts.as_str() {
+        "sequence" => (true, false),
+        "service" => (false, true),
+        "both" => (true, true),
+        other => bail!("BENCH_PARTS must be sequence, service or both, not `{other}`"),
+    };
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = dir_from_env("BENCH_DIR", &manifest)?;
+    let cache = dir_from_env("BENCH_CACHE", &manifest)?;
+
+    println!("# Autoland hg landing benchmark");
+    println!();
+    let started = Instant::now();
+    let (central, how) = ensure_central(&cache, &root)?;
+    println!(
+        "central: {} ({how}: {:.1} s)",
+        central.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let commits = hg_out(&central, &["log", "-r", "tip", "-T", "{rev}"])?;
+    let files = hg_out(&central, &["files", "-r", "tip"])?.lines().count();
+    let commits: usize = commits.trim().parse::<usize>().map(|r| r + 1).unwrap_or(0);
+    println!("  {files} files in {DIRS} directories, {commits} commits");
+    println!(
+        "hg: {}",
+        hg_out(&root, &["version", "-q"])?
+            .lines()
+            .next()
+            .unwrap_or("?")
+    );
+    println!("load average before: {}", load_average());
+    println!();
+
+    let scratch = root.join("run");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)
+            .with_context(|| format!("cannot remove {}", scratch.display()))?;
+    }
+    std::fs::create_dir_all(&scratch)?;
+    let mut next_file = FIRST_PATCHED_FILE;
+
+    let sequence = if do_sequence {
+        Some(run_sequence(&central, &scratch.join("sequence"), runs, &mut next_file).await?)
+    } else {
+        None
+    };
+    let service = if do_service {
+        Some(
+            run_service(
+                &recorder,
+                &central,
+                &scratch.join("service"),
+                runs,
+                poll,
+                &mut next_file,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    println!("load average after: {}", load_average());
+    println!();
+
+    println!("<!-- hg-landing-bench-tables -->");
+    if let Some(sequence) = &sequence {
+        sequence.print_tables();
+    }
+    if let Some(service) = &service {
+        service.print_summary(sequence.as_ref(), poll);
+    }
+    println!("<!-- /hg-landing-bench-tables -->");
+    Ok(())
+}
+
+fn dir_from_env(var: &str, manifest: &Path) -> anyhow::Result<PathBuf> {
+    let dir = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("target/bench-hg"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir.canonicalize()?)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+// ---------------------------------------------------------------------------------------
+// The repositories.
+
+/// Makes sure `root/central` is a complete central repository from this generator:
+/// generated in `cache` (unless one is there) and copied into `root` if that is elsewhere.
+fn ensure_central(cache: &Path, root: &Path) -> anyhow::Result<(PathBuf, &'static str)> {
+    let wanted = format!("{GENERATOR_VERSION} {FILES} {COMMITS}\n");
+    let ready = |dir: &Path| {
+        dir.join("central/.hg").is_dir()
+            && std::fs::read_to_string(dir.join("central.stamp"))
+                .ok()
+                .as_ref()
+                == Some(&wanted)
+    };
+    let mut how = "reused";
+    if !ready(cache) {
+        generate_central(cache, &wanted)?;
+        how = "generated";
+    }
+    if cache != root && !ready(root) {
+        let _ = std::fs::remove_file(root.join("central.stamp"));
+        let _ = std::fs::remove_dir_all(root.join("central"));
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(cache.join("central"))
+            .arg(root.join("central"))
+            .status()?;
+        ensure!(
+            status.success(),
+            "cannot copy central into {}",
+            root.display()
+        );
+        std::fs::write(root.join("central.stamp"), &wanted)?;
+        how = if how == "generated" {
+            "generated and copied"
+        } else {
+            "copied from the cache"
+        };
+    }
+    Ok((root.join("central"), how))
+}
+
+/// One commit adding every file, then COMMITS-1 commits that each append a line to one
+/// file, made with one `hg import --bypass` of generated patches (about 45 s).
+fn generate_central(cache: &Path, stamp: &str) -> anyhow::Result<()> {
+    let central = cache.join("central");
+    let _ = std::fs::remove_file(cache.join("central.stamp"));
+    if central.exists() {
+        std::fs::remove_dir_all(&central)?;
+    }
+    hg(cache, &["init", "central"])?;
+    for index in 0..FILES {
+        let path = central.join(file_path(index));
+        if index % FILES_PER_DIR == 0 {
+            std::fs::create_dir_all(path.parent().context("no parent")?)?;
+        }
+        std::fs::write(path, original_content(index))?;
+    }
+    hg(
+        &central,
+        &[
+            "commit",
+            "-A",
+            "-q",
+            "-m",
+            "Initial import",
+            "-u",
+            "Bench Author <author@example.com>",
+            "-d",
+            "1600000000 0",
+        ],
+    )?;
+    let patches = cache.join("generator-patches");
+    let _ = std::fs::remove_dir_all(&patches);
+    std::fs::create_dir_all(&patches)?;
+    let mut names = Vec::new();
+    for k in 1..COMMITS {
+        let index = k - 1;
+        let path = file_path(index);
+        let mut text = format!(
+            "# HG changeset patch\n# User Bench Author <author@example.com>\n# Date {} 0\nChange {path} (commit {k})\n\n",
+            1_600_000_000 + 60 * k
+        );
+        let first = LINES_PER_FILE - 2;
+        text.push_str(&format!(
+            "--- a/{path}\n+++ b/{path}\n@@ -{first},3 +{first},4 @@\n"
+        ));
+        for line in first..=LINES_PER_FILE {
+            text.push_str(&format!(" {path} line {line}\n"));
+        }
+        text.push_str(&format!("+changed by commit {k}\n"));
+        let name = patches.join(format!("{k:05}.patch"));
+        std::fs::write(&name, text)?;
+        names.push(name.to_string_lossy().into_owned());
+    }
+    // In chunks, to stay far from the argument length limit.
+    for chunk in names.chunks(1000) {
+        let mut args = vec!["import", "--bypass", "-q"];
+        args.extend(chunk.iter().map(String::as_str));
+        hg(&central, &args)?;
+    }
+    // A served repository: no working files.
+    hg(&central, &["update", "-q", "null"])?;
+    std::fs::remove_dir_all(&patches)?;
+    std::fs::write(cache.join("central.stamp"), stamp)?;
+    Ok(())
+}
+
+fn file_path(index: usize) -> String {
+    format!(
+        "d{:02}/f{:03}.txt",
+        index / FILES_PER_DIR,
+        index % FILES_PER_DIR
+    )
+}
+
+fn original_content(index: usize) -> String {
+    let path = file_path(index);
+    (1..=LINES_PER_FILE)
+        .map(|line| format!("{path} line {line}\n"))
+        .collect()
+}
+
+/// A unified diff changing the last line of file `index` (never touched by history).
+fn patch_for(index: usize, label: &str) -> String {
+    let path = file_path(index);
+    let keep = 3;
+    let first = LINES_PER_FILE - keep + 1;
+    let mut diff = format!("--- a/{path}\n+++ b/{path}\n@@ -{first},{keep} +{first},{keep} @@\n");
+    for line in first..LINES_PER_FILE {
+        diff.push_str(&format!(" {path} line {line}\n"));
+    }
+    diff.push_str(&format!("-{path} line {LINES_PER_FILE}\n"));
+    diff.push_str(&format!(
+        "+{path} line {LINES_PER_FILE}, changed by the benchmark ({label})\n"
+    ));
+    diff
+}
+
+fn hg(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    hg_out(dir, args).map(|_| ())
+}
+
+fn hg_out(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("hg")
+        .args(args)
+        .current_dir(dir)
+        .env("HGPLAIN", "1")
+        .env("LC_ALL", "C")
+        .output()
+        .with_context(|| format!("cannot run hg {args:?}"))?;
+    ensure!(
+        out.status.success(),
+        "hg {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// An empty try repository that does not publish what is pushed to it.
+fn make_try(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    hg(dir, &["init"])?;
+    std::fs::write(dir.join(".hg/hgrc"), "[phases]\npublish = False\n")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Part 1: the landing's hg command sequence, through a command server or spawned.
+
+/// How the commands of one repository run.
+enum Runner {
+    Server(Box<CommandServer>),
+    Spawn(PathBuf),
+}
+
+impl Runner {
+    async fn run(
+        &mut self,
+        args: &[&str],
+        records: &mut Vec<CommandRecord>,
+    ) -> anyhow::Result<HgOutput> {
+        Ok(match self {
+            Runner::Server(server) => server.run(args, records).await?,
+            Runner::Spawn(dir) => spawn_once(dir, args, HG_TIMEOUT, records).await?,
+        })
+    }
+
+    /// Runs a command that must succeed (or, with `ok_one`, exit 1).
+    async fn ok(
+        &mut self,
+        label: &str,
+        args: &[&str],
+        ok_one: bool,
+        steps: &mut Vec<Step>,
+    ) -> anyhow::Result<HgOutput> {
+        let mut records = Vec::new();
+        let out = self.run(args, &mut records).await?;
+        ensure!(
+            out.code == 0 || (ok_one && out.code == 1),
+            "hg {args:?} failed ({}): {}",
+            out.code,
+            out.combined(2000)
+        );
+        let duration = records.last().map_or(Duration::ZERO, |r| r.duration);
+        steps.push(Step {
+            label: label.to_owned(),
+            duration,
+        });
+        Ok(out)
+    }
+}
+
+/// One timed command of a landing.
+#[derive(Clone, Debug)]
+struct Step {
+    label: String,
+    duration: Duration,
+}
+
+/// A working copy and a CI mirror, both run one way.
+struct Lane {
+    mode: &'static str,
+    clone: Runner,
+    mirror: Runner,
+    scratch: PathBuf,
+    checkout: PathBuf,
+    try_repo: String,
+    central: String,
+    /// Setup costs: clone, server start-ups.
+    setup: Vec<Step>,
+    landings: Vec<SeqLanding>,
+}
+
+struct SeqLanding {
+    total: Duration,
+    steps: Vec<Step>,
+}
+
+impl SeqLanding {
+    fn sum(&self, ci: bool) -> Duration {
+        self.steps
+            .iter()
+            .filter(|s| s.label.starts_with("CI ") == ci)
+            .map(|s| s.duration)
+            .sum()
+    }
+}
+
+impl Lane {
+    async fn new(
+        mode: &'static str,
+        dir: &Path,
+        central: &Path,
+        try_repo: &Path,
+    ) -> anyhow::Result<Lane> {
+        std::fs::create_dir_all(dir)?;
+        let clone_dir = dir.join("work");
+        let mirror_dir = dir.join("mirror");
+        let mut setup = Vec::new();
+        // As `HgWorkingCopy::ensure_clone` and `HgCiCheckout::checkout` do.
+        let mut records = Vec::new();
+        let central_text = central.to_string_lossy().into_owned();
+        let clone_text = clone_dir.to_string_lossy().into_owned();
+        let out = spawn_once(
+            dir,
+            &["clone", "--noupdate", "--", &central_text, &clone_text],
+            HG_TIMEOUT,
+            &mut records,
+        )
+        .await?;
+        ensure!(out.code == 0, "clone failed: {}", out.combined(2000));
+        setup.push(Step {
+            label: "clone --noupdate (spawned)".to_owned(),
+            duration: records[0].duration,
+        });
+        std::fs::create_dir_all(&mirror_dir)?;
+        hg(&mirror_dir, &["init"])?;
+        let (clone, mirror) = if mode == "server" {
+            let t = Instant::now();
+            let clone = CommandServer::start(&clone_dir, HG_TIMEOUT).await?;
+            setup.push(Step {
+                label: "start the working copy's command server".to_owned(),
+                duration: t.elapsed(),
+            });
+            let t = Instant::now();
+            let mirror = CommandServer::start(&mirror_dir, HG_TIMEOUT).await?;
+            setup.push(Step {
+                label: "start the CI mirror's command server".to_owned(),
+                duration: t.elapsed(),
+            });
+            (
+                Runner::Server(Box::new(clone)),
+                Runner::Server(Box::new(mirror)),
+            )
+        } else {
+            (Runner::Spawn(clone_dir), Runner::Spawn(mirror_dir))
+        };
+        let scratch = dir.join("tmp");
+        std::fs::create_dir_all(&scratch)?;
+        Ok(Lane {
+            mode,
+            clone,
+            mirror,
+            checkout: dir.join("ci-checkout"),
+            scratch,
+            try_repo: try_repo.to_string_lossy().into_owned(),
+            central: central_text,
+            setup,
+            landings: Vec::new(),
+        })
+    }
+
+    /// One try-only landing of a patch to file `file`: `HgWorkingCopy::update_to_tip`,
+    /// `apply`, `push` and `HgCiCheckout::checkout` + `remove`, command for command.
+    async fn land(&mut self, file: usize, label: &str) -> anyhow::Result<SeqLanding> {
+        let mut steps = Vec::new();
+        let t0 = Instant::now();
+        let wc = &mut self.clone;
+        // update_to_tip
+        wc.ok(
+            "pull (central)",
+            &["pull", "--", &self.central],
+            true,
+            &mut steps,
+        )
+        .await?;
+        let tip = node(
+            wc,
+            "log -r max(public() and branch('default'))",
+            "max(public() and branch('default'))",
+            &mut steps,
+        )
+        .await?
+        .context("no public tip")?;
+        // clean_to
+        if node(wc, "log -r not public()", "not public()", &mut steps)
+            .await?
+            .is_some()
+        {
+            wc.ok(
+                "debugstrip --no-backup --force -r 'not public()'",
+                &["debugstrip", "--no-backup", "--force", "-r", "not public()"],
+                false,
+                &mut steps,
+            )
+            .await?;
+        }
+        wc.ok(
+            "update --clean -r TIP",
+            &["update", "--clean", "-r", &tip],
+            false,
+            &mut steps,
+        )
+        .await?;
+        wc.ok(
+            "purge --all --no-confirm",
+            &["purge", "--all", "--no-confirm"],
+            false,
+            &mut steps,
+        )
+        .await?;
+        // apply
+        let patch = self.scratch.join(format!("patch-{file}"));
+        let message = self.scratch.join(format!("message-{file}"));
+        std::fs::write(&patch, patch_for(file, label))?;
+        std::fs::write(
+            &message,
+            format!(
+                "Bench: change {} ({label})\n\nAutoland-Request: bench-{}-{file}",
+                file_path(file),
+                self.mode
+            ),
+        )?;
+        let patch_text = patch.to_string_lossy().into_owned();
+        let message_text = message.to_string_lossy().into_owned();
+        let date = format!("{} 0", 1_700_000_000 + file);
+        wc.ok(
+            "import",
+            &[
+                "import",
+                "-p",
+                "1",
+                "--user",
+                "alice@example.com <alice@example.com>",
+                "--logfile",
+                &message_text,
+                "--date",
+                &date,
+                "--",
+                &patch_text,
+            ],
+            false,
+            &mut steps,
+        )
+        .await?;
+        let _ = std::fs::remove_file(&patch);
+        let _ = std::fs::remove_file(&message);
+        node(wc, "log -r . (after import)", ".", &mut steps).await?;
+        // push
+        let head = node(wc, "log -r . (before push)", ".", &mut steps)
+            .await?
+            .context("no head")?;
+        wc.ok(
+            "push -r . --force (try)",
+            &["push", "-r", ".", "--force", "--", &self.try_repo],
+            false,
+            &mut steps,
+        )
+        .await?;
+        let only = format!("only(., {tip})");
+        wc.ok(
+            "phase --draft --force -r only(., TIP)",
+            &["phase", "--draft", "--force", "-r", &only],
+            false,
+            &mut steps,
+        )
+        .await?;
+        // CI checkout
+        let ci = &mut self.mirror;
+        ci.ok(
+            "CI pull -r REV (try → mirror)",
+            &["pull", "-r", &head, "--", &self.try_repo],
+            true,
+            &mut steps,
+        )
+        .await?;
+        let checkout = self.checkout.to_string_lossy().into_owned();
+        ci.ok(
+            "CI archive -r REV --type files",
+            &["archive", "-r", &head, "--type", "files", "--", &checkout],
+            false,
+            &mut steps,
+        )
+        .await?;
+        let t = Instant::now();
+        std::fs::remove_dir_all(&self.checkout)?;
+        steps.push(Step {
+            label: REMOVAL.to_owned(),
+            duration: t.elapsed(),
+        });
+        Ok(SeqLanding {
+            total: t0.elapsed(),
+            steps,
+        })
+    }
+}
+
+/// `HgWorkingCopy::node`: the last node of `revset`.
+async fn node(
+    runner: &mut Runner,
+    label: &str,
+    revset: &str,
+    steps: &mut Vec<Step>,
+) -> anyhow::Result<Option<String>> {
+    let out = runner
+        .ok(
+            label,
+            &["log", "-r", revset, "-T", "{node}\n"],
+            false,
+            steps,
+        )
+        .await?;
+    Ok(out
+        .stdout_text()
+        .lines()
+        .last()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty()))
+}
+
+struct Sequence {
+    lanes: Vec<Lane>,
+    cold: Vec<(&'static str, SeqLanding)>,
+}
+
+async fn run_sequence(
+    central: &Path,
+    dir: &Path,
+    runs: usize,
+    next_file: &mut usize,
+) -> anyhow::Result<Sequence> {
+    let try_repo = dir.join("try");
+    make_try(&try_repo)?;
+    println!("## Part 1: the hg command sequence of a landing, command server vs spawning");
+    println!();
+    let mut lanes = vec![
+        Lane::new("server", &dir.join("server"), central, &try_repo).await?,
+        Lane::new("spawn", &dir.join("spawn"), central, &try_repo).await?,
+    ];
+    // One unmeasured landing each: the first push fills try with the whole history, the
+    // first CI pull fills the mirror.
+    let mut cold = Vec::new();
+    for lane in &mut lanes {
+        let file = take(next_file);
+        let landing = lane.land(file, "warm-up").await?;
+        println!(
+            "warm-up landing ({}): {:.1} ms",
+            lane.mode,
+            ms(landing.total)
+        );
+        cold.push((lane.mode, landing));
+    }
+    for run in 0..runs {
+        // Alternate which mode goes first, so drift hits both alike.
+        let order: [usize; 2] = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let file = take(next_file);
+            let landing = lanes[i].land(file, &format!("run {}", run + 1)).await?;
+            lanes[i].landings.push(landing);
+        }
+    }
+    println!();
+    println!(
+        "| run | server: total ms | server: working copy ms | server: CI ms | spawn: total ms | spawn: working copy ms | spawn: CI ms |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for run in 0..runs {
+        let (a, b) = (&lanes[0].landings[run], &lanes[1].landings[run]);
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            run + 1,
+            ms(a.total),
+            ms(a.sum(false)),
+            ms(a.sum(true)),
+            ms(b.total),
+            ms(b.sum(false)),
+            ms(b.sum(true)),
+        );
+    }
+    println!();
+    for lane in &mut lanes {
+        for step in &lane.setup {
+            println!(
+                "setup ({}): {}: {:.1} ms",
+                lane.mode,
+                step.label,
+                ms(step.duration)
+            );
+        }
+        if let Runner::Server(server) = &lane.clone {
+            ensure!(server.restarts() == 0, "the command server restarted");
+        }
+    }
+    println!();
+    Ok(Sequence { lanes, cold })
+}
+
+fn take(next: &mut usize) -> usize {
+    let file = *next;
+    *next += 1;
+    assert!(file < FILES, "out of files to patch");
+    file
+}
+
+impl Sequence {
+    /// Per-command medians, in the order of the first landing (labels that only some
+    /// landings have, like `debugstrip`, show how many had them).
+    fn command_medians(lane: &Lane) -> (Vec<String>, BTreeMap<String, Vec<f64>>) {
+        let mut order = Vec::new();
+        let mut by_label: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for landing in &lane.landings {
+            for step in &landing.steps {
+                if !by_label.contains_key(&step.label) {
+                    order.push(step.label.clone());
+                }
+                by_label
+                    .entry(step.label.clone())
+                    .or_default()
+                    .push(ms(step.duration));
+            }
+        }
+        (order, by_label)
+    }
+
+    fn print_tables(&self) {
+        let (server, spawn) = (&self.lanes[0], &self.lanes[1]);
+        let n = server.landings.len();
+        println!(
+            "### Part 1: one landing's hg commands, command server vs `spawn_once` ({n} landings each, interleaved)"
+        );
+        println!();
+        let (order, served) = Self::command_medians(server);
+        let (_, spawned) = Self::command_medians(spawn);
+        println!(
+            "| # | hg command (as `HgWorkingCopy` / `HgCiCheckout` run it) | command server ms | spawned ms | saved ms |"
+        );
+        println!("|---:|---|---:|---:|---:|");
+        let mut hg_rows = 0;
+        for (i, label) in order.iter().enumerate() {
+            let a = stats(served.get(label).map_or(&[][..], Vec::as_slice)).median;
+            let b = stats(spawned.get(label).map_or(&[][..], Vec::as_slice)).median;
+            let count = served.get(label).map_or(0, Vec::len);
+            let note = if count < n {
+                format!(" ({count} of {n} landings)")
+            } else {
+                String::new()
+            };
+            if label != REMOVAL {
+                hg_rows += 1;
+            }
+            println!(
+                "| {} | `{label}`{note} | {a:.1} | {b:.1} | {:.1} |",
+                i + 1,
+                b - a
+            );
+        }
+        println!();
+        let sums = |lane: &Lane, ci: Option<bool>| -> Stats {
+            let v: Vec<f64> = lane
+                .landings
+                .iter()
+                .map(|l| match ci {
+                    None => ms(l.total),
+                    Some(ci) => ms(l.sum(ci)),
+                })
+                .collect();
+            stats(&v)
+        };
+        let row = |what: &str, a: Stats, b: Stats| {
+            println!(
+                "| {what} | {:.1} ({:.1}–{:.1}) | {:.1} ({:.1}–{:.1}) | {:.1} | {:.0} % |",
+                a.median,
+                a.min,
+                a.max,
+                b.median,
+                b.min,
+                b.max,
+                b.median - a.median,
+                100.0 * (b.median - a.median) / b.median
+            );
+        };
+        let wc_cmds = order.iter().filter(|l| !l.starts_with("CI ")).count();
+        println!(
+            "| per landing (median, min–max) | command server ms | spawned ms | saved ms | saved |"
+        );
+        println!("|---|---:|---:|---:|---:|");
+        row(
+            &format!("working copy: {wc_cmds} hg commands"),
+            sums(server, Some(false)),
+            sums(spawn, Some(false)),
+        );
+        row(
+            "CI checkout: `pull -r`, `archive`, then `remove_dir_all`",
+            sums(server, Some(true)),
+            sums(spawn, Some(true)),
+        );
+        row(
+            &format!("whole landing ({} hg commands + the removal)", hg_rows),
+            sums(server, None),
+            sums(spawn, None),
+        );
+        println!();
+        let setup: Vec<String> = self
+            .lanes
+            .iter()
+            .flat_map(|l| l.setup.iter())
+            .map(|s| format!("{} {:.0} ms", s.label, ms(s.duration)))
+            .collect();
+        let cold: Vec<String> = self
+            .cold
+            .iter()
+            .map(|(mode, l)| format!("{mode} {:.0} ms", ms(l.total)))
+            .collect();
+        println!(
+            "One-off costs: {}; unmeasured first landings: {} (the first fills try and its mirror).",
+            setup.join(", "),
+            cold.join(", ")
+        );
+        println!();
+    }
+
+    /// The median time of removing the CI checkout (both modes).
+    fn removal_median(&self) -> f64 {
+        let all: Vec<f64> = self
+            .lanes
+            .iter()
+            .flat_map(|lane| &lane.landings)
+            .flat_map(|l| &l.steps)
+            .filter(|s| s.label == REMOVAL)
+            .map(|s| ms(s.duration))
+            .collect();
+        stats(&all).median
+    }
+
+    /// The service's mix, as a sum of per-command medians: the working copy's commands
+    /// through the server, the CI commands spawned (without the removal, not an hg command).
+    fn service_mix(&self) -> f64 {
+        let (_, served) = Self::command_medians(&self.lanes[0]);
+        let (_, spawned) = Self::command_medians(&self.lanes[1]);
+        let wc: f64 = served
+            .iter()
+            .filter(|(label, _)| !label.starts_with("CI "))
+            .map(|(_, v)| stats(v).median)
+            .sum();
+        let ci: f64 = spawned
+            .iter()
+            .filter(|(label, _)| label.starts_with("CI ") && label.as_str() != REMOVAL)
+            .map(|(_, v)| stats(v).median)
+            .sum();
+        wc + ci
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Part 2: landings through the service.
+
+/// The service's configuration, as a file would say it.
+fn config(dir: &Path, central: &Path, try_repo: &Path) -> anyhow::Result<Config> {
+    let text = format!(
+        r#"
+listen = "127.0.0.1:0"
+data_dir = {data_dir}
+
+[[repositories]]
+name = "central"
+kind = "hg"
+pull_url = {central}
+level = "scm_level_3"
+
+[[repositories]]
+name = "try"
+kind = "hg"
+pull_url = {try_repo}
+level = "scm_level_1"
+try = true
+base = "central"
+ci_command = "true"
+ci_timeout_seconds = 60
+
+[permissions.users]
+"{USER}" = "scm_level_3"
+
+[[tokens]]
+name = "bench"
+user = "{USER}"
+sha256 = "{hash}"
+"#,
+        data_dir = toml_string(&dir.join("data")),
+        central = toml_string(central),
+        try_repo = toml_string(try_repo),
+        hash = hash_token(TOKEN),
+    );
+    let config: Config = toml::from_str(&text).context("the benchmark's configuration")?;
+    config.validate()?;
+    Ok(config)
+}
+
+fn toml_string(path: &Path) -> String {
+    toml::Value::String(path.to_string_lossy().into_owned()).to_string()
+}
+
+struct ServiceRuns {
+    landings: Vec<Landing>,
+    cold: Landing,
+}
+
+async fn run_service(
+    recorder: &Recorder,
+    central: &Path,
+    dir: &Path,
+    runs: usize,
+    poll: u64,
+    next_file: &mut usize,
+) -> anyhow::Result<ServiceRuns> {
+    println!("## Part 2: landings through the service");
+    println!();
+    let try_repo = dir.join("try");
+    make_try(&try_repo)?;
+    let config = config(dir, central, &try_repo)?;
+    println!(
+        "service: poll_interval_ms = {}, ci_command = \"true\", {} pushers, SQLite in {}",
+        config.timeouts.poll_interval_ms,
+        config.pusher.concurrency,
+        config.data_dir.display()
+    );
+    println!("client: POST, then GET every {poll} ms until `landed`");
+    println!();
+    let ctx = Arc::new(Context::new(config).await?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let service = service::start(ctx, listener).await?;
+    let api = Api {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?,
+        base: format!("http://{}", service.addr),
+        poll: Duration::from_millis(poll),
+    };
+    let cold = api.land(recorder, take(next_file), "cold").await?;
+    println!(
+        "cold first landing (clones the working copy, starts its command server, pushes the whole history to try, fills the CI mirror): {:.1} ms, {} hg commands taking {:.1} ms",
+        cold.to_landed(),
+        cold.hg_count,
+        ms(cold.hg_time)
+    );
+    println!();
+    let mut landings = Vec::with_capacity(runs);
+    for run in 1..=runs {
+        landings.push(
+            api.land(recorder, take(next_file), &format!("run {run}"))
+                .await?,
+        );
+    }
+    service.stop().await;
+
+    println!(
+        "| run | POST → `landed` ms | hg ms | hg commands | overhead ms | overhead % | `landed` → seen by the client ms | GETs |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, l) in landings.iter().enumerate() {
+        println!(
+            "| {} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {} |",
+            i + 1,
+            l.to_landed(),
+            ms(l.hg_time),
+            l.hg_count,
+            l.overhead(),
+            l.overhead_pct(),
+            l.observation(),
+            l.polls
+        );
+    }
+    println!();
+    print_timeline(&landings);
+    Ok(ServiceRuns { landings, cold })
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    poll: Duration,
+}
+
+/// One measured landing through the service.
+struct Landing {
+    /// Until the client saw `landed`.
+    total: Duration,
+    hg_count: u64,
+    hg_time: Duration,
+    commands: Vec<Ran>,
+    t0: Instant,
+    events: Vec<(String, f64)>,
+    landed_at: f64,
+    polls: u32,
+    /// Each GET: sent and answered, ms after the POST started.
+    gets: Vec<(f64, f64)>,
+}
+
+impl Landing {
+    /// From just before the POST to the `landed` event (ms, ±0.5).
+    fn to_landed(&self) -> f64 {
+        if self.landed_at.is_finite() {
+            self.landed_at
+        } else {
+            ms(self.total)
+        }
+    }
+
+    /// Autoland's own time (ms): until `landed`, less the hg commands.
+    fn overhead(&self) -> f64 {
+        self.to_landed() - ms(self.hg_time)
+    }
+
+    fn overhead_pct(&self) -> f64 {
+        100.0 * self.overhead() / self.to_landed()
+    }
+
+    fn observation(&self) -> f64 {
+        (ms(self.total) - self.landed_at).max(0.0)
+    }
+}
+
+impl Api {
+    async fn land(&self, recorder: &Recorder, file: usize, label: &str) -> anyhow::Result<Landing> {
+        let body = json!({
+            "patches": [{
+                "name": format!("bench-{}.patch", label.replace(' ', "-")),
+                "content": patch_for(file, label),
+                "message": format!("Bench: change {} ({label})", file_path(file)),
+            }],
+            "destinations": ["try"],
+        });
+        let (count_before, time_before) = autoland::vcs::command::totals();
+        let first_record = recorder.len();
+        let wall_before = epoch_ms();
+        let t0 = Instant::now();
+        let response = self
+            .http
+            .post(format!("{}/api/requests", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let answer: Value = response.json().await?;
+        ensure!(
+            status.as_u16() == 201,
+            "submission refused ({status}): {answer}"
+        );
+        let id = answer["id"].as_i64().context("no id in the answer")?;
+        let mut polls = 0;
+        let mut gets = Vec::new();
+        let detail = loop {
+            polls += 1;
+            let sent = ms(t0.elapsed());
+            let detail: Value = self
+                .http
+                .get(format!("{}/api/requests/{id}", self.base))
+                .bearer_auth(TOKEN)
+                .send()
+                .await?
+                .json()
+                .await?;
+            gets.push((sent, ms(t0.elapsed())));
+            match detail["request"]["stage"].as_str() {
+                Some("landed") => break detail,
+                Some(stage @ ("failed" | "cancelled")) => {
+                    bail!("request {id} ({label}) ended {stage}: {detail:#}")
+                }
+                _ => {}
+            }
+            if t0.elapsed() > LANDING_LIMIT {
+                bail!("request {id} ({label}) did not land within {LANDING_LIMIT:?}: {detail:#}");
+            }
+            tokio::time::sleep(self.poll).await;
+        };
+        let observed = Instant::now();
+        let (count_after, time_after) = autoland::vcs::command::totals();
+        let events: Vec<(String, f64)> = detail["events"]
+            .as_array()
+            .map(|events| {
+                events
+                    .iter()
+                    .map(|e| {
+                        let kind = match e["to_stage"].as_str() {
+                            Some(to) => format!("→ {to}"),
+                            None => e["kind"].as_str().unwrap_or("?").to_owned(),
+                        };
+                        let at = e["at"].as_f64().unwrap_or(f64::NAN) + 0.5;
+                        (kind, at - wall_before)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let landed_at = events
+            .iter()
+            .rev()
+            .find(|(kind, _)| kind == "→ landed")
+            .map_or(f64::NAN, |(_, at)| *at);
+        Ok(Landing {
+            total: observed - t0,
+            hg_count: count_after - count_before,
+            hg_time: time_after.saturating_sub(time_before),
+            commands: recorder.since(first_record),
+            t0,
+            events,
+            landed_at,
+            polls,
+            gets,
+        })
+    }
+}
+
+fn epoch_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1e3)
+        .unwrap_or(0.0)
+}
+
+/// Medians, position by position, of every hg command and of the gap before it.
+fn print_timeline(landings: &[Landing]) {
+    let Some(first) = landings.first() else {
+        return;
+    };
+    let shape: Vec<String> = first.commands.iter().map(|r| r.short()).collect();
+    let same = landings.iter().all(|l| {
+        l.commands.len() == shape.len()
+            && l.commands
+                .iter()
+                .zip(&shape)
+                .all(|(r, s)| r.short().split(' ').next() == s.split(' ').next())
+    });
+    println!("### Where a warm landing's time goes (medians over the runs)");
+    println!();
+    if !same {
+        println!("(the landings did not all run the same hg commands; no timeline)");
+        println!();
+        return;
+    }
+    println!("| # | hg command | how | gap before it (Autoland) ms | hg ms |");
+    println!("|---:|---|---|---:|---:|");
+    let mut gap_sum = 0.0;
+    let mut hg_sum = 0.0;
+    for (i, label) in shape.iter().enumerate() {
+        let gaps: Vec<f64> = landings
+            .iter()
+            .map(|l| {
+                let before = if i == 0 { l.t0 } else { l.commands[i - 1].end };
+                ms(l.commands[i].start().saturating_duration_since(before))
+            })
+            .collect();
+        let runs: Vec<f64> = landings
+            .iter()
+            .map(|l| ms(l.commands[i].duration))
+            .collect();
+        let (gap, run) = (stats(&gaps).median, stats(&runs).median);
+        gap_sum += gap;
+        hg_sum += run;
+        println!(
+            "| {} | `{label}` | {} | {gap:.1} | {run:.1} |",
+            i + 1,
+            first.commands[i].how
+        );
+    }
+    let last_end = |l: &Landing| ms(l.commands.last().map_or(l.t0, |r| r.end) - l.t0);
+    let tails: Vec<f64> = landings
+        .iter()
+        .map(|l| (l.landed_at - last_end(l)).max(0.0))
+        .collect();
+    let tail = stats(&tails).median;
+    let seen: Vec<f64> = landings.iter().map(Landing::observation).collect();
+    let seen = stats(&seen).median;
+    gap_sum += tail;
+    println!(
+        "| | (end: the CI command `true`, `remove_dir_all` of the checkout, `landed`) | | {tail:.1} | |"
+    );
+    println!("| | (client: `landed` → the next GET sees it; not in the total) | | ({seen:.1}) | |");
+    println!("| | **sum of medians** | | **{gap_sum:.1}** | **{hg_sum:.1}** |");
+    println!();
+
+    let mut order: Vec<usize> = (0..landings.len()).collect();
+    order.sort_by(|a, b| {
+        landings[*a]
+            .to_landed()
+            .total_cmp(&landings[*b].to_landed())
+    });
+    let median = &landings[order[order.len() / 2]];
+    println!(
+        "Timeline of the median landing ({:.1} ms to `landed`), ms after the POST started:",
+        median.to_landed()
+    );
+    println!();
+    let mut lines: Vec<(f64, String)> = median
+        .events
+        .iter()
+        .map(|(kind, at)| (*at, format!("event {kind}")))
+        .collect();
+    for r in &median.commands {
+        lines.push((
+            ms(r.start().saturating_duration_since(median.t0)),
+            format!("hg {} ({}, {:.1} ms)", r.short(), r.how, ms(r.duration)),
+        ));
+    }
+    let last_gets = median.gets.len().saturating_sub(3);
+    for (sent, answered) in &median.gets[last_gets..] {
+        lines.push((*sent, format!("client GET (answered at {answered:.1})")));
+    }
+    lines.push((ms(median.total), "client sees `landed`".to_owned()));
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    println!("```");
+    for (at, what) in lines {
+        println!("{at:8.1}  {what}");
+    }
+    println!("```");
+    println!();
+}
+
+impl ServiceRuns {
+    fn print_summary(&self, sequence: Option<&Sequence>, poll_ms: u64) {
+        let landings = &self.landings;
+        let v = |f: &dyn Fn(&Landing) -> f64| -> Stats {
+            stats(&landings.iter().map(f).collect::<Vec<_>>())
+        };
+        let t = v(&Landing::to_landed);
+        let seen_total = v(&|l| ms(l.total));
+        let g = v(&|l| ms(l.hg_time));
+        let o = v(&Landing::overhead);
+        let p = v(&|l| l.overhead_pct());
+        let s = v(&Landing::observation);
+        let counts: Vec<u64> = landings.iter().map(|l| l.hg_count).collect();
+        let (lo, hi) = (
+            counts.iter().min().copied().unwrap_or(0),
+            counts.iter().max().copied().unwrap_or(0),
+        );
+        let count = if lo == hi {
+            format!("{lo}")
+        } else {
+            format!("{lo}–{hi}")
+        };
+        println!(
+            "### Part 2: one-patch try-only landings through the service ({} warm landings)",
+            landings.len()
+        );
+        println!();
+        println!("| measure | median | min | max |");
+        println!("|---|---:|---:|---:|");
+        let row = |m: &str, x: &Stats, unit: &str| {
+            println!(
+                "| {m} | {:.1} {unit} | {:.1} {unit} | {:.1} {unit} |",
+                x.median, x.min, x.max
+            );
+        };
+        row("Autoland total (POST → `landed` event)", &t, "ms");
+        row(
+            &format!("hg commands inside Autoland ({count} per landing)"),
+            &g,
+            "ms",
+        );
+        row("Autoland overhead (total − hg), ms", &o, "ms");
+        row("Autoland overhead, % of total", &p, "%");
+        if let Some(sequence) = sequence {
+            let removal = sequence.removal_median();
+            let net = v(&|l| l.overhead() - removal);
+            println!(
+                "| Autoland overhead without the checkout's removal (part 1's median, {removal:.1} ms, subtracted) | {:.1} ms | {:.1} ms | {:.1} ms |",
+                net.median, net.min, net.max
+            );
+            let net_pct = v(&|l| 100.0 * (l.overhead() - removal) / l.to_landed());
+            row("… % of total", &net_pct, "%");
+            println!(
+                "| part 1's hg commands run directly (working copy via the server, CI spawned; sum of per-command medians) | {:.1} ms | | |",
+                sequence.service_mix()
+            );
+        }
+        row(
+            &format!("POST → the client sees `landed` (GET every {poll_ms} ms)"),
+            &seen_total,
+            "ms",
+        );
+        row(
+            "… of which the polling delay (not in the total above)",
+            &s,
+            "ms",
+        );
+        println!(
+            "| cold first landing ({} hg commands, {:.1} ms of hg) | {:.1} ms | | |",
+            self.cold.hg_count,
+            ms(self.cold.hg_time),
+            self.cold.to_landed()
+        );
+        println!();
+        println!(
+            "(Overhead includes the CI command `true` and the removal of the 10,000-file CI \
+             checkout (`remove_dir_all`, not an hg command); the client's polling delay is not \
+             in the total.)"
+        );
+        println!();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Recording every hg command with its end time (from the hg debug events).
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Ran>>>);
+
+#[derive(Clone, Debug)]
+struct Ran {
+    end: Instant,
+    duration: Duration,
+    command: String,
+    /// "server" or "spawned".
+    how: &'static str,
+}
+
+impl Ran {
+    fn start(&self) -> Instant {
+        self.end.checked_sub(self.duration).unwrap_or(self.end)
+    }
+
+    /// `hg pull -- /long/path` → `pull -- …/path`, hashes shortened.
+    fn short(&self) -> String {
+        self.command
+            .replace('\n', "\\n")
+            .split(' ')
+            .skip(1)
+            .map(|w| {
+                if w.starts_with('/') {
+                    w.rsplit('/')
+                        .next()
+                        .map(|last| format!("…/{last}"))
+                        .unwrap_or_default()
+                } else if w.len() >= 40 && w.chars().all(|c| c.is_ascii_hexdigit()) {
+                    format!("{}…", &w[..8])
+                } else {
+                    w.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl Recorder {
+    fn len(&self) -> usize {
+        self.0.lock().map(|v| v.len()).unwrap_or(0)
+    }
+
+    fn since(&self, from: usize) -> Vec<Ran> {
+        self.0
+            .lock()
+            .map(|v| v.get(from..).unwrap_or_default().to_vec())
+            .unwrap_or_default()
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Recorder {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let end = Instant::now();
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if let (Some(command), Some(duration)) = (fields.command, fields.duration)
+            && let Ok(mut all) = self.0.lock()
+        {
+            all.push(Ran {
+                end,
+                duration,
+                command,
+                how: if fields.message.contains("server") {
+                    "server"
+                } else {
+                    "spawned"
+                },
+            });
+        }
+    }
+}
+
+#[derive(Default)]
+struct Fields {
+    command: Option<String>,
+    duration: Option<Duration>,
+    message: String,
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        match field.name() {
+            "command" => self.command = Some(format!("{value:?}")),
+            "duration" => self.duration = parse_duration(&format!("{value:?}")),
+            "message" => self.message = format!("{value:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Parses `Duration`'s `Debug` text (`1.5s`, `12.3ms`, `4.5µs`, `100ns`).
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| c.is_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => number,
+        "ms" => number / 1e3,
+        "µs" | "us" => number / 1e6,
+        "ns" => number / 1e9,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+// ---------------------------------------------------------------------------------------
+// Numbers.
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stats(values: &[f64]) -> Stats {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => sorted[n / 2],
+        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    };
+    Stats {
+        median,
+        min: sorted.first().copied().unwrap_or(f64::NAN),
+        max: sorted.last().copied().unwrap_or(f64::NAN),
+    }
+}

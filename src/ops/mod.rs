@@ -1,0 +1,3 @@
+//! Operations: health checks and monitoring (`autoland check`, a Nagios/Icinga plugin).
+
+pub mod check;

@@ -1,0 +1,109 @@
+//! Repository state set by operators: a closed repository takes no pushes until reopened.
+
+use serde::Serialize;
+
+use super::{Store, StoreError, col, now_ms};
+
+/// A repository an operator closed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosedRepository {
+    /// Repository name.
+    pub repo: String,
+    /// Why.
+    pub reason: String,
+    /// Who closed it.
+    pub changed_by: String,
+    /// When (ms).
+    pub changed_at: i64,
+}
+
+impl Store {
+    /// Closes (`closed`) or reopens a repository.
+    pub async fn set_repository_closed(
+        &self,
+        repo: &str,
+        closed: bool,
+        reason: &str,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO repository_state (repo, closed, reason, changed_by, changed_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repo) DO UPDATE SET closed = $2, \
+             reason = $3, changed_by = $4, changed_at = $5",
+        )
+        .bind(repo)
+        .bind(i64::from(closed))
+        .bind(reason)
+        .bind(by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every closed repository.
+    pub async fn closed_repositories(&self) -> Result<Vec<ClosedRepository>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT repo, reason, changed_by, changed_at FROM repository_state \
+             WHERE closed = 1 ORDER BY repo",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ClosedRepository {
+                    repo: col(r, "repo")?,
+                    reason: col(r, "reason")?,
+                    changed_by: col(r, "changed_by")?,
+                    changed_at: col(r, "changed_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a repository is closed, and why.
+    pub async fn repository_closed(
+        &self,
+        repo: &str,
+    ) -> Result<Option<ClosedRepository>, StoreError> {
+        Ok(self
+            .closed_repositories()
+            .await?
+            .into_iter()
+            .find(|c| c.repo == repo))
+    }
+
+    /// Puts a claimed request back without counting an attempt (it waits for something,
+    /// such as a repository to reopen).
+    pub async fn postpone(
+        &self,
+        id: crate::request::RequestId,
+        owner: &str,
+        delay_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE requests SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1 \
+             WHERE id = $2 AND lease_owner = $3",
+        )
+        .bind(now_ms() + delay_ms)
+        .bind(id.0)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The stage a failed request failed in (from its history).
+    pub async fn failed_from(
+        &self,
+        id: crate::request::RequestId,
+    ) -> Result<Option<crate::request::Stage>, StoreError> {
+        Ok(self
+            .events(id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|e| e.to_stage == Some(crate::request::Stage::Failed))
+            .and_then(|e| e.from_stage))
+    }
+}
