@@ -225,3 +225,112 @@ async fn every_mutating_route_refuses_missing_and_read_only_tokens() {
     assert_eq!(status, 403);
     running.service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_logs_in_and_retries_from_the_request_page() {
+    let scratch = tempfile::tempdir().unwrap();
+    let flaky = scratch.path().join("failed-once");
+    let env = Env::new(Options {
+        ci_command: format!(
+            "if [ ! -e '{m}' ]; then touch '{m}'; exit 1; fi; sh test.sh",
+            m = flaky.display()
+        ),
+        ..Options::default()
+    });
+    let running = env.start().await;
+    let patches = env.patches(&[Change {
+        author: "Alice <alice@example.com>",
+        subject: "Retried by a click",
+        files: &[("src/click.txt", "click\n")],
+    }]);
+    let id = running
+        .api
+        .submit(&patches, &["try", "central"], json!({}))
+        .await;
+    running.api.wait_terminal(id, LIMIT).await;
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = &running.api.base;
+    let login_page = http.get(format!("{base}/login")).send().await.unwrap();
+    assert!(login_page.text().await.unwrap().contains("Operator login"));
+    // A submit-scope token is not an operator.
+    let refused = http
+        .post(format!("{base}/login"))
+        .form(&[("token", env.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let logged_in = http
+        .post(format!("{base}/login"))
+        .form(&[("token", "test-token-operator")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged_in.status().as_u16(), 303);
+    let cookie = logged_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    let page = http
+        .get(format!("{base}/requests/{id}"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a retry form for the logged-in operator")
+        .to_owned();
+    let retry_url = format!("{base}/ops/requests/{id}/retry");
+    let forged = http
+        .post(&retry_url)
+        .header("cookie", &session)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    let anonymous = http
+        .post(&retry_url)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let clicked = http
+        .post(&retry_url)
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clicked.status().as_u16(), 303);
+    let detail = running.api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let retried = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "retried")
+        .unwrap()
+        .clone();
+    assert_eq!(retried["actor"], "operator:op@example.com");
+    running.service.stop().await;
+}

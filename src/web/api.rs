@@ -231,6 +231,16 @@ pub(super) async fn retry(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(crate::config::Scope::Operator)?;
     let id = parse_id(&id)?;
+    let stage = retry_request(&state, &caller.user, id).await?;
+    Ok(Json(json!({ "id": id, "stage": stage })))
+}
+
+/// Retries a failed request from the stage it failed in; `user` is recorded.
+pub(super) async fn retry_request(
+    state: &AppState,
+    user: &str,
+    id: RequestId,
+) -> Result<Stage, ApiError> {
     let store = &state.ctx.store;
     let Some(request) = store.request(id).await? else {
         return Err(ApiError::NotFound(format!("there is no request {id}")));
@@ -254,13 +264,13 @@ pub(super) async fn retry(
         | Stage::Landing => failed_in,
         Stage::Landed | Stage::Failed | Stage::Cancelled => Stage::Received,
     };
-    let detail = format!("retried by {} from stage {to}", caller.user);
-    let stage = state
+    let detail = format!("retried by {user} from stage {to}");
+    state
         .ctx
         .transition(
             &request,
             &Transition::Retry { to },
-            &format!("api:{}", caller.user),
+            &format!("operator:{user}"),
             &detail,
             Effects::default(),
         )
@@ -270,8 +280,7 @@ pub(super) async fn retry(
                 ApiError::Conflict(format!("request {id} changed; try again"))
             }
             other => other.into(),
-        })?;
-    Ok(Json(json!({ "id": id, "stage": stage })))
+        })
 }
 
 /// Body of close/reopen.
@@ -374,7 +383,7 @@ pub(super) async fn metrics(
     ))
 }
 
-fn parse_id(text: &str) -> Result<RequestId, ApiError> {
+pub(super) fn parse_id(text: &str) -> Result<RequestId, ApiError> {
     text.parse::<i64>()
         .ok()
         .filter(|n| *n > 0)

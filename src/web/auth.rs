@@ -30,7 +30,16 @@ pub(super) async fn writes_need_a_token(
     if matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
+    ) || request.uri().path() == "/login"
+    {
+        return next.run(request).await;
+    }
+    // The web pages' forms: a logged-in operator's session (the handler also checks the
+    // form's CSRF token). Only under /ops/, and only without a bearer token.
+    if request.uri().path().starts_with("/ops/")
+        && !request.headers().contains_key(AUTHORIZATION)
+        && state.sessions.from_headers(request.headers()).is_some()
+    {
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();

@@ -4,6 +4,7 @@ mod api;
 mod auth;
 pub mod error;
 mod pages;
+pub mod session;
 
 use std::sync::Arc;
 
@@ -25,6 +26,8 @@ pub struct AppState {
     pub ctx: Arc<Context>,
     /// Accepted tokens (hashes only).
     pub tokens: Arc<Vec<TokenEntry>>,
+    /// Operators logged in to the web pages.
+    pub sessions: Arc<session::Sessions>,
 }
 
 /// Every route of the service.
@@ -32,11 +35,14 @@ pub fn router(ctx: Arc<Context>) -> Router {
     let limit = ctx.config.limits.max_body_bytes;
     let state = AppState {
         tokens: Arc::new(ctx.config.token_entries()),
+        sessions: Arc::new(session::Sessions::default()),
         ctx,
     };
     Router::new()
         .route("/", get(pages::status))
         .route("/requests/{id}", get(pages::request))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/ops/requests/{id}/retry", post(pages::retry))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))

@@ -2,11 +2,16 @@
 //! JavaScript and on a phone, refreshing themselves.
 
 use askama::Template;
+use axum::Form;
 use axum::extract::{Path, State};
-use axum::response::Html;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
+use super::session::{COOKIE_NAME, Session, same_token};
 use crate::request::{Patch, Request, RequestId};
 use crate::service::status::{Overview, overview};
 use crate::store::CiRun;
@@ -36,6 +41,15 @@ struct RequestPage {
     patches: Vec<Patch>,
     ci: Option<CiRun>,
     events: Vec<EventLine>,
+    operator: Option<Session>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    instance: String,
+    refresh: bool,
+    message: String,
 }
 
 fn render<T: Template>(page: &T) -> Result<Html<String>, ApiError> {
@@ -61,6 +75,7 @@ pub(super) async fn status(State(state): State<AppState>) -> Result<Html<String>
 
 pub(super) async fn request(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Html<String>, ApiError> {
     let id = id
@@ -95,5 +110,78 @@ pub(super) async fn request(
         ci: store.ci_run_for(id).await?,
         r,
         events,
+        operator: state.sessions.from_headers(&headers),
     })
+}
+
+pub(super) async fn login_form(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
+    render(&LoginPage {
+        instance: state.ctx.instance.clone(),
+        refresh: false,
+        message: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    token: String,
+}
+
+/// Logs an operator in: the token must have scope `operator`.
+pub(super) async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+    let presented: [u8; 32] = Sha256::digest(form.token.trim().as_bytes()).into();
+    let entry = state.tokens.iter().find(|t| {
+        t.hash
+            .iter()
+            .zip(presented.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    });
+    match entry {
+        Some(entry) if entry.scope == crate::config::Scope::Operator => {
+            let id = state.sessions.create(&entry.user);
+            tracing::info!(user = %entry.user, "operator logged in");
+            let cookie =
+                format!("{COOKIE_NAME}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=28800");
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+        }
+        _ => {
+            let page = LoginPage {
+                instance: state.ctx.instance.clone(),
+                refresh: false,
+                message: "That is not an operator token.".to_owned(),
+            };
+            match render(&page) {
+                Ok(html) => (StatusCode::UNAUTHORIZED, html).into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    csrf: String,
+}
+
+/// The retry button.
+pub(super) async fn retry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Redirect, ApiError> {
+    let Some(session) = state.sessions.from_headers(&headers) else {
+        return Err(ApiError::Unauthorized(
+            "log in as an operator first".to_owned(),
+        ));
+    };
+    if !same_token(&session.csrf, &form.csrf) {
+        return Err(ApiError::Forbidden(
+            "the form is stale or forged (CSRF token mismatch)".to_owned(),
+        ));
+    }
+    let id = super::api::parse_id(&id)?;
+    super::api::retry_request(&state, &session.user, id).await?;
+    Ok(Redirect::to(&format!("/requests/{id}")))
 }
