@@ -166,6 +166,36 @@ pub(super) async fn run(
             );
             Ok(ExitCode::SUCCESS)
         }
+        RequestCommand::Retry { id } => {
+            let answer = client
+                .post(&format!("/api/requests/{id}/retry"), &json!({}))
+                .await?;
+            println!(
+                "request {id} retried; it is {}",
+                answer["stage"].as_str().unwrap_or("?")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RequestCommand::Close { repository, reason } => {
+            let answer = client
+                .post(
+                    &format!("/api/repositories/{repository}/close"),
+                    &json!({ "reason": reason }),
+                )
+                .await?;
+            println!(
+                "{repository} is closed: {}",
+                answer["reason"].as_str().unwrap_or("")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RequestCommand::Reopen { repository } => {
+            client
+                .post(&format!("/api/repositories/{repository}/reopen"), &json!({}))
+                .await?;
+            println!("{repository} is open");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

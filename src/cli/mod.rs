@@ -121,6 +121,24 @@ enum RequestCommand {
         /// Request id.
         id: i64,
     },
+    /// Retry a failed request from the stage it failed in (operator token).
+    Retry {
+        /// Request id.
+        id: i64,
+    },
+    /// Close a repository: landings on it wait until it is reopened (operator token).
+    Close {
+        /// Repository name.
+        repository: String,
+        /// Why (shown on the status page and in the requests that wait).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reopen a closed repository (operator token).
+    Reopen {
+        /// Repository name.
+        repository: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
