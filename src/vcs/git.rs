@@ -122,22 +122,7 @@ impl GitWorkingCopy {
     }
 
     fn scratch_file(&self, name: &str, content: &str) -> Result<PathBuf, VcsError> {
-        std::fs::create_dir_all(&self.settings.scratch).map_err(|e| {
-            VcsError::io(
-                format!("cannot create {}", self.settings.scratch.display()),
-                e,
-            )
-        })?;
-        let file = tempfile::Builder::new()
-            .prefix(name)
-            .tempfile_in(&self.settings.scratch)
-            .map_err(|e| VcsError::io("cannot create a scratch file", e))?;
-        std::fs::write(file.path(), content)
-            .map_err(|e| VcsError::io("cannot write a scratch file", e))?;
-        let (_, path) = file
-            .keep()
-            .map_err(|e| VcsError::io("cannot keep a scratch file", e.error))?;
-        Ok(path)
+        self.settings.scratch_file(name, content)
     }
 
     async fn commit(

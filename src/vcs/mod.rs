@@ -173,6 +173,25 @@ pub struct VcsSettings {
     pub scratch: PathBuf,
 }
 
+impl VcsSettings {
+    /// Writes `content` to a new file in the scratch directory (patches and commit
+    /// messages go to the VCS as files, never through arguments); the caller removes it.
+    pub fn scratch_file(&self, prefix: &str, content: &str) -> Result<PathBuf, VcsError> {
+        std::fs::create_dir_all(&self.scratch)
+            .map_err(|e| VcsError::io(format!("cannot create {}", self.scratch.display()), e))?;
+        let file = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempfile_in(&self.scratch)
+            .map_err(|e| VcsError::io("cannot create a scratch file", e))?;
+        std::fs::write(file.path(), content)
+            .map_err(|e| VcsError::io("cannot write a scratch file", e))?;
+        let (_, path) = file
+            .keep()
+            .map_err(|e| VcsError::io("cannot keep a scratch file", e.error))?;
+        Ok(path)
+    }
+}
+
 /// A working copy shared between pushers: one job holds it at a time.
 pub type SharedWorkingCopy = Arc<Mutex<Box<dyn WorkingCopy>>>;
 
