@@ -191,7 +191,10 @@ pub(super) async fn run(
         }
         RequestCommand::Reopen { repository } => {
             client
-                .post(&format!("/api/repositories/{repository}/reopen"), &json!({}))
+                .post(
+                    &format!("/api/repositories/{repository}/reopen"),
+                    &json!({}),
+                )
                 .await?;
             println!("{repository} is open");
             Ok(ExitCode::SUCCESS)
