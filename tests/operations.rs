@@ -334,3 +334,108 @@ async fn an_operator_logs_in_and_retries_from_the_request_page() {
     assert_eq!(retried["actor"], "operator:op@example.com");
     running.service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pausing_the_pushers_holds_requests_and_a_kick_restarts_a_module() {
+    let env = Env::new(Options::default());
+    let running = env.start().await;
+    let operator = Api::new(&running.api.base, "test-token-operator");
+    // Wait until the modules have reported (they beat at start).
+    running
+        .api
+        .http
+        .get(format!("{}/api/status", running.api.base))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = operator.post("/api/modules/pusher/pause", &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = operator
+        .post("/api/modules/nonsense/pause", &json!({}))
+        .await;
+    assert_eq!(status, 404);
+
+    // Supervisors notice within a second; then a new request is not touched.
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let (_, overview) = running.api.get("/api/status").await;
+        let paused = overview["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["module"].as_str().unwrap().starts_with("pusher-"))
+            .all(|m| m["state"] == "paused");
+        if paused {
+            assert_eq!(overview["verdict"], "DEGRADED", "{overview}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pushers never paused: {overview}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let patches = env.patches(&[Change {
+        author: "Alice <alice@example.com>",
+        subject: "After the pause",
+        files: &[("src/pause.txt", "pause\n")],
+    }]);
+    let id = running
+        .api
+        .submit(&patches, &["try", "central"], json!({}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, detail) = running.api.get(&format!("/api/requests/{id}")).await;
+    assert_eq!(
+        detail["request"]["stage"], "received",
+        "paused pushers take nothing"
+    );
+
+    let (status, _) = operator
+        .post("/api/modules/pusher/resume", &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let detail = running.api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+
+    // A kick restarts the module, which goes on working.
+    let (status, _) = operator
+        .post("/api/modules/ci-runner/kick", &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let (_, overview) = running.api.get("/api/status").await;
+        let runner = overview["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["module"] == "ci-runner")
+            .cloned()
+            .unwrap();
+        if runner["detail"]
+            .as_str()
+            .unwrap()
+            .contains("kicked by op@example.com")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no kick seen: {runner}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let patches = env.patches(&[Change {
+        author: "Alice <alice@example.com>",
+        subject: "After the kick",
+        files: &[("src/kick.txt", "kick\n")],
+    }]);
+    let id = running
+        .api
+        .submit(&patches, &["try", "central"], json!({}))
+        .await;
+    let detail = running.api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    running.service.stop().await;
+}

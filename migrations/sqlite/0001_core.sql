@@ -140,6 +140,16 @@ CREATE TABLE repository_state (
     changed_at BIGINT NOT NULL
 );
 
+-- Operator controls of modules: a paused module is stopped until resumed; raising
+-- kick_seq restarts it. `module` is a module name or a group ("pusher": every pusher).
+CREATE TABLE module_controls (
+    module     TEXT   PRIMARY KEY,
+    paused     BIGINT NOT NULL,
+    kick_seq   BIGINT NOT NULL,
+    changed_by TEXT   NOT NULL,
+    changed_at BIGINT NOT NULL
+);
+
 -- Small named values a tracker keeps between polls (the poll cursor).
 CREATE TABLE tracker_state (
     name       TEXT   PRIMARY KEY,

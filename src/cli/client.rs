@@ -199,7 +199,18 @@ pub(super) async fn run(
             println!("{repository} is open");
             Ok(ExitCode::SUCCESS)
         }
+        RequestCommand::Pause { module } => control(&client, &module, "pause").await,
+        RequestCommand::Resume { module } => control(&client, &module, "resume").await,
+        RequestCommand::Kick { module } => control(&client, &module, "kick").await,
     }
+}
+
+async fn control(client: &ApiClient, module: &str, action: &str) -> anyhow::Result<ExitCode> {
+    client
+        .post(&format!("/api/modules/{module}/{action}"), &json!({}))
+        .await?;
+    println!("{module}: {action} requested (supervisors act within a second)");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_detail(detail: &Value) {

@@ -139,6 +139,22 @@ enum RequestCommand {
         /// Repository name.
         repository: String,
     },
+    /// Pause a module or group (`pusher`, `pusher-2`, `ci-runner`...) until resumed
+    /// (operator token).
+    Pause {
+        /// Module or group.
+        module: String,
+    },
+    /// Resume a paused module (operator token).
+    Resume {
+        /// Module or group.
+        module: String,
+    },
+    /// Restart a module (operator token).
+    Kick {
+        /// Module or group.
+        module: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

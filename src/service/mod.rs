@@ -205,6 +205,14 @@ impl ModuleStatus {
         }
     }
 
+    /// Paused by an operator.
+    fn paused(&self, detail: String) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.state = "paused".to_owned();
+            inner.detail = detail;
+        }
+    }
+
     /// Counts a restart after a crash, with the reason.
     fn restarted(&self, reason: String) {
         if let Ok(mut inner) = self.inner.lock() {
@@ -345,9 +353,44 @@ pub fn supervise<F, Fut>(
     ));
     tasks.spawn(async move {
         let mut backoff = Duration::from_millis(200);
+        let mut kicks = control(&ctx, &name).await.1;
         loop {
-            let run = tokio::spawn(module(ctx.clone(), status.clone(), shutdown.clone()));
-            match run.await {
+            // Paused by an operator: not running until resumed.
+            loop {
+                let (paused, _, by) = control(&ctx, &name).await;
+                if !paused {
+                    break;
+                }
+                status.paused(format!("paused by {by}"));
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(CONTROL_POLL) => {}
+                }
+            }
+            let run_token = shutdown.child_token();
+            let mut run = tokio::spawn(module(ctx.clone(), status.clone(), run_token.clone()));
+            // Watch for a pause or a kick while it runs.
+            let outcome = loop {
+                tokio::select! {
+                    result = &mut run => break Some(result),
+                    _ = tokio::time::sleep(CONTROL_POLL) => {
+                        let (paused, seq, by) = control(&ctx, &name).await;
+                        if paused || seq != kicks {
+                            let why = if paused { "paused" } else { "kicked" };
+                            tracing::info!(module = %name, %by, "module {why}");
+                            kicks = seq;
+                            run_token.cancel();
+                            let _ = (&mut run).await;
+                            if !paused {
+                                status.set(format!("restarted: kicked by {by}"));
+                            }
+                            break None;
+                        }
+                    }
+                }
+            };
+            let Some(result) = outcome else { continue };
+            match result {
                 Ok(()) => return,
                 Err(e) if shutdown.is_cancelled() => {
                     tracing::warn!(module = %name, error = %e, "module ended during shutdown");
@@ -365,6 +408,25 @@ pub fn supervise<F, Fut>(
             }
         }
     });
+}
+
+/// How often supervisors look at operator controls.
+const CONTROL_POLL: Duration = Duration::from_secs(1);
+
+/// (paused, kick sequence, who changed it) for module `name`, from every control that
+/// covers it. A database error reads as "no control" (the module keeps running).
+async fn control(ctx: &Context, name: &str) -> (bool, i64, String) {
+    let controls = ctx.store.module_controls().await.unwrap_or_default();
+    let covering: Vec<_> = controls.iter().filter(|c| c.covers(name)).collect();
+    let paused = covering.iter().find(|c| c.paused);
+    (
+        paused.is_some(),
+        covering.iter().map(|c| c.kick_seq).sum(),
+        paused
+            .or(covering.first())
+            .map(|c| c.changed_by.clone())
+            .unwrap_or_default(),
+    )
 }
 
 async fn heartbeat_loop(

@@ -153,7 +153,7 @@ pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
         .collect();
     let degraded: Vec<&str> = modules
         .iter()
-        .filter(|m| m.state == "degraded")
+        .filter(|m| m.state == "degraded" || m.state == "paused")
         .map(|m| m.module.as_str())
         .collect();
     let (verdict, reason) = if modules.is_empty() {

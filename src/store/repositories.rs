@@ -1,4 +1,5 @@
-//! Repository state set by operators: a closed repository takes no pushes until reopened.
+//! State set by operators: a closed repository takes no pushes until reopened; a paused
+//! module does not run until resumed; a kicked module restarts.
 
 use serde::Serialize;
 
@@ -105,5 +106,85 @@ impl Store {
             .rev()
             .find(|e| e.to_stage == Some(crate::request::Stage::Failed))
             .and_then(|e| e.from_stage))
+    }
+}
+
+/// An operator's control over a module (or a group: `pusher` covers `pusher-1`...).
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleControl {
+    /// Module name or group.
+    pub module: String,
+    /// Paused.
+    pub paused: bool,
+    /// Raised by each kick.
+    pub kick_seq: i64,
+    /// Who changed it last.
+    pub changed_by: String,
+}
+
+impl ModuleControl {
+    /// Whether this control applies to module `name`.
+    pub fn covers(&self, name: &str) -> bool {
+        name == self.module
+            || name
+                .strip_prefix(self.module.as_str())
+                .is_some_and(|rest| rest.starts_with('-'))
+    }
+}
+
+impl Store {
+    /// Pauses or resumes a module (or group).
+    pub async fn set_module_paused(
+        &self,
+        module: &str,
+        paused: bool,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO module_controls (module, paused, kick_seq, changed_by, changed_at) \
+             VALUES ($1, $2, 0, $3, $4) ON CONFLICT (module) DO UPDATE SET paused = $2, \
+             changed_by = $3, changed_at = $4",
+        )
+        .bind(module)
+        .bind(i64::from(paused))
+        .bind(by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Asks a module (or group) to restart.
+    pub async fn kick_module(&self, module: &str, by: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO module_controls (module, paused, kick_seq, changed_by, changed_at) \
+             VALUES ($1, 0, 1, $2, $3) ON CONFLICT (module) DO UPDATE SET \
+             kick_seq = module_controls.kick_seq + 1, changed_by = $2, changed_at = $3",
+        )
+        .bind(module)
+        .bind(by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every module control.
+    pub async fn module_controls(&self) -> Result<Vec<ModuleControl>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT module, paused, kick_seq, changed_by FROM module_controls ORDER BY module",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ModuleControl {
+                    module: col(r, "module")?,
+                    paused: col::<i64>(r, "paused")? != 0,
+                    kick_seq: col(r, "kick_seq")?,
+                    changed_by: col(r, "changed_by")?,
+                })
+            })
+            .collect()
     }
 }

@@ -349,6 +349,70 @@ pub(super) async fn reopen_repository(
     set_closed(&state, &caller, &name, false, body).await
 }
 
+/// Pause, resume or kick (restart) a module or a group of modules (`pusher`).
+async fn control_module(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    action: &str,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(crate::config::Scope::Operator)?;
+    let store = &state.ctx.store;
+    let known: Vec<String> = store
+        .heartbeats()
+        .await?
+        .into_iter()
+        .map(|b| b.module)
+        .collect();
+    let covered = known.iter().any(|m| {
+        m == name
+            || m.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('-'))
+    });
+    if !covered {
+        let mut names = known.clone();
+        names.sort();
+        names.dedup();
+        return Err(ApiError::NotFound(format!(
+            "no module `{name}`; modules: {}",
+            names.join(", ")
+        )));
+    }
+    match action {
+        "pause" => store.set_module_paused(name, true, &caller.user).await?,
+        "resume" => store.set_module_paused(name, false, &caller.user).await?,
+        _ => store.kick_module(name, &caller.user).await?,
+    }
+    tracing::info!(module = %name, action, by = %caller.user, "module control");
+    Ok(Json(
+        json!({ "module": name, "action": action, "by": caller.user }),
+    ))
+}
+
+pub(super) async fn pause_module(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    control_module(&state, &caller, &name, "pause").await
+}
+
+pub(super) async fn resume_module(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    control_module(&state, &caller, &name, "resume").await
+}
+
+pub(super) async fn kick_module(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    control_module(&state, &caller, &name, "kick").await
+}
+
 /// Ready when the database answers and no module is down.
 pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     match crate::service::status::overview(&state.ctx).await {

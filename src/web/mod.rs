@@ -60,6 +60,9 @@ pub fn router(ctx: Arc<Context>) -> Router {
             "/api/repositories/{name}/reopen",
             post(api::reopen_repository),
         )
+        .route("/api/modules/{name}/pause", post(api::pause_module))
+        .route("/api/modules/{name}/resume", post(api::resume_module))
+        .route("/api/modules/{name}/kick", post(api::kick_module))
         .route("/api/bugzilla/requests", post(api::create_for_bug))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
