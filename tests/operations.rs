@@ -74,6 +74,10 @@ async fn closing_a_repository_holds_a_landing_and_reopening_lets_it_land() {
             .contains("op@example.com"),
         "{central}"
     );
+    let action = &overview["actions"][0];
+    assert_eq!(action["action"], "close", "{overview}");
+    assert_eq!(action["actor"], "op@example.com");
+    assert_eq!(action["target"], "central");
 
     let (status, _) = operator
         .post("/api/repositories/central/reopen", &json!({}))

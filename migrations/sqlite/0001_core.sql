@@ -150,6 +150,16 @@ CREATE TABLE module_controls (
     changed_at BIGINT NOT NULL
 );
 
+-- Every operator action (retry, cancel, close/reopen, pause/resume/kick) with who did it.
+CREATE TABLE operator_actions (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     BIGINT  NOT NULL,
+    actor  TEXT    NOT NULL,
+    action TEXT    NOT NULL,
+    target TEXT    NOT NULL,
+    detail TEXT    NOT NULL
+);
+
 -- Small named values a tracker keeps between polls (the poll cursor).
 CREATE TABLE tracker_state (
     name       TEXT   PRIMARY KEY,

@@ -106,6 +106,8 @@ pub struct Overview {
     pub requests_by_stage: BTreeMap<String, i64>,
     /// Reports not yet delivered to the tracker.
     pub pending_reports: i64,
+    /// The latest operator actions, newest first.
+    pub actions: Vec<crate::store::OperatorAction>,
 }
 
 fn module_view(beat: Heartbeat, now: i64) -> ModuleView {
@@ -235,5 +237,6 @@ pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
         recent,
         requests_by_stage,
         pending_reports: ctx.store.pending_report_count().await?,
+        actions: ctx.store.recent_actions(10).await?,
     })
 }

@@ -19,7 +19,7 @@ use sqlx::{AnyPool, Row};
 pub use ci::{CiRun, CiState, NewCiRun};
 pub use heartbeats::Heartbeat;
 pub use outbox::{NewReport, OutboxItem, ReportKind};
-pub use repositories::{ClosedRepository, ModuleControl};
+pub use repositories::{ClosedRepository, ModuleControl, OperatorAction};
 pub use requests::{Effects, ListFilter};
 
 /// What can go wrong talking to the database.

@@ -188,3 +188,64 @@ impl Store {
             .collect()
     }
 }
+
+/// One operator action, for the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperatorAction {
+    /// When (ms).
+    pub at: i64,
+    /// Who.
+    pub actor: String,
+    /// What (`retry`, `cancel`, `close`, `reopen`, `pause`, `resume`, `kick`).
+    pub action: String,
+    /// On what (`request 12`, `central`, `pusher`).
+    pub target: String,
+    /// More.
+    pub detail: String,
+}
+
+impl Store {
+    /// Records an operator action.
+    pub async fn record_action(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO operator_actions (at, actor, action, target, detail) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(now_ms())
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The latest operator actions, newest first.
+    pub async fn recent_actions(&self, limit: i64) -> Result<Vec<OperatorAction>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, actor, action, target, detail FROM operator_actions \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OperatorAction {
+                    at: col(r, "at")?,
+                    actor: col(r, "actor")?,
+                    action: col(r, "action")?,
+                    target: col(r, "target")?,
+                    detail: col(r, "detail")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -196,6 +196,7 @@ pub(super) async fn cancel(
             )));
         }
         let detail = format!("cancelled by {} in stage {}", caller.user, request.stage);
+
         match state
             .ctx
             .transition(
@@ -207,7 +208,12 @@ pub(super) async fn cancel(
             )
             .await
         {
-            Ok(stage) => return Ok(Json(json!({ "id": id, "stage": stage }))),
+            Ok(stage) => {
+                store
+                    .record_action(&caller.user, "cancel", &format!("request {id}"), &detail)
+                    .await?;
+                return Ok(Json(json!({ "id": id, "stage": stage })));
+            }
             Err(StoreError::StageChanged { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -267,6 +273,11 @@ pub(super) async fn retry_request(
     let detail = format!("retried by {user} from stage {to}");
     state
         .ctx
+        .store
+        .record_action(user, "retry", &format!("request {id}"), &detail)
+        .await?;
+    state
+        .ctx
         .transition(
             &request,
             &Transition::Retry { to },
@@ -323,6 +334,16 @@ async fn set_closed(
         .set_repository_closed(name, closed, &reason, &caller.user)
         .await?;
     tracing::info!(repository = %name, closed, by = %caller.user, %reason, "repository state changed");
+    state
+        .ctx
+        .store
+        .record_action(
+            &caller.user,
+            if closed { "close" } else { "reopen" },
+            name,
+            &reason,
+        )
+        .await?;
     if !closed {
         state.ctx.wake.pushers.notify_one();
     }
@@ -384,6 +405,7 @@ async fn control_module(
         _ => store.kick_module(name, &caller.user).await?,
     }
     tracing::info!(module = %name, action, by = %caller.user, "module control");
+    store.record_action(&caller.user, action, name, "").await?;
     Ok(Json(
         json!({ "module": name, "action": action, "by": caller.user }),
     ))
