@@ -336,6 +336,43 @@ async fn an_operator_logs_in_and_retries_from_the_request_page() {
         .unwrap()
         .clone();
     assert_eq!(retried["actor"], "operator:op@example.com");
+
+    // The status page's forms: close a repository, kick a module.
+    let page = http
+        .get(format!("{base}/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"action="/ops/repositories/central/close""#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"action="/ops/modules/ci-runner/kick""#),
+        "{page}"
+    );
+    let closed = http
+        .post(format!("{base}/ops/repositories/central/close"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status().as_u16(), 303);
+    let (_, overview) = running.api.get("/api/status").await;
+    assert_eq!(overview["actions"][0]["action"], "close", "{overview}");
+    let forged = http
+        .post(format!("{base}/ops/modules/ci-runner/kick"))
+        .header("cookie", &session)
+        .form(&[("csrf", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
     running.service.stop().await;
 }
 

@@ -172,15 +172,27 @@ pub(super) async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
+    cancel_request(&state, &caller, id).await
+}
+
+/// Cancels a request: by its requester, a service token or an operator.
+pub(super) async fn cancel_request(
+    state: &AppState,
+    caller: &Caller,
+    id: RequestId,
+) -> Result<Json<Value>, ApiError> {
     let store = &state.ctx.store;
     // The stage can change under us (a pusher moving it on): read, then compare-and-set.
     for _ in 0..5 {
         let Some(request) = store.request(id).await? else {
             return Err(ApiError::NotFound(format!("there is no request {id}")));
         };
-        if request.requester != caller.user && !caller.service {
+        if request.requester != caller.user
+            && !caller.service
+            && caller.scope < crate::config::Scope::Operator
+        {
             return Err(ApiError::Forbidden(format!(
-                "request {id} belongs to {}; only they (or a service token) may cancel it",
+                "request {id} belongs to {}; only they (or a service or operator token) may cancel it",
                 request.requester
             )));
         }
@@ -302,7 +314,7 @@ pub(super) struct RepositoryChange {
     reason: Option<String>,
 }
 
-async fn set_closed(
+pub(super) async fn set_closed(
     state: &AppState,
     caller: &Caller,
     name: &str,
@@ -371,7 +383,7 @@ pub(super) async fn reopen_repository(
 }
 
 /// Pause, resume or kick (restart) a module or a group of modules (`pusher`).
-async fn control_module(
+pub(super) async fn control_module(
     state: &AppState,
     caller: &Caller,
     name: &str,

@@ -22,6 +22,7 @@ struct StatusPage {
     instance: String,
     refresh: bool,
     o: Overview,
+    operator: Option<Session>,
 }
 
 /// One row of a request's history, ready to show.
@@ -64,12 +65,16 @@ fn timestamp(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-pub(super) async fn status(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
+pub(super) async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Html<String>, ApiError> {
     let o = overview(&state.ctx).await?;
     render(&StatusPage {
         instance: state.ctx.instance.clone(),
         refresh: true,
         o,
+        operator: state.sessions.from_headers(&headers),
     })
 }
 
@@ -184,4 +189,73 @@ pub(super) async fn retry(
     let id = super::api::parse_id(&id)?;
     super::api::retry_request(&state, &session.user, id).await?;
     Ok(Redirect::to(&format!("/requests/{id}")))
+}
+
+/// The logged-in operator behind a form, after checking its CSRF token.
+fn form_operator(
+    state: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<crate::tracker::api::Caller, ApiError> {
+    let Some(session) = state.sessions.from_headers(headers) else {
+        return Err(ApiError::Unauthorized(
+            "log in as an operator first".to_owned(),
+        ));
+    };
+    if !same_token(&session.csrf, csrf) {
+        return Err(ApiError::Forbidden(
+            "the form is stale or forged (CSRF token mismatch)".to_owned(),
+        ));
+    }
+    Ok(crate::tracker::api::Caller {
+        token: "web session".to_owned(),
+        user: session.user,
+        service: false,
+        scope: crate::config::Scope::Operator,
+    })
+}
+
+/// The cancel button.
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Redirect, ApiError> {
+    let caller = form_operator(&state, &headers, &form.csrf)?;
+    let id = super::api::parse_id(&id)?;
+    let _answer = super::api::cancel_request(&state, &caller, id).await?;
+    Ok(Redirect::to(&format!("/requests/{id}")))
+}
+
+/// Close and reopen buttons.
+pub(super) async fn repository(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Redirect, ApiError> {
+    let caller = form_operator(&state, &headers, &form.csrf)?;
+    let closed = match action.as_str() {
+        "close" => true,
+        "reopen" => false,
+        _ => return Err(ApiError::NotFound(format!("no action `{action}`"))),
+    };
+    let _answer = super::api::set_closed(&state, &caller, &name, closed, None).await?;
+    Ok(Redirect::to("/"))
+}
+
+/// Pause, resume and kick buttons.
+pub(super) async fn module(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Redirect, ApiError> {
+    let caller = form_operator(&state, &headers, &form.csrf)?;
+    if !matches!(action.as_str(), "pause" | "resume" | "kick") {
+        return Err(ApiError::NotFound(format!("no action `{action}`")));
+    }
+    let _answer = super::api::control_module(&state, &caller, &name, &action).await?;
+    Ok(Redirect::to("/"))
 }
