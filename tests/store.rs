@@ -242,6 +242,18 @@ async fn exercise(store: &Store) {
         1
     );
 
+    // Listing brings every request's destinations along (in one query).
+    let listed = store
+        .list_requests(ListFilter {
+            open_only: false,
+            finished_only: false,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed[0].destinations.len(), 1);
+    assert_eq!(listed[0].destinations[0].repo, "central");
+
     // Many requests get distinct uids.
     let mut uids = HashSet::new();
     for _ in 0..20 {

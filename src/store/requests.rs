@@ -70,6 +70,15 @@ fn request_from_row(row: &AnyRow) -> Result<Request, StoreError> {
     })
 }
 
+fn destination_from_row(row: &AnyRow) -> Result<Destination, StoreError> {
+    Ok(Destination {
+        position: col(row, "position")?,
+        repo: col(row, "repo")?,
+        attempt_base: col(row, "attempt_base")?,
+        landed_revision: col(row, "landed_revision")?,
+    })
+}
+
 async fn insert_event(
     tx: &mut Transaction<'_, Any>,
     id: RequestId,
@@ -286,16 +295,37 @@ impl Store {
         .bind(id.0)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Destination {
-                    position: col(row, "position")?,
-                    repo: col(row, "repo")?,
-                    attempt_base: col(row, "attempt_base")?,
-                    landed_revision: col(row, "landed_revision")?,
-                })
-            })
-            .collect()
+        rows.iter().map(destination_from_row).collect()
+    }
+
+    /// The destinations of many requests in one query (listing without an N+1).
+    async fn destinations_of(
+        &self,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Vec<Destination>>, StoreError> {
+        let mut by_request: std::collections::HashMap<i64, Vec<Destination>> =
+            std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(by_request);
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT request_id, position, repo, attempt_base, landed_revision \
+             FROM request_destinations WHERE request_id IN ({}) ORDER BY request_id, position",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&self.pool).await? {
+            let id: i64 = col(&row, "request_id")?;
+            by_request
+                .entry(id)
+                .or_default()
+                .push(destination_from_row(&row)?);
+        }
+        Ok(by_request)
     }
 
     /// Requests, newest first.
@@ -316,11 +346,14 @@ impl Store {
             format!("SELECT {REQUEST_COLUMNS} FROM requests ORDER BY id DESC LIMIT $1")
         };
         let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut request = request_from_row(row)?;
-            request.destinations = self.destinations(request.id).await?;
-            out.push(request);
+        let mut out = rows
+            .iter()
+            .map(request_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<i64> = out.iter().map(|r| r.id.0).collect();
+        let mut destinations = self.destinations_of(&ids).await?;
+        for request in &mut out {
+            request.destinations = destinations.remove(&request.id.0).unwrap_or_default();
         }
         Ok(out)
     }
