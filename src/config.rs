@@ -77,6 +77,11 @@ pub struct RepoConfig {
     /// CI command timeout in seconds (default 1800).
     #[serde(default = "default_ci_timeout")]
     pub ci_timeout_seconds: u64,
+    /// A tree status URL (Mozilla treestatus JSON: `{"result": {"status": "open" |
+    /// "closed" | ..., "reason": "..."}}`, or the same object without `result`): while it
+    /// says anything but `open`, the repository is closed and landings wait.
+    #[serde(default)]
+    pub tree_status_url: Option<String>,
     /// Link to a revision for bug comments, with `{rev}` in it
     /// (e.g. `https://hg.mozilla.org/try/rev/{rev}`).
     #[serde(default)]
@@ -260,6 +265,8 @@ pub struct TimeoutsConfig {
     pub poll_interval_ms: u64,
     /// How long a request may wait for try results before failing as timed out (seconds).
     pub try_results_seconds: u64,
+    /// How often tree status URLs are read (seconds).
+    pub tree_status_seconds: u64,
 }
 
 impl Default for TimeoutsConfig {
@@ -269,6 +276,7 @@ impl Default for TimeoutsConfig {
             lease_seconds: 60,
             poll_interval_ms: 500,
             try_results_seconds: 6 * 3600,
+            tree_status_seconds: 60,
         }
     }
 }
@@ -507,6 +515,14 @@ impl Config {
                 return invalid(format!(
                     "repository `{}`: branch `{}` is not a valid branch name",
                     repo.name, branch
+                ));
+            }
+            if let Some(url) = &repo.tree_status_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return invalid(format!(
+                    "repository `{}`: tree_status_url `{url}` must start with http:// or https://",
+                    repo.name
                 ));
             }
             if repo.is_try {

@@ -497,6 +497,7 @@ fn demo_config(
             ci_command: None,
             ci_timeout_seconds: 60,
             revision_url: None,
+            tree_status_url: None,
         },
         RepoConfig {
             name: "try".to_owned(),
@@ -511,6 +512,7 @@ fn demo_config(
             ci_command: Some("sh test.sh".to_owned()),
             ci_timeout_seconds: 60,
             revision_url: None,
+            tree_status_url: None,
         },
     ];
     config

@@ -480,3 +480,94 @@ async fn pausing_the_pushers_holds_requests_and_a_kick_restarts_a_module() {
     assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
     running.service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_tree_closes_the_repository_until_it_opens() {
+    use std::sync::{Arc, Mutex};
+    // A tree status service (Mozilla treestatus's JSON shape), closed to begin with.
+    let tree = Arc::new(Mutex::new(
+        json!({"result": {"status": "closed", "reason": "bustage on linux64"}}),
+    ));
+    let served = tree.clone();
+    let app = axum::Router::new().route(
+        "/trees/central",
+        axum::routing::get(move || {
+            let served = served.clone();
+            async move { axum::Json(served.lock().unwrap().clone()) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/trees/central", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let env = Env::new(Options {
+        tree_status_url: Some(url),
+        ..Options::default()
+    });
+    let running = env.start().await;
+    // The watcher reads the tree at start: wait until central shows closed.
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let (_, overview) = running.api.get("/api/status").await;
+        let closed = overview["repositories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "central" && r["closed"].is_string());
+        if closed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never closed: {overview}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let patches = env.patches(&[Change {
+        author: "Alice <alice@example.com>",
+        subject: "Waits for the tree to open",
+        files: &[("src/tree.txt", "tree\n")],
+    }]);
+    let id = running
+        .api
+        .submit(&patches, &["try", "central"], json!({}))
+        .await;
+    let detail = running
+        .api
+        .wait_for(id, LIMIT, |d| {
+            d["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "waiting")
+        })
+        .await;
+    let waiting = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "waiting")
+        .unwrap()
+        .clone();
+    assert!(
+        waiting["detail"]
+            .as_str()
+            .unwrap()
+            .contains("bustage on linux64"),
+        "{waiting}"
+    );
+    assert_eq!(env.central_log().len(), 1);
+
+    *tree.lock().unwrap() = json!({"result": {"status": "open", "reason": ""}});
+    let detail = running.api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let (_, overview) = running.api.get("/api/status").await;
+    let actions: Vec<&str> = overview["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["reopen", "close"], "{overview}");
+    running.service.stop().await;
+}

@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod pusher;
 pub mod status;
+pub mod treestatus;
 pub mod watcher;
 
 use std::net::SocketAddr;
@@ -296,6 +297,20 @@ pub async fn start(
             shutdown.clone(),
             "ci-runner".to_owned(),
             crate::ci::local::run,
+        );
+    }
+    if ctx
+        .config
+        .repositories
+        .iter()
+        .any(|r| r.tree_status_url.is_some())
+    {
+        supervise(
+            &mut tasks,
+            ctx.clone(),
+            shutdown.clone(),
+            "tree-status".to_owned(),
+            treestatus::run,
         );
     }
     if let Some(bugzilla) = &ctx.config.bugzilla {

@@ -38,6 +38,8 @@ pub struct Options {
     pub users: Vec<(String, String)>,
     /// Base URL of a Bugzilla (simulator) to configure, with API key `autoland-key`.
     pub bugzilla: Option<String>,
+    /// A tree status URL for central.
+    pub tree_status_url: Option<String>,
     /// hg only: serve both repositories over HTTP (`hg serve` on 127.0.0.1) and point the
     /// configuration at those URLs.
     pub http: bool,
@@ -55,6 +57,7 @@ impl Default for Options {
                 ("bob@example.com".into(), "scm_level_1".into()),
             ],
             bugzilla: None,
+            tree_status_url: None,
             http: false,
         }
     }
@@ -237,6 +240,7 @@ data_dir = "data"
 lease_seconds = {lease}
 poll_interval_ms = 50
 vcs_command_seconds = 60
+tree_status_seconds = 1
 
 [pusher]
 push_backoff_ms = 50
@@ -246,6 +250,7 @@ name = "central"
 kind = "{kind}"
 pull_url = "{central}"
 level = "scm_level_3"
+{tree_status}
 
 [[repositories]]
 name = "try"
@@ -302,6 +307,11 @@ service = true
             service_hash = hash_token("test-token-service"),
             bob_hash = hash_token("test-token-bob"),
             reader_hash = hash_token("test-token-reader"),
+            tree_status = options
+                .tree_status_url
+                .as_ref()
+                .map(|u| format!("tree_status_url = \"{u}\""))
+                .unwrap_or_default(),
             operator_hash = hash_token("test-token-operator"),
         );
         let config = match &options.bugzilla {
