@@ -99,13 +99,8 @@ async fn closing_a_repository_holds_a_landing_and_reopening_lets_it_land() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_retries_a_failed_request_from_its_failed_stage() {
-    let scratch = tempfile::tempdir().unwrap();
-    let flaky = scratch.path().join("failed-once");
     let env = Env::new(Options {
-        ci_command: format!(
-            "if [ ! -e '{m}' ]; then touch '{m}'; echo 'flaky infrastructure'; exit 1; fi; sh test.sh",
-            m = flaky.display()
-        ),
+        ci_fails_first: true,
         ..Options::default()
     });
     let running = env.start().await;
@@ -232,13 +227,8 @@ async fn every_mutating_route_refuses_missing_and_read_only_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_logs_in_and_retries_from_the_request_page() {
-    let scratch = tempfile::tempdir().unwrap();
-    let flaky = scratch.path().join("failed-once");
     let env = Env::new(Options {
-        ci_command: format!(
-            "if [ ! -e '{m}' ]; then touch '{m}'; exit 1; fi; sh test.sh",
-            m = flaky.display()
-        ),
+        ci_fails_first: true,
         ..Options::default()
     });
     let running = env.start().await;

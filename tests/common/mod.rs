@@ -40,6 +40,8 @@ pub struct Options {
     pub bugzilla: Option<String>,
     /// A tree status URL for central.
     pub tree_status_url: Option<String>,
+    /// The CI command fails its first run ("flaky infrastructure"), then runs normally.
+    pub ci_fails_first: bool,
     /// hg only: serve both repositories over HTTP (`hg serve` on 127.0.0.1) and point the
     /// configuration at those URLs.
     pub http: bool,
@@ -58,6 +60,7 @@ impl Default for Options {
             ],
             bugzilla: None,
             tree_status_url: None,
+            ci_fails_first: false,
             http: false,
         }
     }
@@ -212,6 +215,16 @@ impl Env {
             }
         }
 
+        let ci_command = if options.ci_fails_first {
+            let marker = dir.path().join("ci-failed-once");
+            format!(
+                "if [ ! -e '{m}' ]; then touch '{m}'; echo 'flaky infrastructure'; exit 1; fi; {ci}",
+                m = marker.display(),
+                ci = options.ci_command
+            )
+        } else {
+            options.ci_command.clone()
+        };
         let mut servers = Vec::new();
         let (central_url, try_url) = if options.http && kind == Kind::Hg {
             let (central_server, central_url) = hg_serve(&central);
@@ -299,10 +312,7 @@ service = true
             },
             central = central_url,
             try_repo = try_url,
-            ci = options
-                .ci_command
-                .replace('\\', "\\\\")
-                .replace('"', "\\\""),
+            ci = ci_command.replace('\\', "\\\\").replace('"', "\\\""),
             hash = hash_token(&token),
             service_hash = hash_token("test-token-service"),
             bob_hash = hash_token("test-token-bob"),
