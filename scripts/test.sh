@@ -33,5 +33,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
-echo "== cargo test"
+echo "== cargo test (SQLite)"
 cargo test 2>&1
+echo "== end-to-end suites again on PostgreSQL"
+AUTOLAND_TEST_DATABASE=postgres cargo test --test landing --test crash --test hg \
+  --test intake --test operations --test status --test bugzilla --test browser 2>&1

@@ -117,6 +117,69 @@ pub struct Env {
     pub scratch: PathBuf,
     pub token: String,
     pub config_path: PathBuf,
+    /// The PostgreSQL database this environment created (dropped with it), when the suite
+    /// runs on PostgreSQL.
+    pub postgres_database: Option<String>,
+}
+
+/// The suites run on SQLite, and on PostgreSQL with `AUTOLAND_TEST_DATABASE=postgres`
+/// (scripts/test.sh runs them both ways): each environment then gets a database of its own.
+fn postgres_database() -> Option<String> {
+    if std::env::var("AUTOLAND_TEST_DATABASE").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let name = format!(
+        "autoland_e2e_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
+    psql(&format!("CREATE DATABASE {name}"));
+    Some(name)
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-q",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(name) = &self.postgres_database {
+            let _ = Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-q",
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ])
+                .output();
+        }
+    }
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
@@ -225,6 +288,7 @@ impl Env {
         } else {
             options.ci_command.clone()
         };
+        let postgres_database = postgres_database();
         let mut servers = Vec::new();
         let (central_url, try_url) = if options.http && kind == Kind::Hg {
             let (central_server, central_url) = hg_serve(&central);
@@ -248,6 +312,7 @@ impl Env {
             r#"
 listen = "127.0.0.1:0"
 data_dir = "data"
+{database}
 
 [timeouts]
 lease_seconds = {lease}
@@ -310,6 +375,10 @@ service = true
                 Kind::Git => "git",
                 Kind::Hg => "hg",
             },
+            database = postgres_database
+                .as_ref()
+                .map(|name| format!("database_url = \"postgres://postgres@127.0.0.1:5432/{name}\""))
+                .unwrap_or_default(),
             central = central_url,
             try_repo = try_url,
             ci = ci_command.replace('\\', "\\\\").replace('"', "\\\""),
@@ -346,6 +415,7 @@ service = true
             scratch,
             token,
             config_path,
+            postgres_database,
         }
     }
 
