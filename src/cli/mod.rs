@@ -34,6 +34,23 @@ enum Command {
         /// Only check the configuration and exit.
         #[arg(long)]
         check: bool,
+        /// Run no pushers (and no CI runner) here: `autoland worker` processes do the
+        /// pushing, through the shared (PostgreSQL) database.
+        #[arg(long)]
+        no_pushers: bool,
+    },
+    /// Run only pushers and the CI runner, joining a `serve` through the shared database
+    /// (no web server). Name workers with `instance_name` (default host:pid).
+    Worker {
+        /// Configuration file (TOML), with the shared `database_url`.
+        #[arg(long, short, env = "AUTOLAND_CONFIG")]
+        config: PathBuf,
+    },
+    /// Apply the database migrations and exit.
+    Migrate {
+        /// Configuration file (TOML).
+        #[arg(long, short, env = "AUTOLAND_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Create a sample project, run the service, submit two requests and show them land
     /// (or fail), then keep serving.
@@ -193,7 +210,31 @@ pub fn init_logging(cli: &Cli) {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { config, check } => {
+        Command::Worker { config } => {
+            let config = Config::load(&config)?;
+            run_modules(config, false, true).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { config } => {
+            let config = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+            let url = config.database_url();
+            let store = crate::store::Store::connect(&url)
+                .await
+                .with_context(|| format!("cannot migrate {}", crate::store::redact_url(&url)))?;
+            store.close().await;
+            println!("database {} is up to date", crate::store::redact_url(&url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve {
+            config,
+            check,
+            no_pushers,
+        } => {
             let config = match &config {
                 Some(path) => Config::load(path)?,
                 None => Config::default(),
@@ -207,7 +248,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            serve(config).await?;
+            run_modules(config, true, !no_pushers).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { dir, listen, exit } => {
@@ -252,17 +293,32 @@ pub fn new_token() -> String {
 
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    run_modules(config, true, true).await
+}
+
+/// Runs `serve` (with the web server when `front`) or a worker, until SIGINT or SIGTERM.
+async fn run_modules(config: Config, front: bool, pushers: bool) -> anyhow::Result<()> {
     let listen = config.listen;
     let ctx = Arc::new(
         Context::new(config)
             .await
             .context("cannot open the database")?,
     );
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let service = service::start(ctx, listener).await?;
-    tracing::info!(addr = %service.addr, instance = %service.ctx.instance, "autoland is serving");
+    let listener = if front {
+        Some(
+            tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?,
+        )
+    } else {
+        None
+    };
+    let service = service::start_modules(ctx, listener, pushers).await?;
+    if front {
+        tracing::info!(addr = %service.addr, instance = %service.ctx.instance, "autoland is serving");
+    } else {
+        tracing::info!(instance = %service.ctx.instance, "autoland worker is running");
+    }
     let shutdown = service.shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -263,27 +263,59 @@ pub async fn start(
     ctx: Arc<Context>,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<Service> {
-    let addr = listener.local_addr()?;
+    start_modules(ctx, Some(listener), true).await
+}
+
+/// Which modules a process runs: `serve` runs the web server, the result watcher, the
+/// trackers and the tree status watcher, and (unless `pushers` is false) the pushers and
+/// the CI runner; `autoland worker` (no listener) runs only the pushers and the CI runner,
+/// joining the others through the shared database.
+pub async fn start_modules(
+    ctx: Arc<Context>,
+    listener: Option<tokio::net::TcpListener>,
+    pushers: bool,
+) -> std::io::Result<Service> {
+    let addr = match &listener {
+        Some(l) => l.local_addr()?,
+        None => SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let front = listener.is_some();
     metrics::init();
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
-    let web_ctx = ctx.clone();
-    let web_shutdown = shutdown.clone();
-    let app = crate::web::router(web_ctx);
-    tasks.spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            web_shutdown.cancelled().await;
+    if let Some(listener) = listener {
+        let web_ctx = ctx.clone();
+        let web_shutdown = shutdown.clone();
+        let app = crate::web::router(web_ctx);
+        tasks.spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+                web_shutdown.cancelled().await;
+            });
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "web server stopped");
+            }
         });
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "web server stopped");
-        }
-    });
+    }
+    if pushers {
+        start_pushers(&mut tasks, &ctx, &shutdown);
+    }
+    if front {
+        start_front(&mut tasks, &ctx, &shutdown);
+    }
+    Ok(Service {
+        addr,
+        shutdown,
+        ctx,
+        tasks,
+    })
+}
 
+fn start_pushers(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &CancellationToken) {
     for slot in 1..=ctx.config.pusher.concurrency {
         let name = format!("pusher-{slot}");
         supervise(
-            &mut tasks,
+            tasks,
             ctx.clone(),
             shutdown.clone(),
             name,
@@ -292,13 +324,16 @@ pub async fn start(
     }
     if ctx.config.repositories.iter().any(|r| r.is_try) {
         supervise(
-            &mut tasks,
+            tasks,
             ctx.clone(),
             shutdown.clone(),
             "ci-runner".to_owned(),
             crate::ci::local::run,
         );
     }
+}
+
+fn start_front(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &CancellationToken) {
     if ctx
         .config
         .repositories
@@ -306,7 +341,7 @@ pub async fn start(
         .any(|r| r.tree_status_url.is_some())
     {
         supervise(
-            &mut tasks,
+            tasks,
             ctx.clone(),
             shutdown.clone(),
             "tree-status".to_owned(),
@@ -316,7 +351,7 @@ pub async fn start(
     if let Some(bugzilla) = &ctx.config.bugzilla {
         if bugzilla.poll {
             supervise(
-                &mut tasks,
+                tasks,
                 ctx.clone(),
                 shutdown.clone(),
                 "bugzilla-poller".to_owned(),
@@ -324,7 +359,7 @@ pub async fn start(
             );
         }
         supervise(
-            &mut tasks,
+            tasks,
             ctx.clone(),
             shutdown.clone(),
             "bugzilla-reporter".to_owned(),
@@ -332,18 +367,12 @@ pub async fn start(
         );
     }
     supervise(
-        &mut tasks,
+        tasks,
         ctx.clone(),
         shutdown.clone(),
         "result-watcher".to_owned(),
         watcher::run,
     );
-    Ok(Service {
-        addr,
-        shutdown,
-        ctx,
-        tasks,
-    })
 }
 
 /// Runs a module until shutdown, restarting it with backoff if it panics (counting the

@@ -42,6 +42,8 @@ pub struct Options {
     pub tree_status_url: Option<String>,
     /// The CI command fails its first run ("flaky infrastructure"), then runs normally.
     pub ci_fails_first: bool,
+    /// Use a PostgreSQL database of its own whatever `AUTOLAND_TEST_DATABASE` says.
+    pub postgres: bool,
     /// hg only: serve both repositories over HTTP (`hg serve` on 127.0.0.1) and point the
     /// configuration at those URLs.
     pub http: bool,
@@ -61,6 +63,7 @@ impl Default for Options {
             bugzilla: None,
             tree_status_url: None,
             ci_fails_first: false,
+            postgres: false,
             http: false,
         }
     }
@@ -124,8 +127,8 @@ pub struct Env {
 
 /// The suites run on SQLite, and on PostgreSQL with `AUTOLAND_TEST_DATABASE=postgres`
 /// (scripts/test.sh runs them both ways): each environment then gets a database of its own.
-fn postgres_database() -> Option<String> {
-    if std::env::var("AUTOLAND_TEST_DATABASE").ok().as_deref() != Some("postgres") {
+fn postgres_database(forced: bool) -> Option<String> {
+    if !forced && std::env::var("AUTOLAND_TEST_DATABASE").ok().as_deref() != Some("postgres") {
         return None;
     }
     let name = format!(
@@ -288,7 +291,7 @@ impl Env {
         } else {
             options.ci_command.clone()
         };
-        let postgres_database = postgres_database();
+        let postgres_database = postgres_database(options.postgres);
         let mut servers = Vec::new();
         let (central_url, try_url) = if options.http && kind == Kind::Hg {
             let (central_server, central_url) = hg_serve(&central);
@@ -764,6 +767,11 @@ service = true
 
     /// Starts `autoland serve` as a separate process (for kill -9 tests).
     pub fn spawn_serve(&self, port: u16) -> Child {
+        self.spawn_autoland(&["serve"], port)
+    }
+
+    /// Runs `autoland <args> --config <this environment's config, listening on port>`.
+    pub fn spawn_autoland(&self, args: &[&str], port: u16) -> Child {
         let text = std::fs::read_to_string(&self.config_path).unwrap();
         let text = text.replace(
             "listen = \"127.0.0.1:0\"",
@@ -772,7 +780,8 @@ service = true
         let path = self.path().join("autoland-process.toml");
         std::fs::write(&path, text).unwrap();
         Command::new(env!("CARGO_BIN_EXE_autoland"))
-            .args(["serve", "--config", path.to_str().unwrap()])
+            .args(args)
+            .args(["--config", path.to_str().unwrap()])
             .stdout(std::fs::File::create(self.path().join("serve.out")).unwrap())
             .stderr(
                 std::fs::File::create(self.path().join(format!("serve-{}.log", rand_suffix())))
