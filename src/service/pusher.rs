@@ -102,12 +102,7 @@ async fn work(ctx: &Context, owner: &str, request: Request) {
         Err(StepError::Transient(message)) => transient(ctx, owner, &request, &message).await,
         Err(StepError::Waiting(message)) => {
             // Say it once, not at every look.
-            let last = ctx
-                .store
-                .events(request.id)
-                .await
-                .ok()
-                .and_then(|e| e.last().cloned());
+            let last = ctx.store.last_event(request.id).await.ok().flatten();
             if last.is_none_or(|e| e.kind != "waiting" || e.detail != message) {
                 let _ = ctx.store.note(request.id, "waiting", owner, &message).await;
             }

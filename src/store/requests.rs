@@ -70,6 +70,18 @@ fn request_from_row(row: &AnyRow) -> Result<Request, StoreError> {
     })
 }
 
+fn event_from_row(row: &AnyRow) -> Result<Event, StoreError> {
+    Ok(Event {
+        id: col(row, "id")?,
+        at: col(row, "at")?,
+        kind: col(row, "kind")?,
+        from_stage: parse_opt_col(row, "from_stage", "events")?,
+        to_stage: parse_opt_col(row, "to_stage", "events")?,
+        actor: col(row, "actor")?,
+        detail: col(row, "detail")?,
+    })
+}
+
 fn destination_from_row(row: &AnyRow) -> Result<Destination, StoreError> {
     Ok(Destination {
         position: col(row, "position")?,
@@ -458,19 +470,19 @@ impl Store {
         .bind(id.0)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Event {
-                    id: col(row, "id")?,
-                    at: col(row, "at")?,
-                    kind: col(row, "kind")?,
-                    from_stage: parse_opt_col(row, "from_stage", "events")?,
-                    to_stage: parse_opt_col(row, "to_stage", "events")?,
-                    actor: col(row, "actor")?,
-                    detail: col(row, "detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// A request's latest event.
+    pub async fn last_event(&self, id: RequestId) -> Result<Option<Event>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, at, kind, from_stage, to_stage, actor, detail FROM events \
+             WHERE request_id = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(event_from_row).transpose()
     }
 
     /// Moves a request from `from` through `transition`: the state machine decides the new

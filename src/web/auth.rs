@@ -8,8 +8,21 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::config::Scope;
+use crate::config::{Scope, TokenEntry};
 use crate::tracker::api::Caller;
+
+/// The configured token whose secret this is (compared by hash, in constant time, every
+/// entry examined).
+pub(super) fn find_token<'a>(state: &'a AppState, secret: &str) -> Option<&'a TokenEntry> {
+    let presented: [u8; 32] = Sha256::digest(secret.trim().as_bytes()).into();
+    let mut found = None;
+    for entry in state.tokens.iter() {
+        if constant_time_eq(&entry.hash, &presented) {
+            found = Some(entry);
+        }
+    }
+    found
+}
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter()
@@ -91,14 +104,7 @@ impl FromRequestParts<AppState> for Caller {
                     "the Authorization header must be `Bearer <token>`".to_owned(),
                 )
             })?;
-        let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let mut found = None;
-        for entry in state.tokens.iter() {
-            if constant_time_eq(&entry.hash, &presented) {
-                found = Some(entry);
-            }
-        }
-        match found {
+        match find_token(state, secret) {
             Some(entry) => Ok(Caller {
                 token: entry.name.clone(),
                 user: entry.user.clone(),

@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
@@ -134,14 +133,7 @@ pub(super) struct LoginForm {
 
 /// Logs an operator in: the token must have scope `operator`.
 pub(super) async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
-    let presented: [u8; 32] = Sha256::digest(form.token.trim().as_bytes()).into();
-    let entry = state.tokens.iter().find(|t| {
-        t.hash
-            .iter()
-            .zip(presented.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-    });
+    let entry = super::auth::find_token(&state, &form.token);
     match entry {
         Some(entry) if entry.scope == crate::config::Scope::Operator => {
             let id = state.sessions.create(&entry.user);
@@ -176,18 +168,9 @@ pub(super) async fn retry(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Redirect, ApiError> {
-    let Some(session) = state.sessions.from_headers(&headers) else {
-        return Err(ApiError::Unauthorized(
-            "log in as an operator first".to_owned(),
-        ));
-    };
-    if !same_token(&session.csrf, &form.csrf) {
-        return Err(ApiError::Forbidden(
-            "the form is stale or forged (CSRF token mismatch)".to_owned(),
-        ));
-    }
+    let operator = form_operator(&state, &headers, &form.csrf)?;
     let id = super::api::parse_id(&id)?;
-    super::api::retry_request(&state, &session.user, id).await?;
+    super::api::retry_request(&state, &operator.user, id).await?;
     Ok(Redirect::to(&format!("/requests/{id}")))
 }
 
