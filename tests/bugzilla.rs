@@ -467,22 +467,25 @@ async fn an_invalid_api_key_degrades_the_bugzilla_modules_without_showing_the_ke
     sim.set_fault(Fault::InvalidKey);
     let env = env_with(&url);
     let running = env.start().await;
-    let deadline = Instant::now() + LIMIT;
-    let poller = loop {
-        let (_, status) = running.api.get("/api/status").await;
-        let poller = status["modules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["module"] == "bugzilla-poller" && m["state"] == "degraded")
-            .cloned();
-        if let Some(poller) = poller {
-            assert!(!status.to_string().contains("autoland-key"), "{status}");
-            break poller;
-        }
-        assert!(Instant::now() < deadline, "poller never degraded: {status}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let degraded = |m: &&Value| m["module"] == "bugzilla-poller" && m["state"] == "degraded";
+    let status = running
+        .api
+        .wait_status(LIMIT, "the poller degrading", |o| {
+            o["modules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| degraded(&m))
+        })
+        .await;
+    assert!(!status.to_string().contains("autoland-key"), "{status}");
+    let poller = status["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(degraded)
+        .unwrap()
+        .clone();
     assert!(
         poller["detail"].as_str().unwrap().contains("API key"),
         "{poller}"

@@ -387,25 +387,18 @@ async fn pausing_the_pushers_holds_requests_and_a_kick_restarts_a_module() {
     assert_eq!(status, 404);
 
     // Supervisors notice within a second; then a new request is not touched.
-    let deadline = std::time::Instant::now() + LIMIT;
-    loop {
-        let (_, overview) = running.api.get("/api/status").await;
-        let paused = overview["modules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["module"].as_str().unwrap().starts_with("pusher-"))
-            .all(|m| m["state"] == "paused");
-        if paused {
-            assert_eq!(overview["verdict"], "DEGRADED", "{overview}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pushers never paused: {overview}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let overview = running
+        .api
+        .wait_status(LIMIT, "pushers pausing", |o| {
+            o["modules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["module"].as_str().unwrap().starts_with("pusher-"))
+                .all(|m| m["state"] == "paused")
+        })
+        .await;
+    assert_eq!(overview["verdict"], "DEGRADED", "{overview}");
     let patches = env.patches(&[Change {
         author: "Alice <alice@example.com>",
         subject: "After the pause",
@@ -434,29 +427,18 @@ async fn pausing_the_pushers_holds_requests_and_a_kick_restarts_a_module() {
         .post("/api/modules/ci-runner/kick", &json!({}))
         .await;
     assert_eq!(status, 200);
-    let deadline = std::time::Instant::now() + LIMIT;
-    loop {
-        let (_, overview) = running.api.get("/api/status").await;
-        let runner = overview["modules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["module"] == "ci-runner")
-            .cloned()
-            .unwrap();
-        if runner["detail"]
-            .as_str()
-            .unwrap()
-            .contains("kicked by op@example.com")
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no kick seen: {runner}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    running
+        .api
+        .wait_status(LIMIT, "the ci-runner kick", |o| {
+            o["modules"].as_array().unwrap().iter().any(|m| {
+                m["module"] == "ci-runner"
+                    && m["detail"]
+                        .as_str()
+                        .unwrap()
+                        .contains("kicked by op@example.com")
+            })
+        })
+        .await;
     let patches = env.patches(&[Change {
         author: "Alice <alice@example.com>",
         subject: "After the kick",
@@ -496,23 +478,16 @@ async fn a_closed_tree_closes_the_repository_until_it_opens() {
     });
     let running = env.start().await;
     // The watcher reads the tree at start: wait until central shows closed.
-    let deadline = std::time::Instant::now() + LIMIT;
-    loop {
-        let (_, overview) = running.api.get("/api/status").await;
-        let closed = overview["repositories"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["name"] == "central" && r["closed"].is_string());
-        if closed {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never closed: {overview}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    running
+        .api
+        .wait_status(LIMIT, "central closing", |o| {
+            o["repositories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == "central" && r["closed"].is_string())
+        })
+        .await;
     let patches = env.patches(&[Change {
         author: "Alice <alice@example.com>",
         subject: "Waits for the tree to open",

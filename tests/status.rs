@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use autoland::service::{self, Context};
 use common::{Change, Env, Options};
@@ -138,20 +138,24 @@ async fn a_module_that_panics_is_restarted_and_the_restart_is_shown() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = service::start(ctx.clone(), listener).await.unwrap();
     let api = common::Api::new(&format!("http://{}", running.addr), &env.token);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let flaky: Value = loop {
-        let (_, status) = api.get("/api/status").await;
-        if let Some(m) = status["modules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["module"] == "flaky" && m["restarts"] == 1 && m["state"] == "running")
-        {
-            break m.clone();
-        }
-        assert!(Instant::now() < deadline, "no restart recorded: {status}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let is_flaky =
+        |m: &&Value| m["module"] == "flaky" && m["restarts"] == 1 && m["state"] == "running";
+    let status = api
+        .wait_status(Duration::from_secs(30), "a recorded restart", |o| {
+            o["modules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| is_flaky(&m))
+        })
+        .await;
+    let flaky = status["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(is_flaky)
+        .unwrap()
+        .clone();
     assert!(panicked.load(Ordering::SeqCst));
     assert_eq!(flaky["state"], "running", "{flaky}");
     let (_, _, html) = page(&api, "/").await;

@@ -886,6 +886,28 @@ impl Api {
         .await
     }
 
+    /// Waits (up to `limit`) until `done(overview)` holds for `GET /api/status`; returns
+    /// that overview. `what` names the awaited condition in the failure message.
+    pub async fn wait_status(
+        &self,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (_, overview) = self.get("/api/status").await;
+            if done(&overview) {
+                return overview;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not happen in {limit:?}: {overview}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until `done(detail)` holds.
     pub async fn wait_for(&self, id: i64, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + limit;
