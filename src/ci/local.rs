@@ -223,7 +223,7 @@ async fn finish(
     {
         Ok(true) => {
             crate::service::metrics::ci_outcome(state.as_str());
-            ctx.wake.watcher.notify_one();
+            ctx.wake(crate::service::cluster::Work::Watcher).await;
             let _ = ctx
                 .store
                 .note(

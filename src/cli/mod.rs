@@ -24,6 +24,37 @@ pub struct Cli {
     command: Command,
 }
 
+/// What differs between processes sharing one configuration file.
+#[derive(Debug, clap::Args)]
+struct LocalOverrides {
+    /// This process's own directory for working copies and CI checkouts (overrides
+    /// `data_dir`; the database stays the configured one).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// This process's name on the status page and in leases (overrides `instance_name`;
+    /// default host:pid).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+}
+
+impl LocalOverrides {
+    fn apply(self, config: &mut Config) -> anyhow::Result<()> {
+        if let Some(dir) = self.data_dir {
+            // Pin the database first: the default SQLite file lives in the data dir.
+            config.database_url = Some(config.database_url());
+            config.data_dir = std::path::absolute(&dir)
+                .with_context(|| format!("bad --data-dir {}", dir.display()))?;
+        }
+        if let Some(name) = self.name {
+            if name.trim().is_empty() || name.chars().any(char::is_control) {
+                bail!("--name must be a non-empty name without control characters");
+            }
+            config.instance_name = Some(name);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every module (web API, pushers, CI runner, result watcher) in this process.
@@ -38,6 +69,8 @@ enum Command {
         /// pushing, through the shared (PostgreSQL) database.
         #[arg(long)]
         no_pushers: bool,
+        #[command(flatten)]
+        local: LocalOverrides,
     },
     /// Run only pushers and the CI runner, joining a `serve` through the shared database
     /// (no web server). Name workers with `instance_name` (default host:pid).
@@ -45,6 +78,8 @@ enum Command {
         /// Configuration file (TOML), with the shared `database_url`.
         #[arg(long, short, env = "AUTOLAND_CONFIG")]
         config: PathBuf,
+        #[command(flatten)]
+        local: LocalOverrides,
     },
     /// Apply the database migrations and exit.
     Migrate {
@@ -210,8 +245,9 @@ pub fn init_logging(cli: &Cli) {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Worker { config } => {
-            let config = Config::load(&config)?;
+        Command::Worker { config, local } => {
+            let mut config = Config::load(&config)?;
+            local.apply(&mut config)?;
             run_modules(config, false, true).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -234,11 +270,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             check,
             no_pushers,
+            local,
         } => {
-            let config = match &config {
+            let mut config = match &config {
                 Some(path) => Config::load(path)?,
                 None => Config::default(),
             };
+            local.apply(&mut config)?;
             if check {
                 println!(
                     "configuration is valid: {} repositories, {} tokens, {} users",

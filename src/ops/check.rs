@@ -503,7 +503,8 @@ fn instance_health<'a>(beat: &'a Heartbeat, now_ms: i64, t: &Thresholds) -> Inst
             ));
         }
         match beat.state.as_str() {
-            "running" => {}
+            // A standby waits to take over a singleton from the leading process.
+            "running" | "standby" => {}
             "degraded" => facts.push(Fact::new(
                 State::Warning,
                 format!("{module} degraded: {}", clip(&beat.detail, 160)),

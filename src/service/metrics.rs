@@ -78,7 +78,7 @@ pub async fn render(ctx: &Context) -> Result<String, StoreError> {
             ("module", module.module.clone()),
             ("host", module.host.clone()),
         ];
-        let up = if module.state == "running" || module.state == "degraded" {
+        let up = if matches!(module.state.as_str(), "running" | "degraded" | "standby") {
             1.0
         } else {
             0.0

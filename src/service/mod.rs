@@ -2,6 +2,7 @@
 //! pipeline), the CI runner, the result watcher and the web server. `serve` starts them all
 //! in one process; each writes a heartbeat; a module that panics is restarted with backoff.
 
+pub mod cluster;
 pub mod metrics;
 pub mod pipeline;
 pub mod pusher;
@@ -38,11 +39,12 @@ pub struct Context {
     pub wake: Wakers,
     /// The Bugzilla client, when Bugzilla is configured.
     pub bugzilla: Option<crate::tracker::bugzilla::client::BugzillaClient>,
+    /// True while this process leads (see [`cluster::lead`]).
+    pub leader: tokio::sync::watch::Sender<bool>,
 }
 
-/// Wake-ups between modules of one process. Polling stays the safety net (and the only
-/// signal between processes until PostgreSQL's NOTIFY is used); these make the embedded
-/// service react without waiting for a poll interval.
+/// Wake-ups of this process's modules (see [`Context::wake`], which also tells the other
+/// processes). Polling stays the safety net.
 #[derive(Debug, Default)]
 pub struct Wakers {
     /// New workable requests (received, try passed).
@@ -77,21 +79,22 @@ impl Context {
         })?;
         // Scratch files (patches, messages) of a process that died are of no use.
         let _ = std::fs::remove_dir_all(config.data_dir.join("tmp"));
-        let bugzilla =
-            match &config.bugzilla {
-                Some(b) => Some(crate::tracker::bugzilla::client_from(b).map_err(|e| {
-                    StoreError::Corrupt {
-                        table: "-",
-                        detail: e.to_string(),
-                    }
-                })?),
-                None => None,
-            };
-        let store = Store::connect(&config.database_url()).await?;
         let instance = config
             .instance_name
             .clone()
             .unwrap_or_else(|| format!("{}:{}", host_name(), std::process::id()));
+        let bugzilla =
+            match &config.bugzilla {
+                Some(b) => Some(crate::tracker::bugzilla::client_from(b, &instance).map_err(
+                    |e| StoreError::Corrupt {
+                        table: "-",
+                        detail: e.to_string(),
+                    },
+                )?),
+                None => None,
+            };
+        let store = Store::connect(&config.database_url()).await?;
+
         Ok(Context {
             copies: WorkingCopies::new(&config),
             permissions: Arc::new(StaticPermissions::from_config(&config)),
@@ -100,6 +103,7 @@ impl Context {
             instance,
             wake: Wakers::default(),
             bugzilla,
+            leader: tokio::sync::watch::Sender::new(false),
         })
     }
 }
@@ -143,13 +147,13 @@ impl Context {
             .await?;
         metrics::stage_left(request.stage.as_str(), spent);
         if Stage::WORKABLE.contains(&to) {
-            self.wake.pushers.notify_one();
+            self.wake(cluster::Work::Pushers).await;
         }
         if queued_ci {
-            self.wake.ci.notify_one();
+            self.wake(cluster::Work::Ci).await;
         }
         if has_reports {
-            self.wake.outbox.notify_one();
+            self.wake(cluster::Work::Outbox).await;
         }
         Ok(to)
     }
@@ -203,6 +207,14 @@ impl ModuleStatus {
         if let Ok(mut inner) = self.inner.lock() {
             inner.state = "degraded".to_owned();
             inner.detail = detail;
+        }
+    }
+
+    /// Waiting to take over from another process (a singleton module).
+    pub fn standby(&self, detail: impl Into<String>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.state = "standby".to_owned();
+            inner.detail = detail.into();
         }
     }
 
@@ -297,6 +309,15 @@ pub async fn start_modules(
             }
         });
     }
+    if ctx.store.backend() == crate::store::Backend::Postgres {
+        supervise(
+            &mut tasks,
+            ctx.clone(),
+            shutdown.clone(),
+            "wake-listener".to_owned(),
+            cluster::listen,
+        );
+    }
     if pushers {
         start_pushers(&mut tasks, &ctx, &shutdown);
     }
@@ -333,7 +354,16 @@ fn start_pushers(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &Cancell
     }
 }
 
+/// The front modules. The tree-status watcher and the Bugzilla poller and reporter are
+/// singletons: with several `serve` processes on one database, only the leader runs them.
 fn start_front(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &CancellationToken) {
+    supervise(
+        tasks,
+        ctx.clone(),
+        shutdown.clone(),
+        "leader".to_owned(),
+        cluster::lead,
+    );
     if ctx
         .config
         .repositories
@@ -345,7 +375,7 @@ fn start_front(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &Cancellat
             ctx.clone(),
             shutdown.clone(),
             "tree-status".to_owned(),
-            treestatus::run,
+            cluster::singleton(treestatus::run),
         );
     }
     if let Some(bugzilla) = &ctx.config.bugzilla {
@@ -355,7 +385,7 @@ fn start_front(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &Cancellat
                 ctx.clone(),
                 shutdown.clone(),
                 "bugzilla-poller".to_owned(),
-                crate::tracker::bugzilla::poller::run,
+                cluster::singleton(crate::tracker::bugzilla::poller::run),
             );
         }
         supervise(
@@ -363,7 +393,7 @@ fn start_front(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &Cancellat
             ctx.clone(),
             shutdown.clone(),
             "bugzilla-reporter".to_owned(),
-            crate::tracker::bugzilla::reporter::run,
+            cluster::singleton(crate::tracker::bugzilla::reporter::run),
         );
     }
     supervise(

@@ -480,6 +480,14 @@ impl Step<'_> {
             }
         }
         self.ensure_open(&repo.name).await?;
+        // Workers in other processes land on this destination one at a time.
+        let wait = self.ctx.config.vcs_timeout().saturating_mul(3);
+        let Some(_destination) = self.ctx.store.lock_destination(&repo.name, wait).await? else {
+            return Err(StepError::Transient(format!(
+                "another worker has been landing on `{}` for {wait:?}; trying again later",
+                repo.name
+            )));
+        };
         let patches = self.ctx.store.patches(request.id).await?;
         let attempts = self.ctx.config.pusher.push_attempts.max(1);
         let mut backoff = Duration::from_millis(self.ctx.config.pusher.push_backoff_ms);

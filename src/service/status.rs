@@ -43,7 +43,8 @@ pub struct ModuleView {
     pub instance: String,
     /// Host.
     pub host: String,
-    /// `running`, `degraded`, `stopped` or `down` (stale heartbeat).
+    /// `running`, `degraded`, `paused`, `standby` (a singleton waiting to take over from
+    /// the leading process), `stopped` or `down` (stale heartbeat).
     pub state: String,
     /// What it is doing or what is wrong.
     pub detail: String,
@@ -132,22 +133,30 @@ fn module_view(beat: Heartbeat, now: i64) -> ModuleView {
 pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
     let now = now_ms();
     let beats = ctx.store.heartbeats().await?;
-    // Instances that stopped and were replaced by a newer one of the same module on the
-    // same host are history, not news: keep the freshest per module and host.
-    let mut freshest: BTreeMap<(String, String), Heartbeat> = BTreeMap::new();
+    // Every live instance of a module is shown (workers on one host each have their
+    // pushers). Instances that stopped or went silent are history when a live instance
+    // of the same module runs on the same host (a restart has a new pid); with none, the
+    // freshest of them is shown, as down.
+    let mut by_module_host: BTreeMap<(String, String), Vec<Heartbeat>> = BTreeMap::new();
     for beat in beats {
-        let key = (beat.module.clone(), beat.host.clone());
-        match freshest.get(&key) {
-            Some(existing) if existing.beat_at >= beat.beat_at => {}
-            _ => {
-                freshest.insert(key, beat);
+        by_module_host
+            .entry((beat.module.clone(), beat.host.clone()))
+            .or_default()
+            .push(beat);
+    }
+    let mut modules: Vec<ModuleView> = Vec::new();
+    for (_, beats) in by_module_host {
+        let (live, gone): (Vec<Heartbeat>, Vec<Heartbeat>) = beats
+            .into_iter()
+            .partition(|b| b.state != "stopped" && now - b.beat_at <= STALE_AFTER_MS);
+        if live.is_empty() {
+            if let Some(freshest) = gone.into_iter().max_by_key(|b| b.beat_at) {
+                modules.push(module_view(freshest, now));
             }
+        } else {
+            modules.extend(live.into_iter().map(|b| module_view(b, now)));
         }
     }
-    let modules: Vec<ModuleView> = freshest
-        .into_values()
-        .map(|b| module_view(b, now))
-        .collect();
     let down: Vec<&str> = modules
         .iter()
         .filter(|m| m.state == "down" || m.state == "stopped")

@@ -108,7 +108,7 @@ async fn check(ctx: &Context, http: &reqwest::Client, repo: &str, url: &str) -> 
             let _ = store
                 .record_action(ACTOR, "reopen", repo, "the tree is open")
                 .await;
-            ctx.wake.pushers.notify_one();
+            ctx.wake(crate::service::cluster::Work::Pushers).await;
             tracing::info!(repository = %repo, "tree open");
         }
         _ => {}

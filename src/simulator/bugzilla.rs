@@ -125,6 +125,8 @@ pub struct LoggedRequest {
     /// Where the API key the request ran with came from: "header", "param", "body" or
     /// "none" (anonymous; on 5.2 a key sent only in the header counts as "none").
     pub auth: &'static str,
+    /// The User-Agent header ("" when absent).
+    pub user_agent: String,
 }
 
 impl Simulator {

@@ -133,19 +133,19 @@ impl Store {
         owner: &str,
         lease_ms: i64,
     ) -> Result<Option<CiRun>, StoreError> {
-        let now = now_ms();
         let row = sqlx::query(&format!(
-            "UPDATE ci_runs SET state = 'running', lease_owner = $1, lease_until = $2, \
+            "UPDATE ci_runs SET state = 'running', lease_owner = $1, lease_until = {now} + $2, \
              attempts = attempts + 1, started_at = $3 \
              WHERE id = (SELECT id FROM ci_runs WHERE state = 'queued' \
-                            OR (state = 'running' AND lease_until < $3) ORDER BY id LIMIT 1{skip}) \
-             AND (state = 'queued' OR (state = 'running' AND lease_until < $3)) \
+                            OR (state = 'running' AND lease_until < {now}) ORDER BY id LIMIT 1{skip}) \
+             AND (state = 'queued' OR (state = 'running' AND lease_until < {now})) \
              RETURNING {RUN_COLUMNS}",
-            skip = self.skip_locked()
+            skip = self.skip_locked(),
+            now = self.now_sql(),
         ))
         .bind(owner)
-        .bind(now + lease_ms)
-        .bind(now)
+        .bind(lease_ms)
+        .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(run_from_row).transpose()
@@ -158,11 +158,12 @@ impl Store {
         owner: &str,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE ci_runs SET lease_until = $1 \
+        let done = sqlx::query(&format!(
+            "UPDATE ci_runs SET lease_until = {} + $1 \
              WHERE id = $2 AND lease_owner = $3 AND state = 'running'",
-        )
-        .bind(now_ms() + lease_ms)
+            self.now_sql()
+        ))
+        .bind(lease_ms)
         .bind(run_id)
         .bind(owner)
         .execute(&self.pool)

@@ -5,6 +5,7 @@
 //! migrations folders and the connection set-up below.
 
 mod ci;
+mod coordination;
 mod heartbeats;
 mod outbox;
 mod repositories;
@@ -17,6 +18,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use ci::{CiRun, CiState, NewCiRun};
+pub use coordination::{DestinationLock, Leadership, WakeListener};
 pub use heartbeats::Heartbeat;
 pub use outbox::{NewReport, OutboxItem, ReportKind};
 pub use repositories::{ClosedRepository, ModuleControl, OperatorAction};
@@ -74,6 +76,18 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Kept for the connections that must not come from the pool (LISTEN, leadership).
+    url: SecretUrl,
+}
+
+/// A database URL that may hold a password: never printed as is.
+#[derive(Clone)]
+struct SecretUrl(std::sync::Arc<str>);
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
 }
 
 /// Milliseconds since the epoch, the only time format the store uses.
@@ -131,7 +145,11 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            url: SecretUrl(url.into()),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -152,6 +170,16 @@ impl Store {
         match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// The database's clock in milliseconds since the epoch, as SQL. Leases and retry
+    /// times are written and compared with it, so processes on hosts whose clocks
+    /// disagree still agree on when a lease has expired.
+    fn now_sql(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
         }
     }
 

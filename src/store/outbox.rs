@@ -109,7 +109,7 @@ pub(super) async fn insert_reports(
     for report in reports {
         sqlx::query(
             "INSERT INTO outbox (request_id, bug, kind, body, created_at, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
+             VALUES ($1, $2, $3, $4, $5, 0)",
         )
         .bind(id.0)
         .bind(report.bug)

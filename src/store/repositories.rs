@@ -82,11 +82,12 @@ impl Store {
         owner: &str,
         delay_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE requests SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1 \
-             WHERE id = $2 AND lease_owner = $3",
-        )
-        .bind(now_ms() + delay_ms)
+        sqlx::query(&format!(
+            "UPDATE requests SET lease_owner = NULL, lease_until = NULL, \
+             next_attempt_at = {} + $1 WHERE id = $2 AND lease_owner = $3",
+            self.now_sql()
+        ))
+        .bind(delay_ms)
         .bind(id.0)
         .bind(owner)
         .execute(&self.pool)

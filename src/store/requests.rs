@@ -205,7 +205,7 @@ impl Store {
         let row = sqlx::query(
             "INSERT INTO requests (uid, source, bug, requester, try_repo, base_repo, try_syntax, \
              stage, attempts, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $9) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $9, $9) RETURNING id",
         )
         .bind(random_uid())
         .bind(&new.source)
@@ -507,7 +507,7 @@ impl Store {
         // The compare-and-set on the stage is the first statement, so SQLite takes the
         // write lock before anything is read.
         let updated = sqlx::query(
-            "UPDATE requests SET stage = $1, updated_at = $2, attempts = 0, next_attempt_at = $2, \
+            "UPDATE requests SET stage = $1, updated_at = $2, attempts = 0, next_attempt_at = 0, \
              failure = COALESCE($3, failure), failure_detail = COALESCE($4, failure_detail), \
              try_revision = COALESCE($5, try_revision), try_base = COALESCE($8, try_base) \
              WHERE id = $6 AND stage = $7",
@@ -590,25 +590,24 @@ impl Store {
         owner: &str,
         lease_ms: i64,
     ) -> Result<Option<Request>, StoreError> {
-        let now = now_ms();
         let stages = Stage::WORKABLE
             .iter()
             .map(|s| format!("'{}'", s.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
         let row = sqlx::query(&format!(
-            "UPDATE requests SET lease_owner = $1, lease_until = $2 \
+            "UPDATE requests SET lease_owner = $1, lease_until = {now} + $2 \
              WHERE id = (SELECT id FROM requests WHERE stage IN ({stages}) \
-                         AND next_attempt_at <= $3 \
-                         AND (lease_until IS NULL OR lease_until < $3) \
+                         AND next_attempt_at <= {now} \
+                         AND (lease_until IS NULL OR lease_until < {now}) \
                          ORDER BY id LIMIT 1{skip}) \
-             AND (lease_until IS NULL OR lease_until < $3) \
+             AND (lease_until IS NULL OR lease_until < {now}) \
              RETURNING {REQUEST_COLUMNS}, lease_owner",
-            skip = self.skip_locked()
+            skip = self.skip_locked(),
+            now = self.now_sql(),
         ))
         .bind(owner)
-        .bind(now + lease_ms)
-        .bind(now)
+        .bind(lease_ms)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -624,13 +623,15 @@ impl Store {
         owner: &str,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE requests SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
-                .bind(now_ms() + lease_ms)
-                .bind(id.0)
-                .bind(owner)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(&format!(
+            "UPDATE requests SET lease_until = {} + $1 WHERE id = $2 AND lease_owner = $3",
+            self.now_sql()
+        ))
+        .bind(lease_ms)
+        .bind(id.0)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -642,18 +643,18 @@ impl Store {
         owner: &str,
         retry_after_ms: Option<i64>,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let (bump, next) = match retry_after_ms {
-            Some(delay) => (1_i64, now + delay),
-            None => (0, now),
+        let (bump, delay) = match retry_after_ms {
+            Some(delay) => (1_i64, delay),
+            None => (0, 0),
         };
-        sqlx::query(
+        sqlx::query(&format!(
             "UPDATE requests SET lease_owner = NULL, lease_until = NULL, \
-             attempts = attempts + $1, next_attempt_at = $2 \
+             attempts = attempts + $1, next_attempt_at = {} + $2 \
              WHERE id = $3 AND lease_owner = $4",
-        )
+            self.now_sql()
+        ))
         .bind(bump)
-        .bind(next)
+        .bind(delay)
         .bind(id.0)
         .bind(owner)
         .execute(&self.pool)

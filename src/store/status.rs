@@ -50,7 +50,11 @@ impl Store {
             }
             Backend::Postgres => options.connect(&url).await?,
         };
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            url: super::SecretUrl(url.as_str().into()),
+        })
     }
 
     /// When the oldest request not yet finished (not landed, failed or cancelled) was

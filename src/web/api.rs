@@ -54,7 +54,7 @@ pub(super) async fn create(
         validate(&state.ctx.config, &submit, &caller).map_err(|e| ApiError::BadRequest(e.0))?;
     let actor = format!("api:{} ({})", caller.user, caller.token);
     let id = state.ctx.store.insert_request(&new, &actor, &[]).await?;
-    state.ctx.wake.pushers.notify_one();
+    state.ctx.wake(crate::service::cluster::Work::Pushers).await;
     tracing::info!(request = %id, requester = %new.requester, "request received through the API");
     Ok((
         StatusCode::CREATED,
@@ -83,7 +83,7 @@ pub(super) async fn create_for_bug(
     }
     let actor = format!("api:{} ({})", caller.user, caller.token);
     let id = state.ctx.store.insert_request(&new, &actor, &[]).await?;
-    state.ctx.wake.pushers.notify_one();
+    state.ctx.wake(crate::service::cluster::Work::Pushers).await;
     tracing::info!(request = %id, bug = submit.bug, "bug request received through the API");
     Ok((
         StatusCode::CREATED,
@@ -357,7 +357,7 @@ pub(super) async fn set_closed(
         )
         .await?;
     if !closed {
-        state.ctx.wake.pushers.notify_one();
+        state.ctx.wake(crate::service::cluster::Work::Pushers).await;
     }
     Ok(Json(
         json!({ "repository": name, "closed": closed, "reason": reason, "by": caller.user }),

@@ -387,6 +387,11 @@ pub(super) async fn serve(
             query: redact_query(&raw_query),
             status,
             auth,
+            user_agent: headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
         });
     };
     let Some(path_info) = rest_path(&path).map(percent_decode) else {

@@ -232,11 +232,16 @@ impl BugzillaClient {
         api_key: &str,
         auth: AuthMode,
         timeout: Duration,
+        instance: &str,
     ) -> Result<BugzillaClient, BugzillaError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("autoland/", env!("CARGO_PKG_VERSION")))
+            // Names the process, so a Bugzilla admin can tell several apart.
+            .user_agent(format!(
+                "autoland/{} ({instance})",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .map_err(|e| BugzillaError::Transport(e.without_url().to_string()))?;
         Ok(BugzillaClient {
@@ -594,6 +599,7 @@ mod tests {
             "sekrit-key",
             AuthMode::Param,
             Duration::from_secs(1),
+            "test:1",
         )
         .unwrap();
         assert!(!format!("{client:?}").contains("sekrit"));

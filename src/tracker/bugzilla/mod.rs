@@ -15,12 +15,14 @@ use crate::config::{BugzillaConfig, ConfigError};
 use client::BugzillaClient;
 
 /// A client for the configured Bugzilla.
-pub fn client_from(config: &BugzillaConfig) -> Result<BugzillaClient, ConfigError> {
+/// `instance` names this process in the User-Agent.
+pub fn client_from(config: &BugzillaConfig, instance: &str) -> Result<BugzillaClient, ConfigError> {
     BugzillaClient::new(
         &config.url,
         &config.api_key()?,
         config.auth,
         Duration::from_secs(config.timeout_seconds),
+        instance,
     )
     .map_err(|e| ConfigError::Invalid(format!("bugzilla: {e}")))
 }

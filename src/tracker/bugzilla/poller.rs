@@ -117,8 +117,8 @@ pub async fn poll_once(
             .map_err(|e| BugzillaError::Transport(format!("database: {e}")))?;
     }
     if outcome.claimed + outcome.refused > 0 {
-        ctx.wake.pushers.notify_one();
-        ctx.wake.outbox.notify_one();
+        ctx.wake(crate::service::cluster::Work::Pushers).await;
+        ctx.wake(crate::service::cluster::Work::Outbox).await;
     }
     Ok(outcome)
 }

@@ -1,0 +1,282 @@
+//! How the processes of one installation work together through their shared database:
+//! wake-ups between processes (PostgreSQL LISTEN/NOTIFY) and leadership of the singleton
+//! modules (the Bugzilla poller and reporter, the tree-status watcher), which must run in
+//! exactly one `serve` process at a time.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Context, ModuleStatus};
+
+/// Which module has new work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// A workable request (new, retried, try passed, repository reopened).
+    Pushers,
+    /// A queued CI run.
+    Ci,
+    /// A finished CI run.
+    Watcher,
+    /// Reports for the tracker.
+    Outbox,
+}
+
+impl Work {
+    const ALL: [Work; 4] = [Work::Pushers, Work::Ci, Work::Watcher, Work::Outbox];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Work::Pushers => "pushers",
+            Work::Ci => "ci",
+            Work::Watcher => "watcher",
+            Work::Outbox => "outbox",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Work> {
+        Work::ALL.into_iter().find(|w| w.as_str() == text)
+    }
+}
+
+impl fmt::Display for Work {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Context {
+    /// Wakes the modules that now have `work`: this process's at once, the other
+    /// processes' through the database. A lost wake-up costs at most a poll interval.
+    pub async fn wake(&self, work: Work) {
+        self.wake_here(work);
+        if let Err(e) = self
+            .store
+            .notify(&format!("{work} {}", self.instance))
+            .await
+        {
+            tracing::debug!(error = %e, %work, "cannot notify other processes");
+        }
+    }
+
+    fn wake_here(&self, work: Work) {
+        match work {
+            Work::Pushers => self.wake.pushers.notify_one(),
+            Work::Ci => self.wake.ci.notify_one(),
+            Work::Watcher => self.wake.watcher.notify_one(),
+            Work::Outbox => self.wake.outbox.notify_one(),
+        }
+    }
+
+    /// Whether this process currently leads (runs the singleton modules).
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+}
+
+/// The `wake-listener` module (PostgreSQL only): turns other processes' NOTIFYs into
+/// wake-ups of this process's modules.
+pub async fn listen(ctx: Arc<Context>, status: ModuleStatus, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let listener = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            listener = ctx.store.listen() => listener,
+        };
+        let mut listener = match listener {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return,
+            Err(e) => {
+                status.error(format!(
+                    "cannot listen for wake-ups (polling meanwhile): {e}"
+                ));
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(200);
+        status.set("listening");
+        // Whatever was sent before we listened may have been missed.
+        wake_everything(&ctx);
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                next = listener.next() => next,
+            };
+            match next {
+                Ok(Some(payload)) => {
+                    let (work, sender) = payload.split_once(' ').unwrap_or((&payload, ""));
+                    if sender == ctx.instance {
+                        continue;
+                    }
+                    if let Some(work) = Work::parse(work) {
+                        ctx.wake_here(work);
+                    }
+                }
+                Ok(None) => {
+                    // Reconnected: wake-ups sent meanwhile are lost.
+                    status.set("listening (reconnected)");
+                    wake_everything(&ctx);
+                }
+                Err(e) => {
+                    status.error(format!(
+                        "lost the wake-up connection (polling meanwhile): {e}"
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn wake_everything(ctx: &Context) {
+    for work in Work::ALL {
+        ctx.wake_here(work);
+    }
+}
+
+/// How often a standby process tries to take the lead, and the leader checks it still
+/// holds it.
+const LEADERSHIP_POLL: Duration = Duration::from_secs(1);
+
+/// The `leader` module of `serve`: takes the leadership lock when it is free and holds
+/// it, publishing the state in `ctx.leader`; steps down when its connection breaks.
+pub async fn lead(ctx: Arc<Context>, status: ModuleStatus, shutdown: CancellationToken) {
+    // Whatever happens to this module, the singletons must stop if it stops.
+    let _step_down = StepDown(ctx.clone());
+    loop {
+        let mut lock = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            lock = ctx.store.leadership() => match lock {
+                Ok(lock) => lock,
+                Err(e) => {
+                    status.error(format!("cannot reach the database to lead: {e}"));
+                    if !pause(&shutdown).await { return; }
+                    continue;
+                }
+            },
+        };
+        // Standby until the lock is free.
+        let acquired = loop {
+            match lock.try_acquire().await {
+                Ok(true) => break true,
+                Ok(false) => {
+                    status.standby("another process leads; this one takes over if it stops")
+                }
+                Err(e) => {
+                    status.error(format!("lost the leadership connection: {e}"));
+                    break false;
+                }
+            }
+            if !pause(&shutdown).await {
+                lock.release().await;
+                return;
+            }
+        };
+        if !acquired {
+            lock.release().await;
+            if !pause(&shutdown).await {
+                return;
+            }
+            continue;
+        }
+        if !matches!(lock.still_held().await, Ok(true)) {
+            continue;
+        }
+        tracing::info!(instance = %ctx.instance, "this process now leads");
+        status.set("leading: runs the singleton modules of this installation");
+        ctx.leader.send_replace(true);
+        // Lead until the connection breaks or shutdown.
+        loop {
+            if !pause(&shutdown).await {
+                ctx.leader.send_replace(false);
+                lock.release().await;
+                return;
+            }
+            match tokio::time::timeout(LEADERSHIP_POLL * 3, lock.still_held()).await {
+                Ok(Ok(true)) => {}
+                outcome => {
+                    ctx.leader.send_replace(false);
+                    let why = match outcome {
+                        Ok(Ok(_)) => "the lock is gone".to_owned(),
+                        Ok(Err(e)) => e.to_string(),
+                        Err(_) => "the database did not answer".to_owned(),
+                    };
+                    tracing::warn!(%why, "stepping down as leader");
+                    status.error(format!("stepped down: {why}"));
+                    lock.release().await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Waits one leadership poll; false on shutdown.
+async fn pause(shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(LEADERSHIP_POLL) => true,
+    }
+}
+
+struct StepDown(Arc<Context>);
+
+impl Drop for StepDown {
+    fn drop(&mut self) {
+        self.0.leader.send_replace(false);
+    }
+}
+
+/// Runs `module` only while this process leads; meanwhile the module reports `standby`.
+pub fn singleton<F, Fut>(
+    module: F,
+) -> impl Fn(
+    Arc<Context>,
+    ModuleStatus,
+    CancellationToken,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
++ Send
++ 'static
+where
+    F: Fn(Arc<Context>, ModuleStatus, CancellationToken) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let module = Arc::new(module);
+    move |ctx, status, shutdown| {
+        let module = module.clone();
+        Box::pin(async move {
+            let mut leader = ctx.leader.subscribe();
+            loop {
+                let leads = *leader.borrow_and_update();
+                if !leads {
+                    status.standby("another process leads; this one takes over if it stops");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        changed = async { leader.wait_for(|leads| *leads).await.map(|_| ()) } => {
+                            if changed.is_err() { return; }
+                        }
+                    }
+                }
+                let token = shutdown.child_token();
+                let run = module(ctx.clone(), status.clone(), token.clone());
+                tokio::pin!(run);
+                tokio::select! {
+                    () = &mut run => return,
+                    _ = async { leader.wait_for(|leads| !*leads).await.map(|_| ()) } => {
+                        tracing::info!("no longer leader: stopping a singleton module");
+                        token.cancel();
+                        run.await;
+                    }
+                }
+            }
+        })
+    }
+}
