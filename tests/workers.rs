@@ -1,9 +1,11 @@
 //! Several processes on one PostgreSQL database: `autoland serve --no-pushers` takes the
-//! requests, an `autoland worker` (no web server) lands them; `autoland migrate` prepares
-//! the database.
+//! requests, `autoland worker` processes (no web server) land them; `autoland migrate`
+//! prepares the database. A trigger the processes know nothing of logs every change of a
+//! lease's holder, so a request held by two workers at once would show.
 
 mod common;
 
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -84,5 +86,362 @@ async fn a_worker_process_lands_what_a_serve_without_pushers_accepted() {
         "{actors:?}"
     );
     drop(worker);
+    drop(serve);
+}
+
+/// Three more central/try pairs next to the environment's own, so requests spread over
+/// four destination repositories (central, central2..4; try, try2..4).
+fn add_repositories(env: &Env) -> Vec<(String, String, PathBuf)> {
+    let mut repos = vec![("try".to_owned(), "central".to_owned(), env.central.clone())];
+    let mut extra = String::new();
+    for k in 2..=4 {
+        let central = env.path().join(format!("central{k}.git"));
+        let try_repo = env.path().join(format!("try{k}.git"));
+        common::git(
+            env.path(),
+            &[
+                "clone",
+                "--quiet",
+                "--bare",
+                env.central.to_str().unwrap(),
+                central.to_str().unwrap(),
+            ],
+        );
+        std::fs::create_dir_all(&try_repo).unwrap();
+        common::git(
+            &try_repo,
+            &["init", "--quiet", "--bare", "--initial-branch=main"],
+        );
+        extra.push_str(&format!(
+            "\n[[repositories]]\nname = \"central{k}\"\nkind = \"git\"\npull_url = \"{}\"\n\
+             level = \"scm_level_3\"\ntry_repo = \"try{k}\"\n\n[[repositories]]\nname = \"try{k}\"\nkind = \"git\"\n\
+             pull_url = \"{}\"\nlevel = \"scm_level_1\"\ntry = true\nbase = \"central{k}\"\n\
+             ci_command = \"true\"\nci_timeout_seconds = 60\n",
+            central.display(),
+            try_repo.display()
+        ));
+        repos.push((format!("try{k}"), format!("central{k}"), central));
+    }
+    let text = std::fs::read_to_string(&env.config_path).unwrap();
+    // With several try repositories, each central names its own.
+    let mut text = text.replacen(
+        "name = \"central\"\n",
+        "name = \"central\"\ntry_repo = \"try\"\n",
+        1,
+    );
+    text.push_str(&extra);
+    std::fs::write(&env.config_path, text).unwrap();
+    repos
+}
+
+fn database_url(env: &Env) -> String {
+    format!(
+        "postgres://postgres@127.0.0.1:5432/{}",
+        env.postgres_database.as_ref().expect("a PostgreSQL environment")
+    )
+}
+
+/// Prepares the database and records, with a trigger, every change of a lease's owner:
+/// who took it, when (database clock), and whose live or expired lease it replaced. The
+/// processes under test know nothing of it.
+async fn observed_database(env: &Env) -> sqlx::PgPool {
+    let migrate = Command::new(env!("CARGO_BIN_EXE_autoland"))
+        .args(["migrate", "--config", env.config_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let db = sqlx::PgPool::connect(&database_url(env)).await.unwrap();
+    for statement in [
+        "CREATE TABLE claim_log (tbl TEXT NOT NULL, row_id BIGINT NOT NULL, owner TEXT NOT NULL, \
+         at_ms BIGINT NOT NULL, prev_owner TEXT, prev_until BIGINT)",
+        "CREATE FUNCTION log_claim() RETURNS trigger AS $$ BEGIN \
+           IF NEW.lease_owner IS NOT NULL AND NEW.lease_owner IS DISTINCT FROM OLD.lease_owner THEN \
+             INSERT INTO claim_log VALUES (TG_TABLE_NAME, NEW.id, NEW.lease_owner, \
+               CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT), \
+               OLD.lease_owner, OLD.lease_until); \
+           END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER log_request_claims AFTER UPDATE ON requests \
+         FOR EACH ROW EXECUTE FUNCTION log_claim()",
+        "CREATE TRIGGER log_ci_claims AFTER UPDATE ON ci_runs \
+         FOR EACH ROW EXECUTE FUNCTION log_claim()",
+    ] {
+        sqlx::query(statement).execute(&db).await.unwrap();
+    }
+    db
+}
+
+/// One patch per request, each adding its own file, made before anything runs.
+fn patches_for(env: &Env, n: usize) -> Vec<String> {
+    let files: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("src/request-{i}.txt"), format!("request {i}\n")))
+        .collect();
+    let subjects: Vec<String> = (0..n).map(|i| format!("Request {i}")).collect();
+    (0..n)
+        .map(|i| {
+            env.patches(&[Change {
+                author: "Alice <alice@example.com>",
+                subject: &subjects[i],
+                files: &[(files[i].0.as_str(), files[i].1.as_str())],
+            }])
+            .remove(0)
+        })
+        .collect()
+}
+
+fn spawn_worker(env: &Env, name: &str) -> Killed {
+    let data = env.path().join(format!("data-{name}"));
+    Killed(env.spawn_autoland(
+        &[
+            "worker",
+            "--name",
+            name,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        free_port(),
+    ))
+}
+
+/// Waits until every request is finished; returns (id, uid, stage, destination) rows.
+async fn wait_all_finished(
+    db: &sqlx::PgPool,
+    n: i64,
+    limit: Duration,
+) -> Vec<(i64, String, String, String)> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM requests WHERE stage IN ('landed', 'failed', 'cancelled')",
+        )
+        .fetch_one(db)
+        .await
+        .unwrap();
+        if done == n {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {done} of {n} requests finished in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sqlx::query_as(
+        "SELECT r.id, r.uid, r.stage, d.repo FROM requests r \
+         JOIN request_destinations d ON d.request_id = r.id ORDER BY r.id",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+/// Every request landed, its commit exists exactly once on its destination, its try push
+/// is on its own ref, and each destination holds exactly the commits landed on it.
+fn assert_landed_exactly_once(
+    env: &Env,
+    repos: &[(String, String, PathBuf)],
+    rows: &[(i64, String, String, String)],
+) {
+    let failed: Vec<_> = rows.iter().filter(|r| r.2 != "landed").collect();
+    assert!(failed.is_empty(), "not landed: {failed:?}");
+    for (try_name, central_name, central) in repos {
+        let try_path = env.path().join(format!("{try_name}.git"));
+        let mine: Vec<_> = rows.iter().filter(|r| &r.3 == central_name).collect();
+        for (id, uid, _, _) in &mine {
+            assert_eq!(
+                env.commits_with_trailer(central, uid),
+                1,
+                "request {id} on {central_name}"
+            );
+            // On try, each request has its own ref, whose tip carries its trailer.
+            let tip = common::git(
+                &try_path,
+                &["log", "-1", "--format=%B", &format!("refs/heads/autoland/{uid}")],
+            );
+            assert!(
+                tip.contains(&format!("Autoland-Request: {uid}")),
+                "request {id} on {try_name}: {tip}"
+            );
+        }
+        assert_eq!(
+            env.refs(&try_path).len(),
+            mine.len(),
+            "{try_name}: one ref per request"
+        );
+        let count = common::git(central, &["rev-list", "--count", "main"]);
+        assert_eq!(
+            count.trim().parse::<usize>().unwrap(),
+            mine.len() + 1,
+            "{central_name}: the import plus one commit per request"
+        );
+    }
+}
+
+/// Claims that replaced a lease that had not expired: two holders at once.
+async fn live_steals(db: &sqlx::PgPool) -> Vec<(String, i64, String, String)> {
+    sqlx::query_as(
+        "SELECT tbl, row_id, owner, prev_owner FROM claim_log \
+         WHERE prev_owner IS NOT NULL AND prev_until > at_ms",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_land_200_requests_over_4_repositories_exactly_once() {
+    const N: usize = 200;
+    let env = Env::new(Options {
+        postgres: true,
+        ci_command: "true".to_owned(),
+        // Long enough that no lease expires under load: any reclaim would be a bug here.
+        lease_seconds: 60,
+        ..Options::default()
+    });
+    let repos = add_repositories(&env);
+    let db = observed_database(&env).await;
+    let patches = patches_for(&env, N);
+
+    let port = free_port();
+    let serve = Killed(env.spawn_autoland(&["serve", "--no-pushers"], port));
+    let workers: Vec<Killed> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|name| spawn_worker(&env, name))
+        .collect();
+    let base = format!("http://127.0.0.1:{port}");
+    env.wait_serving(&base, Duration::from_secs(30)).await;
+    let api = Api::new(&base, &env.token);
+    for (i, patch) in patches.iter().enumerate() {
+        let (try_name, central_name, _) = &repos[i % repos.len()];
+        api.submit(
+            std::slice::from_ref(patch),
+            &[try_name.as_str(), central_name.as_str()],
+            json!({}),
+        )
+        .await;
+    }
+    let rows = wait_all_finished(&db, N as i64, Duration::from_secs(600)).await;
+    assert_landed_exactly_once(&env, &repos, &rows);
+
+    assert_eq!(live_steals(&db).await, vec![], "a lease was taken while held");
+    let reclaims: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM claim_log WHERE prev_owner IS NOT NULL")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(reclaims, 0, "nobody died, so no lease had to be reclaimed");
+    // Workers took turns on each destination: none had a push refused because another
+    // worker pushed first.
+    let refused: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE kind = 'push_retry'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(refused, 0, "pushes to one destination interleaved");
+    // The work was shared: every worker claimed requests.
+    let claimers: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT split_part(owner, '/', 1) FROM claim_log WHERE tbl = 'requests' ORDER BY 1",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(claimers, ["w1", "w2", "w3"]);
+    // The workers are on the status page.
+    let (_, status) = api.get("/api/status").await;
+    for name in ["w1", "w2", "w3"] {
+        assert!(
+            status["modules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["instance"] == name && m["module"] == "pusher-1"),
+            "{name} missing from {status:#}"
+        );
+    }
+    db.close().await;
+    drop(workers);
+    drop(serve);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_requests_are_reclaimed_and_land_exactly_once() {
+    const N: usize = 60;
+    let env = Env::new(Options {
+        postgres: true,
+        ci_command: "sleep 0.2".to_owned(),
+        lease_seconds: 3,
+        ..Options::default()
+    });
+    let repos = add_repositories(&env);
+    let db = observed_database(&env).await;
+    let patches = patches_for(&env, N);
+
+    let port = free_port();
+    let serve = Killed(env.spawn_autoland(&["serve", "--no-pushers"], port));
+    let mut victim = spawn_worker(&env, "victim");
+    let others: Vec<Killed> = ["w2", "w3"]
+        .iter()
+        .map(|name| spawn_worker(&env, name))
+        .collect();
+    let base = format!("http://127.0.0.1:{port}");
+    env.wait_serving(&base, Duration::from_secs(30)).await;
+    let api = Api::new(&base, &env.token);
+    for (i, patch) in patches.iter().enumerate() {
+        let (try_name, central_name, _) = &repos[i % repos.len()];
+        api.submit(
+            std::slice::from_ref(patch),
+            &[try_name.as_str(), central_name.as_str()],
+            json!({}),
+        )
+        .await;
+    }
+
+    // Kill the victim while it holds a request, after some landings.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let held = loop {
+        let (landed, held): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM requests WHERE stage = 'landed'), \
+                    (SELECT count(*) FROM requests WHERE lease_owner LIKE 'victim/%')",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        if landed >= 5 && held > 0 {
+            break held;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the victim never held a request (landed {landed})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    victim.0.kill().unwrap(); // SIGKILL
+    victim.0.wait().unwrap();
+    let killed_at = autoland::store::now_ms();
+
+    let rows = wait_all_finished(&db, N as i64, Duration::from_secs(300)).await;
+    assert_landed_exactly_once(&env, &repos, &rows);
+    assert_eq!(live_steals(&db).await, vec![], "a lease was taken while held");
+    let reclaimed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM claim_log WHERE tbl = 'requests' AND prev_owner LIKE 'victim/%'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(
+        reclaimed >= held,
+        "the victim held {held} request(s) at its death; {reclaimed} reclaimed"
+    );
+    let after_death: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE actor LIKE 'victim/%' AND at > $1")
+            .bind(killed_at)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(after_death, 0, "a dead worker wrote events");
+    db.close().await;
+    drop(others);
     drop(serve);
 }

@@ -777,7 +777,8 @@ service = true
             "listen = \"127.0.0.1:0\"",
             &format!("listen = \"127.0.0.1:{port}\""),
         );
-        let path = self.path().join("autoland-process.toml");
+        // One file per process: several may start at once.
+        let path = self.path().join(format!("autoland-process-{port}.toml"));
         std::fs::write(&path, text).unwrap();
         Command::new(env!("CARGO_BIN_EXE_autoland"))
             .args(args)
@@ -789,6 +790,48 @@ service = true
             )
             .spawn()
             .expect("autoland binary starts")
+    }
+}
+
+impl Env {
+    /// The stderr of every process `spawn_autoland` started, for failure messages.
+    pub fn process_logs(&self) -> String {
+        let mut logs = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.path()) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("serve-") && name.ends_with(".log") {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                    logs.push_str(&format!("--- {name} (last lines)\n"));
+                    for line in tail.into_iter().rev() {
+                        logs.push_str(line);
+                        logs.push('\n');
+                    }
+                }
+            }
+        }
+        logs
+    }
+
+    /// Waits until the `autoland serve` at `base` answers, showing the processes' logs if
+    /// it does not.
+    pub async fn wait_serving(&self, base: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server at {base} not healthy after {limit:?}:\n{}",
+                self.process_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
