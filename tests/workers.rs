@@ -137,7 +137,9 @@ fn add_repositories(env: &Env) -> Vec<(String, String, PathBuf)> {
 fn database_url(env: &Env) -> String {
     format!(
         "postgres://postgres@127.0.0.1:5432/{}",
-        env.postgres_database.as_ref().expect("a PostgreSQL environment")
+        env.postgres_database
+            .as_ref()
+            .expect("a PostgreSQL environment")
     )
 }
 
@@ -259,7 +261,12 @@ fn assert_landed_exactly_once(
             // On try, each request has its own ref, whose tip carries its trailer.
             let tip = common::git(
                 &try_path,
-                &["log", "-1", "--format=%B", &format!("refs/heads/autoland/{uid}")],
+                &[
+                    "log",
+                    "-1",
+                    "--format=%B",
+                    &format!("refs/heads/autoland/{uid}"),
+                ],
             );
             assert!(
                 tip.contains(&format!("Autoland-Request: {uid}")),
@@ -326,7 +333,11 @@ async fn three_workers_land_200_requests_over_4_repositories_exactly_once() {
     let rows = wait_all_finished(&db, N as i64, Duration::from_secs(600)).await;
     assert_landed_exactly_once(&env, &repos, &rows);
 
-    assert_eq!(live_steals(&db).await, vec![], "a lease was taken while held");
+    assert_eq!(
+        live_steals(&db).await,
+        vec![],
+        "a lease was taken while held"
+    );
     let reclaims: i64 =
         sqlx::query_scalar("SELECT count(*) FROM claim_log WHERE prev_owner IS NOT NULL")
             .fetch_one(&db)
@@ -423,7 +434,11 @@ async fn a_killed_workers_requests_are_reclaimed_and_land_exactly_once() {
 
     let rows = wait_all_finished(&db, N as i64, Duration::from_secs(300)).await;
     assert_landed_exactly_once(&env, &repos, &rows);
-    assert_eq!(live_steals(&db).await, vec![], "a lease was taken while held");
+    assert_eq!(
+        live_steals(&db).await,
+        vec![],
+        "a lease was taken while held"
+    );
     let reclaimed: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM claim_log WHERE tbl = 'requests' AND prev_owner LIKE 'victim/%'",
     )
@@ -444,4 +459,168 @@ async fn a_killed_workers_requests_are_reclaimed_and_land_exactly_once() {
     db.close().await;
     drop(others);
     drop(serve);
+}
+
+/// The `leader` module of the serve process named `instance`, as the status page shows it.
+fn leader_state(status: &serde_json::Value, instance: &str) -> Option<String> {
+    status["modules"]
+        .as_array()?
+        .iter()
+        .find(|m| m["module"] == "leader" && m["instance"] == instance)
+        .and_then(|m| m["state"].as_str().map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serves_one_bugzilla_leader_and_killing_it_hands_over() {
+    use autoland::simulator::bugzilla::{Flavor, NewAttachment, NewBug, NewFlag, Simulator};
+    let sim = Simulator::new(Flavor::V53);
+    sim.add_user("autoland@example.com", "Autoland", false);
+    sim.add_user("alice@example.com", "Alice", false);
+    sim.add_api_key("autoland-key", "autoland@example.com");
+    let url = sim.start().await.unwrap();
+    let env = Env::new(Options {
+        postgres: true,
+        ci_command: "true".to_owned(),
+        bugzilla: Some(url),
+        ..Options::default()
+    });
+    let tagged_bug = |summary: &str, file: &str| {
+        let patch = env
+            .patches(&[Change {
+                author: "Alice <alice@example.com>",
+                subject: summary,
+                files: &[(file, "x\n")],
+            }])
+            .remove(0);
+        let bug = sim.create_bug(NewBug {
+            summary: summary.to_owned(),
+            whiteboard: String::new(),
+            creator: "alice@example.com".to_owned(),
+            private: false,
+        });
+        sim.add_attachment(
+            bug,
+            NewAttachment {
+                file_name: "fix.patch".to_owned(),
+                summary: summary.to_owned(),
+                content_type: "text/plain".to_owned(),
+                data: patch.into_bytes(),
+                is_patch: true,
+                is_obsolete: false,
+                is_private: false,
+                creator: "alice@example.com".to_owned(),
+                flags: vec![NewFlag {
+                    name: "review".to_owned(),
+                    status: "+".to_owned(),
+                    setter: "alice@example.com".to_owned(),
+                    requestee: None,
+                }],
+            },
+        );
+        sim.set_whiteboard(bug, "[autoland-try]", "alice@example.com");
+        bug
+    };
+    let serve = |name: &str| {
+        let port = free_port();
+        let data = env.path().join(format!("data-{name}"));
+        let child = env.spawn_autoland(
+            &[
+                "serve",
+                "--name",
+                name,
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+            port,
+        );
+        (Killed(child), format!("http://127.0.0.1:{port}"))
+    };
+    let comments_by_autoland = |bug: i64| {
+        sim.comments(bug)
+            .into_iter()
+            .filter(|c| c.creator == "autoland@example.com")
+            .count()
+    };
+    let (mut a, a_base) = serve("serve-a");
+    env.wait_serving(&a_base, Duration::from_secs(30)).await;
+    let a_api = Api::new(&a_base, &env.token);
+    a_api
+        .wait_status(Duration::from_secs(30), "serve-a leads", |s| {
+            leader_state(s, "serve-a").as_deref() == Some("running")
+        })
+        .await;
+    let (_b, b_base) = serve("serve-b");
+    env.wait_serving(&b_base, Duration::from_secs(30)).await;
+    let b_api = Api::new(&b_base, &env.token);
+    b_api
+        .wait_status(Duration::from_secs(30), "serve-b stands by", |s| {
+            leader_state(s, "serve-b").as_deref() == Some("standby")
+                && s["modules"].as_array().unwrap().iter().any(|m| {
+                    m["module"] == "bugzilla-poller"
+                        && m["instance"] == "serve-b"
+                        && m["state"] == "standby"
+                })
+        })
+        .await;
+
+    // A tagged bug is taken once and reported on once, by the leader only.
+    let first = tagged_bug("Bug - first", "src/first.txt");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while comments_by_autoland(first) < 3 || sim.whiteboard(first).unwrap_or_default() != "" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first bug not handled: {:?}",
+            sim.comments(first)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = sim.request_log();
+    let agents = |log: &[autoland::simulator::bugzilla::LoggedRequest], name: &str| {
+        log.iter()
+            .filter(|r| r.user_agent.ends_with(&format!("({name})")))
+            .count()
+    };
+    assert!(agents(&log, "serve-a") > 0, "{log:?}");
+    assert_eq!(agents(&log, "serve-b"), 0, "the standby called Bugzilla");
+
+    // Kill the leader: the standby takes over and handles the next bug.
+    a.0.kill().unwrap();
+    a.0.wait().unwrap();
+    let before_kill = sim.request_log().len();
+    b_api
+        .wait_status(Duration::from_secs(30), "serve-b takes over", |s| {
+            leader_state(s, "serve-b").as_deref() == Some("running")
+        })
+        .await;
+    let second = tagged_bug("Bug - second", "src/second.txt");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while comments_by_autoland(second) < 3 || sim.whiteboard(second).unwrap_or_default() != "" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second bug not handled after the handover: {:?}\n{}",
+            sim.comments(second),
+            env.process_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = sim.request_log();
+    assert_eq!(
+        agents(&log[..before_kill], "serve-b"),
+        0,
+        "both led at once"
+    );
+    assert_eq!(
+        agents(&log[before_kill..], "serve-a"),
+        0,
+        "the dead leader called"
+    );
+    assert!(agents(&log[before_kill..], "serve-b") > 0);
+    // Each bug was commented on exactly as one process would.
+    assert_eq!(comments_by_autoland(first), 3, "{:?}", sim.comments(first));
+    assert_eq!(
+        comments_by_autoland(second),
+        3,
+        "{:?}",
+        sim.comments(second)
+    );
 }
