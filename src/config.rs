@@ -347,6 +347,11 @@ pub struct Config {
     /// Name of this process in heartbeats and leases; default `host:pid`.
     #[serde(default)]
     pub instance_name: Option<String>,
+    /// On PostgreSQL, wake other processes with LISTEN/NOTIFY when there is new work.
+    /// Turn off behind a transaction-pooling PgBouncer (where LISTEN does not work):
+    /// processes then find work at their poll interval.
+    #[serde(default = "default_true")]
+    pub listen_notify: bool,
     /// Identity used as committer (authors are the patch authors).
     #[serde(default = "default_committer")]
     pub committer: String,

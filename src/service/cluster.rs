@@ -53,6 +53,9 @@ impl Context {
     /// processes' through the database. A lost wake-up costs at most a poll interval.
     pub async fn wake(&self, work: Work) {
         self.wake_here(work);
+        if !self.config.listen_notify {
+            return;
+        }
         if let Err(e) = self
             .store
             .notify(&format!("{work} {}", self.instance))

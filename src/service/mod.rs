@@ -309,7 +309,7 @@ pub async fn start_modules(
             }
         });
     }
-    if ctx.store.backend() == crate::store::Backend::Postgres {
+    if ctx.store.backend() == crate::store::Backend::Postgres && ctx.config.listen_notify {
         supervise(
             &mut tasks,
             ctx.clone(),
