@@ -371,14 +371,15 @@ async fn pausing_the_pushers_holds_requests_and_a_kick_restarts_a_module() {
     let env = Env::new(Options::default());
     let running = env.start().await;
     let operator = Api::new(&running.api.base, "test-token-operator");
-    // Wait until the modules have reported (they beat at start).
+    // Wait until the pushers have reported (they beat at start).
     running
         .api
-        .http
-        .get(format!("{}/api/status", running.api.base))
-        .send()
-        .await
-        .unwrap();
+        .wait_status(Duration::from_secs(10), "the pushers report", |s| {
+            s["modules"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["module"] == "pusher-1"))
+        })
+        .await;
     let (status, body) = operator.post("/api/modules/pusher/pause", &json!({})).await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = operator
