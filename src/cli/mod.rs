@@ -381,3 +381,43 @@ async fn wait_for_signal() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_data_dir_keeps_the_configured_database() {
+        let mut config = Config {
+            data_dir: PathBuf::from("/srv/autoland"),
+            ..Config::default()
+        };
+        LocalOverrides {
+            data_dir: Some(PathBuf::from("/var/lib/worker-2")),
+            name: Some("worker-2".to_owned()),
+        }
+        .apply(&mut config)
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/worker-2"));
+        // The default SQLite file stays where the shared configuration put it.
+        assert_eq!(
+            config.database_url(),
+            "sqlite:///srv/autoland/autoland.db?mode=rwc"
+        );
+        assert_eq!(config.instance_name.as_deref(), Some("worker-2"));
+    }
+
+    #[test]
+    fn empty_or_control_character_names_are_refused() {
+        for name in ["", "  ", "bad\nname"] {
+            let mut config = Config::default();
+            let error = LocalOverrides {
+                data_dir: None,
+                name: Some(name.to_owned()),
+            }
+            .apply(&mut config)
+            .unwrap_err();
+            assert!(error.to_string().contains("--name"), "{error}");
+        }
+    }
+}
