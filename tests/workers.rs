@@ -5,21 +5,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
+use common::fleet::{
+    Killed, RepoPair, add_repositories, observed_database, patches_for, spawn_worker,
+    submit_round_robin, wait_all_finished,
+};
 use common::{Api, Change, Env, Options, free_port, wait_healthy};
 use serde_json::json;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_process_lands_what_a_serve_without_pushers_accepted() {
@@ -89,162 +83,11 @@ async fn a_worker_process_lands_what_a_serve_without_pushers_accepted() {
     drop(serve);
 }
 
-/// Three more central/try pairs next to the environment's own, so requests spread over
-/// four destination repositories (central, central2..4; try, try2..4).
-fn add_repositories(env: &Env) -> Vec<(String, String, PathBuf)> {
-    let mut repos = vec![("try".to_owned(), "central".to_owned(), env.central.clone())];
-    let mut extra = String::new();
-    for k in 2..=4 {
-        let central = env.path().join(format!("central{k}.git"));
-        let try_repo = env.path().join(format!("try{k}.git"));
-        common::git(
-            env.path(),
-            &[
-                "clone",
-                "--quiet",
-                "--bare",
-                env.central.to_str().unwrap(),
-                central.to_str().unwrap(),
-            ],
-        );
-        std::fs::create_dir_all(&try_repo).unwrap();
-        common::git(
-            &try_repo,
-            &["init", "--quiet", "--bare", "--initial-branch=main"],
-        );
-        extra.push_str(&format!(
-            "\n[[repositories]]\nname = \"central{k}\"\nkind = \"git\"\npull_url = \"{}\"\n\
-             level = \"scm_level_3\"\ntry_repo = \"try{k}\"\n\n[[repositories]]\nname = \"try{k}\"\nkind = \"git\"\n\
-             pull_url = \"{}\"\nlevel = \"scm_level_1\"\ntry = true\nbase = \"central{k}\"\n\
-             ci_command = \"true\"\nci_timeout_seconds = 60\n",
-            central.display(),
-            try_repo.display()
-        ));
-        repos.push((format!("try{k}"), format!("central{k}"), central));
-    }
-    let text = std::fs::read_to_string(&env.config_path).unwrap();
-    // With several try repositories, each central names its own.
-    let mut text = text.replacen(
-        "name = \"central\"\n",
-        "name = \"central\"\ntry_repo = \"try\"\n",
-        1,
-    );
-    text.push_str(&extra);
-    std::fs::write(&env.config_path, text).unwrap();
-    repos
-}
-
-fn database_url(env: &Env) -> String {
-    format!(
-        "postgres://postgres@127.0.0.1:5432/{}",
-        env.postgres_database
-            .as_ref()
-            .expect("a PostgreSQL environment")
-    )
-}
-
-/// Prepares the database and records, with a trigger, every change of a lease's owner:
-/// who took it, when (database clock), and whose live or expired lease it replaced. The
-/// processes under test know nothing of it.
-async fn observed_database(env: &Env) -> sqlx::PgPool {
-    let migrate = Command::new(env!("CARGO_BIN_EXE_autoland"))
-        .args(["migrate", "--config", env.config_path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
-    let db = sqlx::PgPool::connect(&database_url(env)).await.unwrap();
-    for statement in [
-        "CREATE TABLE claim_log (tbl TEXT NOT NULL, row_id BIGINT NOT NULL, owner TEXT NOT NULL, \
-         at_ms BIGINT NOT NULL, prev_owner TEXT, prev_until BIGINT)",
-        "CREATE FUNCTION log_claim() RETURNS trigger AS $$ BEGIN \
-           IF NEW.lease_owner IS NOT NULL AND NEW.lease_owner IS DISTINCT FROM OLD.lease_owner THEN \
-             INSERT INTO claim_log VALUES (TG_TABLE_NAME, NEW.id, NEW.lease_owner, \
-               CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT), \
-               OLD.lease_owner, OLD.lease_until); \
-           END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER log_request_claims AFTER UPDATE ON requests \
-         FOR EACH ROW EXECUTE FUNCTION log_claim()",
-        "CREATE TRIGGER log_ci_claims AFTER UPDATE ON ci_runs \
-         FOR EACH ROW EXECUTE FUNCTION log_claim()",
-    ] {
-        sqlx::query(statement).execute(&db).await.unwrap();
-    }
-    db
-}
-
-/// One patch per request, each adding its own file, made before anything runs.
-fn patches_for(env: &Env, n: usize) -> Vec<String> {
-    let files: Vec<(String, String)> = (0..n)
-        .map(|i| (format!("src/request-{i}.txt"), format!("request {i}\n")))
-        .collect();
-    let subjects: Vec<String> = (0..n).map(|i| format!("Request {i}")).collect();
-    (0..n)
-        .map(|i| {
-            env.patches(&[Change {
-                author: "Alice <alice@example.com>",
-                subject: &subjects[i],
-                files: &[(files[i].0.as_str(), files[i].1.as_str())],
-            }])
-            .remove(0)
-        })
-        .collect()
-}
-
-fn spawn_worker(env: &Env, name: &str) -> Killed {
-    let data = env.path().join(format!("data-{name}"));
-    Killed(env.spawn_autoland(
-        &[
-            "worker",
-            "--name",
-            name,
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        free_port(),
-    ))
-}
-
-/// Waits until every request is finished; returns (id, uid, stage, destination) rows.
-async fn wait_all_finished(
-    db: &sqlx::PgPool,
-    n: i64,
-    limit: Duration,
-) -> Vec<(i64, String, String, String)> {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        let done: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM requests WHERE stage IN ('landed', 'failed', 'cancelled')",
-        )
-        .fetch_one(db)
-        .await
-        .unwrap();
-        if done == n {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {done} of {n} requests finished in {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    sqlx::query_as(
-        "SELECT r.id, r.uid, r.stage, d.repo FROM requests r \
-         JOIN request_destinations d ON d.request_id = r.id ORDER BY r.id",
-    )
-    .fetch_all(db)
-    .await
-    .unwrap()
-}
-
 /// Every request landed, its commit exists exactly once on its destination, its try push
 /// is on its own ref, and each destination holds exactly the commits landed on it.
 fn assert_landed_exactly_once(
     env: &Env,
-    repos: &[(String, String, PathBuf)],
+    repos: &[RepoPair],
     rows: &[(i64, String, String, String)],
 ) {
     let failed: Vec<_> = rows.iter().filter(|r| r.2 != "landed").collect();
@@ -308,7 +151,7 @@ async fn three_workers_land_200_requests_over_4_repositories_exactly_once() {
         lease_seconds: 60,
         ..Options::default()
     });
-    let repos = add_repositories(&env);
+    let repos = add_repositories(&env, 4, "true");
     let db = observed_database(&env).await;
     let patches = patches_for(&env, N);
 
@@ -321,15 +164,7 @@ async fn three_workers_land_200_requests_over_4_repositories_exactly_once() {
     let base = format!("http://127.0.0.1:{port}");
     env.wait_serving(&base, Duration::from_secs(30)).await;
     let api = Api::new(&base, &env.token);
-    for (i, patch) in patches.iter().enumerate() {
-        let (try_name, central_name, _) = &repos[i % repos.len()];
-        api.submit(
-            std::slice::from_ref(patch),
-            &[try_name.as_str(), central_name.as_str()],
-            json!({}),
-        )
-        .await;
-    }
+    submit_round_robin(&api, &repos, &patches).await;
     let rows = wait_all_finished(&db, N as i64, Duration::from_secs(600)).await;
     assert_landed_exactly_once(&env, &repos, &rows);
 
@@ -385,7 +220,7 @@ async fn a_killed_workers_requests_are_reclaimed_and_land_exactly_once() {
         lease_seconds: 3,
         ..Options::default()
     });
-    let repos = add_repositories(&env);
+    let repos = add_repositories(&env, 4, "true");
     let db = observed_database(&env).await;
     let patches = patches_for(&env, N);
 
@@ -399,15 +234,7 @@ async fn a_killed_workers_requests_are_reclaimed_and_land_exactly_once() {
     let base = format!("http://127.0.0.1:{port}");
     env.wait_serving(&base, Duration::from_secs(30)).await;
     let api = Api::new(&base, &env.token);
-    for (i, patch) in patches.iter().enumerate() {
-        let (try_name, central_name, _) = &repos[i % repos.len()];
-        api.submit(
-            std::slice::from_ref(patch),
-            &[try_name.as_str(), central_name.as_str()],
-            json!({}),
-        )
-        .await;
-    }
+    submit_round_robin(&api, &repos, &patches).await;
 
     // Kill the victim while it holds a request, after some landings.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);

@@ -12,6 +12,8 @@ use autoland::config::{Config, hash_token};
 use autoland::service::{self, Context, Service};
 use serde_json::{Value, json};
 
+pub mod fleet;
+
 /// The test suite that a try run executes: fails when any tracked file says BROKEN.
 pub const TEST_SCRIPT: &str = "#!/bin/sh\nif grep -rq BROKEN --exclude=test.sh .; then echo 'FAIL: something is BROKEN'; exit 1; fi\necho 'all tests passed'\n";
 
