@@ -451,3 +451,46 @@ async fn two_serves_one_bugzilla_leader_and_killing_it_hands_over() {
         sim.comments(second)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_longer_than_the_lease_keep_it_by_renewing() {
+    const N: usize = 4;
+    // CI takes three leases' time; a worker that did not renew would lose the run (and
+    // the request) to the other worker, and the CI would run twice.
+    let env = Env::new(Options {
+        postgres: true,
+        ci_command: "sleep 3".to_owned(),
+        lease_seconds: 1,
+        ..Options::default()
+    });
+    let repos = add_repositories(&env, 2, "sleep 3");
+    let db = observed_database(&env).await;
+    let patches = patches_for(&env, N);
+    let port = free_port();
+    let serve = Killed(env.spawn_autoland(&["serve", "--no-pushers"], port));
+    let workers: Vec<Killed> = ["w1", "w2"]
+        .iter()
+        .map(|name| spawn_worker(&env, name))
+        .collect();
+    let base = format!("http://127.0.0.1:{port}");
+    env.wait_serving(&base, Duration::from_secs(30)).await;
+    let api = Api::new(&base, &env.token);
+    submit_round_robin(&api, &repos, &patches).await;
+    let rows = wait_all_finished(&db, N as i64, Duration::from_secs(120)).await;
+    assert_landed_exactly_once(&env, &repos, &rows);
+    let reclaims: Vec<(String, i64, String, String)> = sqlx::query_as(
+        "SELECT tbl, row_id, owner, prev_owner FROM claim_log WHERE prev_owner IS NOT NULL",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(reclaims, vec![], "a live worker lost a lease");
+    let runs: Vec<i64> = sqlx::query_scalar("SELECT attempts FROM ci_runs ORDER BY id")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(runs, vec![1; N], "each CI run ran once");
+    db.close().await;
+    drop(workers);
+    drop(serve);
+}
