@@ -494,3 +494,77 @@ async fn jobs_longer_than_the_lease_keep_it_by_renewing() {
     drop(workers);
     drop(serve);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stepping_down_lets_its_singletons_finish_before_another_leads() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use autoland::service::{self, Context, cluster};
+    use tokio_util::sync::CancellationToken;
+
+    let env = Env::new(Options {
+        postgres: true,
+        ..Options::default()
+    });
+    // A singleton that takes 1.5 s to finish what it is doing once told to stop (a
+    // reporter in the middle of a delivery), counting how many run at once.
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let start = async |name: &str| {
+        let ctx = Arc::new(Context::new(env.config()).await.unwrap());
+        let shutdown = CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        service::supervise(
+            &mut tasks,
+            ctx.clone(),
+            shutdown.clone(),
+            "leader".to_owned(),
+            cluster::lead,
+        );
+        let (running, most, started) = (running.clone(), most.clone(), started.clone());
+        service::supervise(
+            &mut tasks,
+            ctx.clone(),
+            shutdown.clone(),
+            format!("probe-{name}"),
+            cluster::singleton(move |_ctx, _status, stop: CancellationToken| {
+                let (running, most, started) = (running.clone(), most.clone(), started.clone());
+                async move {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    stop.cancelled().await;
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }
+            }),
+        );
+        (ctx, shutdown, tasks)
+    };
+    async fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let (a, a_stop, mut a_tasks) = start("a").await;
+    wait_until("a leads", || a.is_leader()).await;
+    let (b, b_stop, mut b_tasks) = start("b").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!b.is_leader(), "two leaders");
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+
+    // A shuts down gracefully: B leads only after A's singleton has finished.
+    a_stop.cancel();
+    wait_until("b leads", || b.is_leader()).await;
+    wait_until("b's singleton runs", || started.load(Ordering::SeqCst) == 2).await;
+    assert_eq!(most.load(Ordering::SeqCst), 1, "singletons overlapped");
+    while a_tasks.join_next().await.is_some() {}
+    b_stop.cancel();
+    while b_tasks.join_next().await.is_some() {}
+    a.store.close().await;
+    b.store.close().await;
+}

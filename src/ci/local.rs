@@ -27,7 +27,7 @@ const MAX_CHECKOUT_ATTEMPTS: i64 = 5;
 
 /// Runs queued CI runs until `shutdown`.
 pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: CancellationToken) {
-    let owner = format!("{}/ci-runner", ctx.instance);
+    let owner = ctx.lease_owner("ci-runner");
     loop {
         if shutdown.is_cancelled() {
             return;
@@ -120,7 +120,12 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
         tracing::warn!(run = run.id, error = %e, "CI checkout failed");
         let _ = ctx
             .store
-            .note(run.request_id, "ci_checkout_failed", owner, &e.to_string())
+            .note(
+                run.request_id,
+                "ci_checkout_failed",
+                crate::service::actor_of(owner),
+                &e.to_string(),
+            )
             .await;
         if run.attempts >= MAX_CHECKOUT_ATTEMPTS {
             let summary = format!(
@@ -229,7 +234,7 @@ async fn finish(
                 .note(
                     run.request_id,
                     "ci_finished",
-                    owner,
+                    crate::service::actor_of(owner),
                     &format!("CI run {} {}", run.id, state.as_str()),
                 )
                 .await;

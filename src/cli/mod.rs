@@ -73,7 +73,7 @@ enum Command {
         local: LocalOverrides,
     },
     /// Run only pushers and the CI runner, joining a `serve` through the shared database
-    /// (no web server). Name workers with `instance_name` (default host:pid).
+    /// (no web server). Give each its own `--name` and `--data-dir` (default name host:pid).
     Worker {
         /// Configuration file (TOML), with the shared `database_url`.
         #[arg(long, short, env = "AUTOLAND_CONFIG")]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::request::Stage;
-use crate::store::{Heartbeat, Store, StoreError, now_ms, redact_url};
+use crate::store::{Heartbeat, Store, StoreError, redact_url};
 
 /// The service name that starts every status line.
 pub const SERVICE: &str = "AUTOLAND";
@@ -831,7 +831,7 @@ async fn read(url: &str) -> Result<Snapshot, StoreError> {
         let stage_counts = store.stage_counts().await?;
         let oldest_open_ms = store.oldest_open_request_ms().await?;
         Ok(Snapshot {
-            now_ms: now_ms(),
+            now_ms: store.clock_ms().await?,
             heartbeats,
             stage_counts,
             oldest_open_ms,

@@ -58,7 +58,7 @@ impl Context {
         }
         if let Err(e) = self
             .store
-            .notify(&format!("{work} {}", self.instance))
+            .notify(&format!("{work} {}", self.process_token))
             .await
         {
             tracing::debug!(error = %e, %work, "cannot notify other processes");
@@ -116,7 +116,7 @@ pub async fn listen(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellat
             match next {
                 Ok(Some(payload)) => {
                     let (work, sender) = payload.split_once(' ').unwrap_or((&payload, ""));
-                    if sender == ctx.instance {
+                    if sender == ctx.process_token {
                         continue;
                     }
                     if let Some(work) = Work::parse(work) {
@@ -149,32 +149,50 @@ fn wake_everything(ctx: &Context) {
 /// holds it.
 const LEADERSHIP_POLL: Duration = Duration::from_secs(1);
 
+/// How long a database call of the leadership loop may take before it counts as failed.
+const LEADERSHIP_CALL: Duration = Duration::from_secs(5);
+
+/// How long stepping down waits for the singleton modules to stop before giving up the
+/// lock anyway.
+const SINGLETONS_STOP: Duration = Duration::from_secs(60);
+
 /// The `leader` module of `serve`: takes the leadership lock when it is free and holds
 /// it, publishing the state in `ctx.leader`; steps down when its connection breaks.
 pub async fn lead(ctx: Arc<Context>, status: ModuleStatus, shutdown: CancellationToken) {
     // Whatever happens to this module, the singletons must stop if it stops.
     let _step_down = StepDown(ctx.clone());
     loop {
-        let mut lock = tokio::select! {
+        let connected = tokio::select! {
             _ = shutdown.cancelled() => return,
-            lock = ctx.store.leadership() => match lock {
-                Ok(lock) => lock,
-                Err(e) => {
-                    status.error(format!("cannot reach the database to lead: {e}"));
-                    if !pause(&shutdown).await { return; }
-                    continue;
+            lock = tokio::time::timeout(LEADERSHIP_CALL, ctx.store.leadership()) => lock,
+        };
+        let mut lock = match connected {
+            Ok(Ok(lock)) => lock,
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "the database did not answer".to_owned(),
+                };
+                status.error(format!("cannot reach the database to lead: {why}"));
+                if !pause(&shutdown).await {
+                    return;
                 }
-            },
+                continue;
+            }
         };
         // Standby until the lock is free.
         let acquired = loop {
-            match lock.try_acquire().await {
-                Ok(true) => break true,
-                Ok(false) => {
+            match tokio::time::timeout(LEADERSHIP_CALL, lock.try_acquire()).await {
+                Ok(Ok(true)) => break matches!(lock.still_held().await, Ok(true)),
+                Ok(Ok(false)) => {
                     status.standby("another process leads; this one takes over if it stops")
                 }
-                Err(e) => {
-                    status.error(format!("lost the leadership connection: {e}"));
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "the database did not answer".to_owned(),
+                    };
+                    status.error(format!("lost the leadership connection: {why}"));
                     break false;
                 }
             }
@@ -190,23 +208,18 @@ pub async fn lead(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellatio
             }
             continue;
         }
-        if !matches!(lock.still_held().await, Ok(true)) {
-            continue;
-        }
         tracing::info!(instance = %ctx.instance, "this process now leads");
         status.set("leading: runs the singleton modules of this installation");
         ctx.leader.send_replace(true);
         // Lead until the connection breaks or shutdown.
         loop {
             if !pause(&shutdown).await {
-                ctx.leader.send_replace(false);
-                lock.release().await;
+                step_down(&ctx, lock).await;
                 return;
             }
-            match tokio::time::timeout(LEADERSHIP_POLL * 3, lock.still_held()).await {
+            match tokio::time::timeout(LEADERSHIP_CALL, lock.still_held()).await {
                 Ok(Ok(true)) => {}
                 outcome => {
-                    ctx.leader.send_replace(false);
                     let why = match outcome {
                         Ok(Ok(_)) => "the lock is gone".to_owned(),
                         Ok(Err(e)) => e.to_string(),
@@ -214,12 +227,27 @@ pub async fn lead(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellatio
                     };
                     tracing::warn!(%why, "stepping down as leader");
                     status.error(format!("stepped down: {why}"));
-                    lock.release().await;
+                    step_down(&ctx, lock).await;
                     break;
                 }
             }
         }
     }
+}
+
+/// Stops the singleton modules, waits until they have (a reporter may be finishing a
+/// delivery), and only then frees the lock for another process.
+async fn step_down(ctx: &Context, lock: crate::store::Leadership) {
+    ctx.leader.send_replace(false);
+    if tokio::time::timeout(SINGLETONS_STOP, ctx.singletons.write())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "singleton modules still running after {SINGLETONS_STOP:?}; stepping down anyway"
+        );
+    }
+    lock.release().await;
 }
 
 /// Waits one leadership poll; false on shutdown.
@@ -267,6 +295,11 @@ where
                             if changed.is_err() { return; }
                         }
                     }
+                }
+                // Held while the module runs: the leader waits for it before stepping down.
+                let _running = ctx.singletons.read().await;
+                if !*leader.borrow() {
+                    continue;
                 }
                 let token = shutdown.child_token();
                 let run = module(ctx.clone(), status.clone(), token.clone());

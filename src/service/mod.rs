@@ -41,6 +41,12 @@ pub struct Context {
     pub bugzilla: Option<crate::tracker::bugzilla::client::BugzillaClient>,
     /// True while this process leads (see [`cluster::lead`]).
     pub leader: tokio::sync::watch::Sender<bool>,
+    /// Read-held by each running singleton module; the leader takes it for writing
+    /// before it gives up the lead, so two processes' singletons never overlap.
+    pub singletons: tokio::sync::RwLock<()>,
+    /// Random, unique to this process: lease owners and wake-up senders carry it, so
+    /// two processes given the same name still never share a lease.
+    pub process_token: String,
 }
 
 /// Wake-ups of this process's modules (see [`Context::wake`], which also tells the other
@@ -104,6 +110,8 @@ impl Context {
             wake: Wakers::default(),
             bugzilla,
             leader: tokio::sync::watch::Sender::new(false),
+            singletons: tokio::sync::RwLock::new(()),
+            process_token: hex::encode(rand::random::<[u8; 6]>()),
         })
     }
 }
@@ -157,6 +165,19 @@ impl Context {
         }
         Ok(to)
     }
+}
+
+impl Context {
+    /// The lease owner for `module` of this process: `instance/module#token`. The token
+    /// makes it unique even if two processes were given the same name.
+    pub fn lease_owner(&self, module: &str) -> String {
+        format!("{}/{module}#{}", self.instance, self.process_token)
+    }
+}
+
+/// The name events show for a lease owner (without its process token).
+pub fn actor_of(owner: &str) -> &str {
+    owner.split_once('#').map_or(owner, |(actor, _)| actor)
 }
 
 /// This machine's host name.
@@ -292,6 +313,7 @@ pub async fn start_modules(
         None => SocketAddr::from(([0, 0, 0, 0], 0)),
     };
     let front = listener.is_some();
+    warn_if_name_in_use(&ctx).await;
     metrics::init();
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -330,6 +352,29 @@ pub async fn start_modules(
         ctx,
         tasks,
     })
+}
+
+/// Two live processes with one name would share heartbeat rows on the status page (their
+/// leases stay apart: owners carry a per-process token). Say so at start.
+async fn warn_if_name_in_use(ctx: &Context) {
+    let (Ok(beats), Ok(now)) = (ctx.store.heartbeats().await, ctx.store.clock_ms().await) else {
+        return;
+    };
+    let pid = i64::from(std::process::id());
+    let host = host_name();
+    if let Some(other) = beats.iter().find(|b| {
+        b.instance == ctx.instance
+            && b.state != "stopped"
+            && now - b.beat_at <= status::STALE_AFTER_MS
+            && (b.host != host || b.pid != pid)
+    }) {
+        tracing::warn!(
+            instance = %ctx.instance,
+            other_host = %other.host,
+            other_pid = other.pid,
+            "another live process uses this name (or one just died); give each process its own --name"
+        );
+    }
 }
 
 fn start_pushers(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &CancellationToken) {

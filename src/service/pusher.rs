@@ -19,7 +19,7 @@ pub async fn run(
     status: ModuleStatus,
     shutdown: CancellationToken,
 ) {
-    let owner = format!("{}/pusher-{slot}", ctx.instance);
+    let owner = ctx.lease_owner(&format!("pusher-{slot}"));
     let mut store_backoff = Duration::from_millis(200);
     loop {
         if shutdown.is_cancelled() {
@@ -86,7 +86,8 @@ async fn work(ctx: &Context, owner: &str, request: Request) {
             }
         })
     };
-    let result = pipeline::drive(ctx, &request, owner, &claim).await;
+    let actor = super::actor_of(owner);
+    let result = pipeline::drive(ctx, &request, actor, &claim).await;
     renewer.abort();
     let retry_after = match result {
         Ok(()) => None,
@@ -97,14 +98,14 @@ async fn work(ctx: &Context, owner: &str, request: Request) {
         Err(StepError::Store(e)) => {
             tracing::error!(request = %request.id, error = %e, "database error while working");
             // Counted like any transient error, so a persistent one cannot loop forever.
-            transient(ctx, owner, &request, &e.to_string()).await
+            transient(ctx, actor, &request, &e.to_string()).await
         }
-        Err(StepError::Transient(message)) => transient(ctx, owner, &request, &message).await,
+        Err(StepError::Transient(message)) => transient(ctx, actor, &request, &message).await,
         Err(StepError::Waiting(message)) => {
             // Say it once, not at every look.
             let last = ctx.store.last_event(request.id).await.ok().flatten();
             if last.is_none_or(|e| e.kind != "waiting" || e.detail != message) {
-                let _ = ctx.store.note(request.id, "waiting", owner, &message).await;
+                let _ = ctx.store.note(request.id, "waiting", actor, &message).await;
             }
             let delay = ctx.config.poll_interval().max(Duration::from_secs(1));
             if let Err(e) = ctx.store.postpone(request.id, owner, ms(delay)).await {
@@ -126,7 +127,7 @@ async fn work(ctx: &Context, owner: &str, request: Request) {
 /// happened too often.
 async fn transient(
     ctx: &Context,
-    owner: &str,
+    actor: &str,
     claimed: &Request,
     message: &str,
 ) -> Option<Duration> {
@@ -151,7 +152,7 @@ async fn transient(
             .transition(
                 &request,
                 &Transition::Fail(category),
-                owner,
+                actor,
                 &detail,
                 Effects::default(),
             )
@@ -173,7 +174,7 @@ async fn transient(
         .note(
             request.id,
             "retry_scheduled",
-            owner,
+            actor,
             &format!(
                 "attempt {attempt} of {max} in stage {} failed; retrying in {delay:?}:\n{message}",
                 request.stage

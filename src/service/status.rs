@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Context;
-use crate::store::{Heartbeat, ListFilter, StoreError, now_ms};
+use crate::store::{Heartbeat, ListFilter, StoreError};
 
 /// A heartbeat older than this means the module is down (modules beat every 5 s).
 pub const STALE_AFTER_MS: i64 = 15_000;
@@ -131,7 +131,8 @@ fn module_view(beat: Heartbeat, now: i64) -> ModuleView {
 
 /// Computes the overview.
 pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
-    let now = now_ms();
+    // The database's clock, by which heartbeats are written.
+    let now = ctx.store.clock_ms().await?;
     let beats = ctx.store.heartbeats().await?;
     // Every live instance of a module is shown (workers on one host each have their
     // pushers). Instances that stopped or went silent are history when a live instance

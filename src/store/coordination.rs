@@ -14,9 +14,8 @@
 
 use std::time::Duration;
 
-use sqlx::pool::PoolConnection;
+use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgListener};
-use sqlx::{Any, Connection};
 
 use super::{Backend, Store, StoreError};
 
@@ -66,6 +65,7 @@ impl Store {
                     "SET tcp_keepalives_idle = 10",
                     "SET tcp_keepalives_interval = 5",
                     "SET tcp_keepalives_count = 3",
+                    "SET tcp_user_timeout = 20000",
                 ] {
                     let _ = sqlx::query(setting).execute(&mut conn).await;
                 }
@@ -77,6 +77,10 @@ impl Store {
 
     /// Takes the lock of destination `repo`, waiting up to `wait` for another process to
     /// finish its push. `None` if it is still busy after that.
+    ///
+    /// The lock lives on a connection of its own, not one of the pool's: a waiter must not
+    /// hold a pooled connection that heartbeats and lease renewals need, and closing the
+    /// connection is a sure way to free the lock whatever happened to the step.
     pub async fn lock_destination(
         &self,
         repo: &str,
@@ -86,32 +90,48 @@ impl Store {
             return Ok(Some(DestinationLock { held: None }));
         }
         let key = destination_key(repo);
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
-        // Only for this transaction: the connection goes back to the pool later.
-        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-            .bind(format!("{}ms", wait.as_millis().max(1)))
-            .execute(&mut *tx)
-            .await?;
-        let locked = sqlx::query("SELECT pg_advisory_lock($1, $2)")
-            .bind(DESTINATION_CLASS)
-            .bind(key)
-            .execute(&mut *tx)
-            .await;
+        let mut conn = PgConnection::connect(&self.url.0).await?;
+        // lock_timeout is an int of milliseconds.
+        let wait_ms = u64::try_from(wait.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(1, i32::MAX as u64);
+        let locked = async {
+            sqlx::query(&format!("SET lock_timeout = {wait_ms}"))
+                .execute(&mut conn)
+                .await?;
+            sqlx::query("SELECT pg_advisory_lock($1, $2)")
+                .bind(DESTINATION_CLASS)
+                .bind(key)
+                .execute(&mut conn)
+                .await
+        }
+        .await;
         match locked {
-            Ok(_) => {
-                // The lock is the session's: it outlives this transaction.
-                tx.commit().await?;
-                Ok(Some(DestinationLock {
-                    held: Some((conn, key)),
-                }))
-            }
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
-                tx.rollback().await?;
+            Ok(_) => Ok(Some(DestinationLock {
+                held: Some((conn, key)),
+            })),
+            // lock_not_available, or a statement_timeout set on the server.
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("55P03" | "57014")) =>
+            {
+                let _ = conn.close().await;
                 Ok(None)
             }
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                let _ = conn.close().await;
+                Err(e.into())
+            }
         }
+    }
+
+    /// The database's clock, in milliseconds since the epoch: the one clock every process
+    /// agrees on (heartbeat ages, lease expiry).
+    pub async fn clock_ms(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar::<_, i64>(&format!("SELECT {}", self.now_sql()))
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 }
 
@@ -187,9 +207,10 @@ impl Leadership {
     }
 }
 
-/// Held while pushing to a destination; released on drop.
+/// Held while pushing to a destination; released on drop (unlocked and its connection
+/// closed; if that cannot run, dropping the connection frees the lock as well).
 pub struct DestinationLock {
-    held: Option<(PoolConnection<Any>, i32)>,
+    held: Option<(PgConnection, i32)>,
 }
 
 impl Drop for DestinationLock {
@@ -197,21 +218,15 @@ impl Drop for DestinationLock {
         let Some((mut conn, key)) = self.held.take() else {
             return;
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
-                        .bind(DESTINATION_CLASS)
-                        .bind(key)
-                        .execute(&mut *conn)
-                        .await;
-                    if unlocked.is_err() {
-                        // Closing the connection frees the lock too.
-                        conn.close_on_drop();
-                    }
-                });
-            }
-            Err(_) => conn.close_on_drop(),
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+                    .bind(DESTINATION_CLASS)
+                    .bind(key)
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            });
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, col, now_ms};
+use super::{Store, StoreError, col};
 
 /// One module instance's last heartbeat.
 #[derive(Debug, Clone, Serialize)]
@@ -29,9 +29,11 @@ pub struct Heartbeat {
 }
 
 impl Store {
-    /// Writes (or refreshes) a heartbeat, beating now.
+    /// Writes (or refreshes) a heartbeat, beating now by the database's clock (which
+    /// every process judges ages by).
     pub async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), StoreError> {
-        self.heartbeat_at(beat, now_ms()).await
+        let now = self.clock_ms().await?;
+        self.heartbeat_at(beat, now).await
     }
 
     /// Writes (or refreshes) a heartbeat that beat at `at_ms`.
