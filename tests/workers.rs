@@ -353,6 +353,7 @@ async fn two_serves_one_bugzilla_leader_and_killing_it_hands_over() {
         let child = env.spawn_autoland(
             &[
                 "serve",
+                "--no-pushers",
                 "--name",
                 name,
                 "--data-dir",
@@ -362,6 +363,9 @@ async fn two_serves_one_bugzilla_leader_and_killing_it_hands_over() {
         );
         (Killed(child), format!("http://127.0.0.1:{port}"))
     };
+    // The pushers (which also read bugs, to gather their patches) run in a worker, so
+    // every call from a serve process is the poller's or the reporter's.
+    let _worker = spawn_worker(&env, "w");
     let comments_by_autoland = |bug: i64| {
         sim.comments(bug)
             .into_iter()
