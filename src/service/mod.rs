@@ -44,6 +44,8 @@ pub struct Context {
     /// Read-held by each running singleton module; the leader takes it for writing
     /// before it gives up the lead, so two processes' singletons never overlap.
     pub singletons: tokio::sync::RwLock<()>,
+    /// The operator controls (pause, kick) as last read by [`watch_controls`].
+    pub controls: tokio::sync::watch::Sender<Vec<crate::store::ModuleControl>>,
     /// Random, unique to this process: lease owners and wake-up senders carry it, so
     /// two processes given the same name still never share a lease.
     pub process_token: String,
@@ -111,6 +113,7 @@ impl Context {
             bugzilla,
             leader: tokio::sync::watch::Sender::new(false),
             singletons: tokio::sync::RwLock::new(()),
+            controls: tokio::sync::watch::Sender::new(Vec::new()),
             process_token: hex::encode(rand::random::<[u8; 6]>()),
         })
     }
@@ -317,6 +320,12 @@ pub async fn start_modules(
     metrics::init();
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    // Read once before any module starts, so a module paused by an operator stays paused
+    // across a restart of the process.
+    if let Ok(controls) = ctx.store.module_controls().await {
+        ctx.controls.send_replace(controls);
+    }
+    tasks.spawn(watch_controls(ctx.clone(), shutdown.clone()));
 
     if let Some(listener) = listener {
         let web_ctx = ctx.clone();
@@ -472,18 +481,19 @@ pub fn supervise<F, Fut>(
     ));
     tasks.spawn(async move {
         let mut backoff = Duration::from_millis(200);
-        let mut kicks = control(&ctx, &name).await.1;
+        let mut controls = ctx.controls.subscribe();
+        let mut kicks = control(&controls, &name).1;
         loop {
             // Paused by an operator: not running until resumed.
             loop {
-                let (paused, _, by) = control(&ctx, &name).await;
+                let (paused, _, by) = control(&controls, &name);
                 if !paused {
                     break;
                 }
                 status.paused(format!("paused by {by}"));
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(CONTROL_POLL) => {}
+                    changed = controls.changed() => if changed.is_err() { return },
                 }
             }
             let run_token = shutdown.child_token();
@@ -492,8 +502,12 @@ pub fn supervise<F, Fut>(
             let outcome = loop {
                 tokio::select! {
                     result = &mut run => break Some(result),
-                    _ = tokio::time::sleep(CONTROL_POLL) => {
-                        let (paused, seq, by) = control(&ctx, &name).await;
+                    changed = controls.changed() => {
+                        if changed.is_err() {
+                            // The context is gone: nothing will pause or kick any more.
+                            break Some((&mut run).await);
+                        }
+                        let (paused, seq, by) = control(&controls, &name);
                         if paused || seq != kicks {
                             let why = if paused { "paused" } else { "kicked" };
                             tracing::info!(module = %name, %by, "module {why}");
@@ -529,13 +543,37 @@ pub fn supervise<F, Fut>(
     });
 }
 
-/// How often supervisors look at operator controls.
+/// How often a process reads the operator controls (pause, kick) from the database.
 const CONTROL_POLL: Duration = Duration::from_secs(1);
 
+/// Reads the operator controls once a second for every supervisor of this process (one
+/// query per process, not one per module), until `shutdown`.
+async fn watch_controls(ctx: Arc<Context>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(CONTROL_POLL) => {}
+        }
+        // A database error keeps the last known controls.
+        if let Ok(controls) = ctx.store.module_controls().await {
+            ctx.controls.send_if_modified(|known| {
+                let changed = *known != controls;
+                if changed {
+                    *known = controls;
+                }
+                changed
+            });
+        }
+    }
+}
+
 /// (paused, kick sequence, who changed it) for module `name`, from every control that
-/// covers it. A database error reads as "no control" (the module keeps running).
-async fn control(ctx: &Context, name: &str) -> (bool, i64, String) {
-    let controls = ctx.store.module_controls().await.unwrap_or_default();
+/// covers it.
+fn control(
+    controls: &tokio::sync::watch::Receiver<Vec<crate::store::ModuleControl>>,
+    name: &str,
+) -> (bool, i64, String) {
+    let controls = controls.borrow();
     let covering: Vec<_> = controls.iter().filter(|c| c.covers(name)).collect();
     let paused = covering.iter().find(|c| c.paused);
     (

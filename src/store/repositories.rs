@@ -111,7 +111,7 @@ impl Store {
 }
 
 /// An operator's control over a module (or a group: `pusher` covers `pusher-1`...).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModuleControl {
     /// Module name or group.
     pub module: String,
