@@ -55,11 +55,7 @@ async fn wait_for_request(ctx: &Context, bug: i64) -> Instant {
     loop {
         let requests = ctx
             .store
-            .list_requests(ListFilter {
-                open_only: false,
-                finished_only: false,
-                limit: 1000,
-            })
+            .list_requests(ListFilter::All, 1000)
             .await
             .expect("store");
         if requests.iter().any(|r| r.bug == Some(bug)) {

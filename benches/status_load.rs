@@ -219,11 +219,7 @@ fn main() -> anyhow::Result<()> {
         let open = service
             .ctx
             .store
-            .list_requests(ListFilter {
-                open_only: true,
-                finished_only: false,
-                limit: 100_000,
-            })
+            .list_requests(ListFilter::Open, 100_000)
             .await?;
         ensure!(
             open.len() == s.queue && open.iter().all(|r| r.stage == Stage::AwaitingTry),
@@ -538,16 +534,7 @@ where
 async fn breakdown(ctx: &Context) -> anyhow::Result<Vec<Part>> {
     const RUNS: usize = 200;
     let store = &ctx.store;
-    let open = ListFilter {
-        open_only: true,
-        finished_only: false,
-        limit: QUEUE_LIMIT as i64,
-    };
-    let recent = ListFilter {
-        open_only: false,
-        finished_only: true,
-        limit: RECENT_LIMIT as i64,
-    };
+    let (open, recent) = (QUEUE_LIMIT as i64, RECENT_LIMIT as i64);
     let mut parts = vec![
         time(
             "`overview()` (the whole status, no rendering)",
@@ -562,13 +549,13 @@ async fn breakdown(ctx: &Context) -> anyhow::Result<Vec<Part>> {
         time(
             "`list_requests` open (limit 500): 1 + one `destinations()` per request",
             RUNS,
-            || async { Ok(store.list_requests(open).await?) },
+            || async { Ok(store.list_requests(ListFilter::Open, open).await?) },
         )
         .await?,
         time(
             "`list_requests` finished (limit 25): 1 + 25 `destinations()`",
             RUNS,
-            || async { Ok(store.list_requests(recent).await?) },
+            || async { Ok(store.list_requests(ListFilter::Finished, recent).await?) },
         )
         .await?,
         time("`stage_counts()`", RUNS, || async {
@@ -584,7 +571,12 @@ async fn breakdown(ctx: &Context) -> anyhow::Result<Vec<Part>> {
         })
         .await?,
     ];
-    if let Some(id) = store.list_requests(open).await?.first().map(|r| r.id) {
+    if let Some(id) = store
+        .list_requests(ListFilter::Open, open)
+        .await?
+        .first()
+        .map(|r| r.id)
+    {
         parts.push(
             time(
                 "one `request(id)` (1 + 1 `destinations()`)",

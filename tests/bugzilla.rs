@@ -319,11 +319,7 @@ async fn one_search_per_poll_finds_exactly_the_tagged_bugs() {
     assert_eq!(searches, 1);
     let requests = ctx
         .store
-        .list_requests(autoland::store::ListFilter {
-            open_only: false,
-            finished_only: false,
-            limit: 10,
-        })
+        .list_requests(autoland::store::ListFilter::All, 10)
         .await
         .unwrap();
     let mut bugs: Vec<i64> = requests.iter().filter_map(|r| r.bug).collect();

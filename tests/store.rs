@@ -220,22 +220,14 @@ async fn exercise(store: &Store) {
     assert!(events.windows(2).all(|w| w[0].id < w[1].id));
     assert!(
         store
-            .list_requests(ListFilter {
-                open_only: true,
-                finished_only: false,
-                limit: 10
-            })
+            .list_requests(ListFilter::Open, 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         store
-            .list_requests(ListFilter {
-                open_only: false,
-                finished_only: false,
-                limit: 10
-            })
+            .list_requests(ListFilter::All, 10)
             .await
             .unwrap()
             .len(),
@@ -243,14 +235,7 @@ async fn exercise(store: &Store) {
     );
 
     // Listing brings every request's destinations along (in one query).
-    let listed = store
-        .list_requests(ListFilter {
-            open_only: false,
-            finished_only: false,
-            limit: 10,
-        })
-        .await
-        .unwrap();
+    let listed = store.list_requests(ListFilter::All, 10).await.unwrap();
     assert_eq!(listed[0].destinations.len(), 1);
     assert_eq!(listed[0].destinations[0].repo, "central");
 

@@ -194,11 +194,7 @@ pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
     };
     let mut queue: Vec<RequestLine> = ctx
         .store
-        .list_requests(ListFilter {
-            open_only: true,
-            finished_only: false,
-            limit: 500,
-        })
+        .list_requests(ListFilter::Open, 500)
         .await?
         .into_iter()
         .map(line)
@@ -206,11 +202,7 @@ pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
     queue.reverse();
     let recent = ctx
         .store
-        .list_requests(ListFilter {
-            open_only: false,
-            finished_only: true,
-            limit: 25,
-        })
+        .list_requests(ListFilter::Finished, 25)
         .await?
         .into_iter()
         .map(line)

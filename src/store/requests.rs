@@ -29,15 +29,15 @@ pub struct Effects {
     pub patches: Vec<Patch>,
 }
 
-/// Which requests to list.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ListFilter {
-    /// Only requests not in a terminal stage.
-    pub open_only: bool,
-    /// Only finished requests (landed, failed, cancelled), most recently finished first.
-    pub finished_only: bool,
-    /// At most this many, newest first.
-    pub limit: i64,
+/// Which requests [`Store::list_requests`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFilter {
+    /// Every request, newest first.
+    All,
+    /// Requests not in a terminal stage, newest first.
+    Open,
+    /// Finished requests (landed, failed, cancelled), most recently finished first.
+    Finished,
 }
 
 const REQUEST_COLUMNS: &str = "id, uid, source, bug, requester, try_repo, base_repo, try_syntax, \
@@ -340,22 +340,26 @@ impl Store {
         Ok(by_request)
     }
 
-    /// Requests, newest first.
-    pub async fn list_requests(&self, filter: ListFilter) -> Result<Vec<Request>, StoreError> {
-        let limit = if filter.limit <= 0 { 100 } else { filter.limit };
-        let sql = if filter.open_only {
-            format!(
+    /// Requests, by `filter`; at most `limit` of them (100 when not positive).
+    pub async fn list_requests(
+        &self,
+        filter: ListFilter,
+        limit: i64,
+    ) -> Result<Vec<Request>, StoreError> {
+        let limit = if limit <= 0 { 100 } else { limit };
+        let sql = match filter {
+            ListFilter::Open => format!(
                 "SELECT {REQUEST_COLUMNS} FROM requests \
                  WHERE stage NOT IN ('landed', 'failed', 'cancelled') ORDER BY id DESC LIMIT $1"
-            )
-        } else if filter.finished_only {
-            format!(
+            ),
+            ListFilter::Finished => format!(
                 "SELECT {REQUEST_COLUMNS} FROM requests \
                  WHERE stage IN ('landed', 'failed', 'cancelled') \
                  ORDER BY updated_at DESC, id DESC LIMIT $1"
-            )
-        } else {
-            format!("SELECT {REQUEST_COLUMNS} FROM requests ORDER BY id DESC LIMIT $1")
+            ),
+            ListFilter::All => {
+                format!("SELECT {REQUEST_COLUMNS} FROM requests ORDER BY id DESC LIMIT $1")
+            }
         };
         let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
         let mut out = rows

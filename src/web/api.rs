@@ -157,11 +157,14 @@ pub(super) async fn list(
     let requests = state
         .ctx
         .store
-        .list_requests(ListFilter {
-            open_only: !query.all,
-            finished_only: false,
+        .list_requests(
+            if query.all {
+                ListFilter::All
+            } else {
+                ListFilter::Open
+            },
             limit,
-        })
+        )
         .await?;
     Ok(Json(json!({ "requests": requests })))
 }
