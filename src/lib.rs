@@ -18,6 +18,8 @@ pub mod patch;
 pub mod permissions;
 /// The domain and the request state machine (`request::state`).
 pub mod request;
+/// Keeping secrets out of output (URL credentials, `password=` values).
+pub mod secrets;
 /// The long-running modules, their supervisor and the pipeline they drive.
 pub mod service;
 /// Faithful simulators of services that cannot run here (Bugzilla).

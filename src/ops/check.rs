@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::request::Stage;
-use crate::store::{Heartbeat, Store, StoreError, redact_url};
+use crate::secrets::{redact_url, scrub};
+use crate::store::{Heartbeat, Store, StoreError};
 
 /// The service name that starts every status line.
 pub const SERVICE: &str = "AUTOLAND";
@@ -676,60 +677,6 @@ fn one_line(text: &str) -> String {
         .collect()
 }
 
-/// Removes secrets from text meant for output: the password of every URL (with
-/// [`redact_url`]) and the values of `password=`, `api_key=`, `token=` and `secret=`
-/// parameters.
-pub fn scrub(text: &str) -> String {
-    let separator = |c: char| c.is_whitespace() || "\"'`<>()[]{},".contains(c);
-    let mut out = String::with_capacity(text.len());
-    let mut word = String::new();
-    for c in text.chars() {
-        if separator(c) {
-            out.push_str(&scrub_word(&word));
-            word.clear();
-            out.push(c);
-        } else {
-            word.push(c);
-        }
-    }
-    out.push_str(&scrub_word(&word));
-    out
-}
-
-fn scrub_word(word: &str) -> String {
-    let word = if word.contains("://") {
-        redact_url(word)
-    } else {
-        word.to_owned()
-    };
-    const KEYS: [&str; 5] = ["password=", "api_key=", "apikey=", "token=", "secret="];
-    let lower = word.to_ascii_lowercase();
-    let mut out = String::with_capacity(word.len());
-    let mut i = 0;
-    while i < word.len() {
-        let at_boundary = i == 0 || matches!(word.as_bytes()[i - 1], b'?' | b'&' | b';');
-        let key = KEYS
-            .iter()
-            .find(|k| at_boundary && lower[i..].starts_with(*k));
-        match key {
-            Some(key) => {
-                out.push_str(&word[i..i + key.len()]);
-                out.push_str("***");
-                i += key.len();
-                while i < word.len() && !matches!(word.as_bytes()[i], b'&' | b';') {
-                    i += 1;
-                }
-            }
-            None => {
-                let c = word[i..].chars().next().unwrap_or(' ');
-                out.push(c);
-                i += c.len_utf8();
-            }
-        }
-    }
-    out
-}
-
 /// The database URL a configuration file names, reading only `database_url` and
 /// `data_dir`: the check needs none of the secrets (token variables, the Bugzilla key)
 /// that loading the whole configuration would require. Errors are UNKNOWN messages.
@@ -1179,16 +1126,6 @@ mod tests {
         let verbose = out.render(true);
         assert_eq!(verbose.lines().count(), 3, "{verbose}");
         assert!(!verbose.contains("hunter2"), "{verbose}");
-    }
-
-    #[test]
-    fn secrets_are_scrubbed() {
-        assert_eq!(
-            scrub("database postgres://u:pw@db:5432/x?password=pw2&sslmode=require: down"),
-            "database postgres://u:***@db:5432/x?password=***&sslmode=require: down"
-        );
-        assert_eq!(scrub("(`sqlite://a.db`)"), "(`sqlite://a.db`)");
-        assert_eq!(scrub("tokens=3 ünïcode"), "tokens=3 ünïcode");
     }
 
     #[test]

@@ -86,7 +86,7 @@ struct SecretUrl(std::sync::Arc<str>);
 
 impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&redact_url(&self.0))
+        f.write_str(&crate::secrets::redact_url(&self.0))
     }
 }
 
@@ -112,7 +112,7 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+            return Err(StoreError::UnsupportedUrl(crate::secrets::redact_url(url)));
         };
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         let pool = match backend {
@@ -194,25 +194,6 @@ impl Store {
     }
 }
 
-/// The URL with any password removed, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// Reads a column, turning a decoding problem into a [`StoreError`].
 fn col<T>(row: &AnyRow, name: &str) -> Result<T, StoreError>
 where
@@ -248,18 +229,4 @@ fn parse_opt_col<T: std::str::FromStr>(
         })
     })
     .transpose()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://bob:hunter2@db:5432/x"),
-            "postgres://bob:***@db:5432/x"
-        );
-        assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
-    }
 }

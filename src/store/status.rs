@@ -6,8 +6,9 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, Connection as _};
 
-use super::{Backend, Store, StoreError, col, redact_url};
+use super::{Backend, Store, StoreError, col};
 use crate::request::Stage;
+use crate::secrets::redact_url;
 
 impl Store {
     /// Opens an existing database to read its state: unlike [`Store::connect`] it applies

@@ -1,6 +1,7 @@
 //! Running a VCS program: argv only (no shell), non-interactive environment, a timeout,
 //! captured output, and a record of what ran and how long it took.
 
+use crate::secrets::redact_url;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Stdio;
@@ -82,19 +83,6 @@ pub fn tail(text: &str, max: usize) -> String {
     format!("[...]\n{}", &text[start..])
 }
 
-/// Hides the credentials (userinfo) of anything that looks like a URL.
-pub fn redact(arg: &str) -> String {
-    if let Some(scheme_end) = arg.find("://")
-        && let Some(at) = arg[scheme_end + 3..].find('@')
-    {
-        let at = scheme_end + 3 + at;
-        if !arg[scheme_end + 3..at].contains('/') {
-            return format!("{}***{}", &arg[..scheme_end + 3], &arg[at..]);
-        }
-    }
-    arg.to_owned()
-}
-
 /// Runs `program args` in `dir` with `env`, killing it after `timeout`.
 /// Returns the output whatever the exit status; the caller decides what a failure means.
 pub async fn run<I, S>(
@@ -111,7 +99,7 @@ where
 {
     let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
     let argv: Vec<String> = std::iter::once(program.to_owned())
-        .chain(args.iter().map(|a| redact(&a.to_string_lossy())))
+        .chain(args.iter().map(|a| redact_url(&a.to_string_lossy())))
         .collect();
     let mut command = Command::new(program);
     command
@@ -172,13 +160,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_in_urls_are_hidden() {
-        assert_eq!(redact("https://user:pw@host/repo"), "https://***@host/repo");
-        assert_eq!(redact("https://host/a@b"), "https://host/a@b");
-        assert_eq!(redact("/plain/path"), "/plain/path");
-    }
 
     #[test]
     fn tail_cuts_at_char_boundaries() {

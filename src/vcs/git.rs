@@ -187,7 +187,7 @@ fn check(args: &[&str], out: Output) -> Result<Output, VcsError> {
             command: format!(
                 "git {}",
                 args.iter()
-                    .map(|a| command::redact(a))
+                    .map(|a| crate::secrets::redact_url(a))
                     .collect::<Vec<_>>()
                     .join(" ")
             ),

@@ -158,7 +158,7 @@ fn check(args: &[&str], out: HgOutput) -> Result<HgOutput, VcsError> {
             command: format!(
                 "hg {}",
                 args.iter()
-                    .map(|a| super::command::redact(a))
+                    .map(|a| crate::secrets::redact_url(a))
                     .collect::<Vec<_>>()
                     .join(" ")
             ),

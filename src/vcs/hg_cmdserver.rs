@@ -27,7 +27,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::VcsError;
-use super::command::{CommandRecord, Output, record_totals, redact, tail};
+use super::command::{CommandRecord, Output, record_totals, tail};
+use crate::secrets::redact_url;
 
 /// The program.
 const HG: &str = "hg";
@@ -554,7 +555,7 @@ fn kill_group(pid: Option<u32>) {
 /// `hg` and the arguments, URLs redacted: the argv of a [`CommandRecord`].
 fn hg_argv(args: &[&str]) -> Vec<String> {
     std::iter::once(HG.to_owned())
-        .chain(args.iter().map(|arg| redact(arg)))
+        .chain(args.iter().map(|arg| redact_url(arg)))
         .collect()
 }
 
