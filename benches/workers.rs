@@ -37,11 +37,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use common::fleet::{
-    Killed, add_repositories, add_top_level_config, observed_database, patches_for,
-    set_poll_interval, spawn_worker, submit_round_robin, wait_all_finished_every,
-    wait_workers_started,
+    add_repositories, add_top_level_config, observed_database, patches_for, set_poll_interval,
+    start_fleet, submit_round_robin, wait_all_finished_every,
 };
-use common::{Api, Env, Options, free_port};
+use common::{Env, Options};
 use serde_json::json;
 
 fn env_number(
@@ -209,20 +208,6 @@ impl ThroughputRow {
     fn per_minute(&self) -> f64 {
         self.landed as f64 / self.seconds * 60.0
     }
-}
-
-/// Starts `serve --no-pushers` and the named workers, and waits until they are up.
-async fn start_fleet(env: &Env, db: &sqlx::PgPool, names: &[String]) -> (Killed, Vec<Killed>, Api) {
-    let port = free_port();
-    let serve = Killed(env.spawn_autoland(&["serve", "--no-pushers"], port));
-    let workers: Vec<Killed> = names.iter().map(|n| spawn_worker(env, n)).collect();
-    let base = format!("http://127.0.0.1:{port}");
-    env.wait_serving(&base, Duration::from_secs(30)).await;
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    wait_workers_started(db, &refs, Duration::from_secs(30)).await;
-    // Give the wake-listeners time to connect and LISTEN.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    (serve, workers, Api::new(&base, &env.token))
 }
 
 async fn throughput(s: &Settings, workers: usize) -> ThroughputRow {

@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::fleet::{
-    Killed, RepoPair, add_repositories, observed_database, patches_for, spawn_worker,
-    submit_round_robin, wait_all_finished,
+    Killed, RepoPair, add_repositories, migrate, observed_database, patches_for, spawn_worker,
+    start_fleet, submit_round_robin, wait_all_finished,
 };
 use common::{Api, Change, Env, Options, free_port, wait_healthy};
 use serde_json::json;
@@ -21,16 +20,7 @@ async fn a_worker_process_lands_what_a_serve_without_pushers_accepted() {
         postgres: true,
         ..Options::default()
     });
-    let migrate = Command::new(env!("CARGO_BIN_EXE_autoland"))
-        .args(["migrate", "--config", env.config_path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
-    let said = String::from_utf8_lossy(&migrate.stdout);
+    let said = migrate(&env);
     assert!(
         said.contains("is up to date") && said.contains("postgres://"),
         "{said}"
@@ -155,15 +145,7 @@ async fn three_workers_land_200_requests_over_4_repositories_exactly_once() {
     let db = observed_database(&env).await;
     let patches = patches_for(&env, N);
 
-    let port = free_port();
-    let serve = Killed(env.spawn_autoland(&["serve", "--no-pushers"], port));
-    let workers: Vec<Killed> = ["w1", "w2", "w3"]
-        .iter()
-        .map(|name| spawn_worker(&env, name))
-        .collect();
-    let base = format!("http://127.0.0.1:{port}");
-    env.wait_serving(&base, Duration::from_secs(30)).await;
-    let api = Api::new(&base, &env.token);
+    let (serve, workers, api) = start_fleet(&env, &db, &["w1", "w2", "w3"]).await;
     submit_round_robin(&api, &repos, &patches).await;
     let rows = wait_all_finished(&db, N as i64, Duration::from_secs(600)).await;
     assert_landed_exactly_once(&env, &repos, &rows);
@@ -224,16 +206,8 @@ async fn a_killed_workers_requests_are_reclaimed_and_land_exactly_once() {
     let db = observed_database(&env).await;
     let patches = patches_for(&env, N);
 
-    let port = free_port();
-    let serve = Killed(env.spawn_autoland(&["serve", "--no-pushers"], port));
-    let mut victim = spawn_worker(&env, "victim");
-    let others: Vec<Killed> = ["w2", "w3"]
-        .iter()
-        .map(|name| spawn_worker(&env, name))
-        .collect();
-    let base = format!("http://127.0.0.1:{port}");
-    env.wait_serving(&base, Duration::from_secs(30)).await;
-    let api = Api::new(&base, &env.token);
+    let (serve, mut workers, api) = start_fleet(&env, &db, &["victim", "w2", "w3"]).await;
+    let mut victim = workers.remove(0);
     submit_round_robin(&api, &repos, &patches).await;
 
     // Kill the victim while it holds a request, after some landings.
@@ -284,7 +258,7 @@ async fn a_killed_workers_requests_are_reclaimed_and_land_exactly_once() {
             .unwrap();
     assert_eq!(after_death, 0, "a dead worker wrote events");
     db.close().await;
-    drop(others);
+    drop(workers);
     drop(serve);
 }
 
@@ -470,15 +444,7 @@ async fn jobs_longer_than_the_lease_keep_it_by_renewing() {
     let repos = add_repositories(&env, 2, "sleep 3");
     let db = observed_database(&env).await;
     let patches = patches_for(&env, N);
-    let port = free_port();
-    let serve = Killed(env.spawn_autoland(&["serve", "--no-pushers"], port));
-    let workers: Vec<Killed> = ["w1", "w2"]
-        .iter()
-        .map(|name| spawn_worker(&env, name))
-        .collect();
-    let base = format!("http://127.0.0.1:{port}");
-    env.wait_serving(&base, Duration::from_secs(30)).await;
-    let api = Api::new(&base, &env.token);
+    let (serve, workers, api) = start_fleet(&env, &db, &["w1", "w2"]).await;
     submit_round_robin(&api, &repos, &patches).await;
     let rows = wait_all_finished(&db, N as i64, Duration::from_secs(120)).await;
     assert_landed_exactly_once(&env, &repos, &rows);

@@ -106,14 +106,8 @@ pub fn database_url(env: &Env) -> String {
     )
 }
 
-/// Prepares the database (`autoland migrate`) and records, with triggers the processes
-/// under test know nothing of:
-///
-/// - in `claim_log`, every change of a lease's owner: who took it, when (database clock,
-///   `at_ms` in milliseconds and `at_us` in microseconds), and whose live or expired lease
-///   it replaced (`prev_owner`, `prev_until`);
-/// - in `created_log`, when each request row was inserted (`at_us`, database clock).
-pub async fn observed_database(env: &Env) -> sqlx::PgPool {
+/// Runs `autoland migrate` on the environment's configuration; returns what it printed.
+pub fn migrate(env: &Env) -> String {
     let migrate = Command::new(env!("CARGO_BIN_EXE_autoland"))
         .args(["migrate", "--config", env.config_path.to_str().unwrap()])
         .output()
@@ -123,6 +117,40 @@ pub async fn observed_database(env: &Env) -> sqlx::PgPool {
         "{}",
         String::from_utf8_lossy(&migrate.stderr)
     );
+    String::from_utf8_lossy(&migrate.stdout).into_owned()
+}
+
+/// Starts `serve --no-pushers` and the named workers, and waits until they are up and
+/// listening; returns them (killed when dropped) and a client of the serve.
+pub async fn start_fleet(
+    env: &Env,
+    db: &sqlx::PgPool,
+    names: &[impl AsRef<str>],
+) -> (Killed, Vec<Killed>, Api) {
+    let port = free_port();
+    let serve = Killed(env.spawn_autoland(&["serve", "--no-pushers"], port));
+    let workers: Vec<Killed> = names
+        .iter()
+        .map(|n| spawn_worker(env, n.as_ref()))
+        .collect();
+    let base = format!("http://127.0.0.1:{port}");
+    env.wait_serving(&base, Duration::from_secs(30)).await;
+    let refs: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+    wait_workers_started(db, &refs, Duration::from_secs(30)).await;
+    // Give the wake-listeners time to connect and LISTEN.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    (serve, workers, Api::new(&base, &env.token))
+}
+
+/// Prepares the database (`autoland migrate`) and records, with triggers the processes
+/// under test know nothing of:
+///
+/// - in `claim_log`, every change of a lease's owner: who took it, when (database clock,
+///   `at_ms` in milliseconds and `at_us` in microseconds), and whose live or expired lease
+///   it replaced (`prev_owner`, `prev_until`);
+/// - in `created_log`, when each request row was inserted (`at_us`, database clock).
+pub async fn observed_database(env: &Env) -> sqlx::PgPool {
+    migrate(env);
     let db = sqlx::PgPool::connect(&database_url(env)).await.unwrap();
     for statement in [
         "CREATE TABLE claim_log (tbl TEXT NOT NULL, row_id BIGINT NOT NULL, owner TEXT NOT NULL, \

@@ -819,21 +819,7 @@ impl Env {
     /// Waits until the `autoland serve` at `base` answers, showing the processes' logs if
     /// it does not.
     pub async fn wait_serving(&self, base: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        let client = reqwest::Client::new();
-        loop {
-            if let Ok(r) = client.get(format!("{base}/healthz")).send().await
-                && r.status().is_success()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server at {base} not healthy after {limit:?}:\n{}",
-                self.process_logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_healthy_or(base, limit, || self.process_logs()).await;
     }
 }
 
@@ -1007,6 +993,12 @@ pub async fn wait_for_file(path: &Path, limit: Duration) {
 
 /// Waits until the server at `base` answers /healthz.
 pub async fn wait_healthy(base: &str, limit: Duration) {
+    wait_healthy_or(base, limit, String::new).await;
+}
+
+/// Waits until the server at `base` answers /healthz; if it does not, fails with
+/// `explain()` in the message.
+async fn wait_healthy_or(base: &str, limit: Duration, explain: impl Fn() -> String) {
     let deadline = Instant::now() + limit;
     let client = reqwest::Client::new();
     loop {
@@ -1017,7 +1009,8 @@ pub async fn wait_healthy(base: &str, limit: Duration) {
         }
         assert!(
             Instant::now() < deadline,
-            "server at {base} not healthy after {limit:?}"
+            "server at {base} not healthy after {limit:?}\n{}",
+            explain()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
