@@ -7,59 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoland::service::Context;
-use autoland::simulator::bugzilla::{Fault, Flavor, NewAttachment, NewBug, NewFlag, Simulator};
+use autoland::simulator::bugzilla::{Fault, Flavor, NewBug};
 use autoland::tracker::bugzilla::poller;
+use common::bugzilla::{attach, autoland_comments, new_bug, simulator};
 use common::{Api, Change, Env, Options};
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(60);
-const AUTOLAND: &str = "autoland@example.com";
-
-async fn simulator(flavor: Flavor) -> (Simulator, String) {
-    let sim = Simulator::new(flavor);
-    sim.add_user(AUTOLAND, "Autoland", false);
-    sim.add_user("alice@example.com", "Alice", false);
-    sim.add_user("bob@example.com", "Bob", false);
-    sim.add_api_key("autoland-key", AUTOLAND);
-    let url = sim.start().await.expect("simulator starts");
-    (sim, url)
-}
-
 fn env_with(url: &str) -> Env {
     Env::new(Options {
         bugzilla: Some(url.to_owned()),
         ..Options::default()
-    })
-}
-
-fn attach(sim: &Simulator, bug: i64, name: &str, patch: &str, obsolete: bool) -> i64 {
-    sim.add_attachment(
-        bug,
-        NewAttachment {
-            file_name: name.to_owned(),
-            summary: format!("patch {name}"),
-            content_type: "text/plain".to_owned(),
-            data: patch.as_bytes().to_vec(),
-            is_patch: true,
-            is_obsolete: obsolete,
-            is_private: false,
-            creator: "alice@example.com".to_owned(),
-            flags: vec![NewFlag {
-                name: "review".to_owned(),
-                status: "+".to_owned(),
-                setter: "alice@example.com".to_owned(),
-                requestee: None,
-            }],
-        },
-    )
-}
-
-fn new_bug(sim: &Simulator, summary: &str) -> i64 {
-    sim.create_bug(NewBug {
-        summary: summary.to_owned(),
-        whiteboard: String::new(),
-        creator: "alice@example.com".to_owned(),
-        private: false,
     })
 }
 
@@ -79,15 +37,6 @@ async fn request_for_bug(api: &Api, bug: i64) -> i64 {
         assert!(Instant::now() < deadline, "no request for bug {bug}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Comments Autoland wrote on a bug.
-fn autoland_comments(sim: &Simulator, bug: i64) -> Vec<String> {
-    sim.comments(bug)
-        .into_iter()
-        .filter(|c| c.creator == AUTOLAND)
-        .map(|c| c.text)
-        .collect()
 }
 
 /// Waits until the request ended and every report of it was delivered (or given up).

@@ -273,12 +273,9 @@ fn leader_state(status: &serde_json::Value, instance: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_serves_one_bugzilla_leader_and_killing_it_hands_over() {
-    use autoland::simulator::bugzilla::{Flavor, NewAttachment, NewBug, NewFlag, Simulator};
-    let sim = Simulator::new(Flavor::V53);
-    sim.add_user("autoland@example.com", "Autoland", false);
-    sim.add_user("alice@example.com", "Alice", false);
-    sim.add_api_key("autoland-key", "autoland@example.com");
-    let url = sim.start().await.unwrap();
+    use autoland::simulator::bugzilla::Flavor;
+    use common::bugzilla::{attach, autoland_comments, new_bug, simulator};
+    let (sim, url) = simulator(Flavor::V53).await;
     let env = Env::new(Options {
         postgres: true,
         ci_command: "true".to_owned(),
@@ -293,31 +290,8 @@ async fn two_serves_one_bugzilla_leader_and_killing_it_hands_over() {
                 files: &[(file, "x\n")],
             }])
             .remove(0);
-        let bug = sim.create_bug(NewBug {
-            summary: summary.to_owned(),
-            whiteboard: String::new(),
-            creator: "alice@example.com".to_owned(),
-            private: false,
-        });
-        sim.add_attachment(
-            bug,
-            NewAttachment {
-                file_name: "fix.patch".to_owned(),
-                summary: summary.to_owned(),
-                content_type: "text/plain".to_owned(),
-                data: patch.into_bytes(),
-                is_patch: true,
-                is_obsolete: false,
-                is_private: false,
-                creator: "alice@example.com".to_owned(),
-                flags: vec![NewFlag {
-                    name: "review".to_owned(),
-                    status: "+".to_owned(),
-                    setter: "alice@example.com".to_owned(),
-                    requestee: None,
-                }],
-            },
-        );
+        let bug = new_bug(&sim, summary);
+        attach(&sim, bug, "fix.patch", &patch, false);
         sim.set_whiteboard(bug, "[autoland-try]", "alice@example.com");
         bug
     };
@@ -340,12 +314,7 @@ async fn two_serves_one_bugzilla_leader_and_killing_it_hands_over() {
     // The pushers (which also read bugs, to gather their patches) run in a worker, so
     // every call from a serve process is the poller's or the reporter's.
     let _worker = spawn_worker(&env, "w");
-    let comments_by_autoland = |bug: i64| {
-        sim.comments(bug)
-            .into_iter()
-            .filter(|c| c.creator == "autoland@example.com")
-            .count()
-    };
+    let comments_by_autoland = |bug: i64| autoland_comments(&sim, bug).len();
     let (mut a, a_base) = serve("serve-a");
     env.wait_serving(&a_base, Duration::from_secs(30)).await;
     let a_api = Api::new(&a_base, &env.token);

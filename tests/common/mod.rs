@@ -12,6 +12,7 @@ use autoland::config::{Config, hash_token};
 use autoland::service::{self, Context, Service};
 use serde_json::{Value, json};
 
+pub mod bugzilla;
 pub mod fleet;
 
 /// The test suite that a try run executes: fails when any tracked file says BROKEN.
