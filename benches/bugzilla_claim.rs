@@ -6,6 +6,8 @@
 //! `cargo bench --bench bugzilla_claim` (env: BENCH_RUNS, default 10;
 //! BENCH_POLL_SECONDS, default 2).
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use autoland::config::{Config, hash_token};
 use autoland::service::{self, Context};
 use autoland::simulator::bugzilla::{Flavor, NewAttachment, NewBug, Simulator};
 use autoland::store::ListFilter;
+use support::ms;
 
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
@@ -38,7 +41,6 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 fn summary(label: &str, mut samples: Vec<Duration>) -> String {
     samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let median = samples[samples.len() / 2];
     let mean = samples.iter().map(|d| ms(*d)).sum::<f64>() / samples.len() as f64;
     format!(

@@ -23,44 +23,40 @@
 //! asks for the request, default 50), `RUST_LOG` (e.g. `autoland=debug` prints every hg
 //! command).
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use autoland::config::{Config, hash_token};
+use autoland::config::Config;
 use autoland::service::{self, Context};
 use autoland::vcs::CommandRecord;
 use autoland::vcs::hg_cmdserver::{CommandServer, HgOutput, spawn_once};
-use serde_json::{Value, json};
-use tracing::field::{Field, Visit};
-use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{EnvFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
+use support::landings::{
+    Api, Landing, Ran, Recorder, command_shape, end_medians, install_recorder, median_landing,
+    print_timeline_lines, step_medians, timeline_lines,
+};
+use support::repo::{
+    COMMITS, DIRS, FILES, FILES_PER_DIR, FIRST_PATCHED_FILE, LINES_PER_FILE, file_path,
+    original_content, patch_for,
+};
+use support::{Stats, USER, dir_from_env, env_number, load_average, ms, stats};
 
-/// Shape of the generated repository (as in `benches/landing.rs`).
-const DIRS: usize = 100;
-const FILES_PER_DIR: usize = 100;
-const FILES: usize = DIRS * FILES_PER_DIR;
-const COMMITS: usize = 5_000;
-const LINES_PER_FILE: usize = 10;
-/// History commits modify files 0..COMMITS-1; every landing of the benchmark patches a
-/// file of its own from here on (so no two landings make the same changeset).
-const FIRST_PATCHED_FILE: usize = COMMITS;
+// The repository's shape (as in `benches/landing.rs`) and the files the landings patch:
+// `support::repo`. Every landing of the benchmark patches a file of its own (so no two
+// landings make the same changeset).
+
 /// Bumped whenever the generator changes, so a stale reused repository is regenerated.
 const GENERATOR_VERSION: &str = "hg-landing-bench-repo v1";
 
-const TOKEN: &str = "bench-token-alice";
-const USER: &str = "alice@example.com";
 /// Not the 5 ms of `benches/landing.rs`: on 2 cores, 5 ms polling (about 270 GETs per
 /// landing) slows the CI checkout's `hg archive` by about 20 %. The total is taken from
 /// the `landed` event instead, so the polling period does not add to it.
 const DEFAULT_POLL_MS: u64 = 50;
-const LANDING_LIMIT: Duration = Duration::from_secs(120);
 const HG_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_RUNS: usize = 10;
 const MAX_RUNS: usize = 200;
@@ -70,20 +66,7 @@ const HG_TARGET: &str = "autoland::vcs::hg_cmdserver";
 const REMOVAL: &str = "CI remove the checkout (remove_dir_all, not hg)";
 
 fn main() -> anyhow::Result<()> {
-    let recorder = Recorder::default();
-    let log = std::env::var_os("RUST_LOG").map(|_| {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_filter(EnvFilter::from_default_env())
-    });
-    tracing_subscriber::registry()
-        .with(
-            recorder
-                .clone()
-                .with_filter(Targets::new().with_target(HG_TARGET, tracing::Level::DEBUG)),
-        )
-        .with(log)
-        .init();
+    let recorder = install_recorder(HG_TARGET);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,22 +75,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(recorder: Recorder) -> anyhow::Result<()> {
-    let runs = match std::env::var("BENCH_RUNS") {
-        Ok(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_RUNS).contains(n))
-            .with_context(|| format!("BENCH_RUNS must be 1 to {MAX_RUNS}, not `{text}`"))?,
-        Err(_) => DEFAULT_RUNS,
-    };
-    let poll = match std::env::var("BENCH_POLL_MS") {
-        Ok(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .with_context(|| format!("BENCH_POLL_MS must be 1 to 1000, not `{text}`"))?,
-        Err(_) => DEFAULT_POLL_MS,
-    };
+    let runs = env_number("BENCH_RUNS", DEFAULT_RUNS as u64, 1..=MAX_RUNS as u64)? as usize;
+    let poll = env_number("BENCH_POLL_MS", DEFAULT_POLL_MS, 1..=1000)?;
     let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "both".to_owned());
     let (do_sequence, do_service) = match parts.as_str() {
         "sequence" => (true, false),
@@ -116,8 +85,8 @@ async fn run(recorder: Recorder) -> anyhow::Result<()> {
         other => bail!("BENCH_PARTS must be sequence, service or both, not `{other}`"),
     };
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let root = dir_from_env("BENCH_DIR", &manifest)?;
-    let cache = dir_from_env("BENCH_CACHE", &manifest)?;
+    let root = dir_from_env("BENCH_DIR", manifest.join("target/bench-hg"))?;
+    let cache = dir_from_env("BENCH_CACHE", manifest.join("target/bench-hg"))?;
 
     println!("# Autoland hg landing benchmark");
     println!();
@@ -182,20 +151,6 @@ async fn run(recorder: Recorder) -> anyhow::Result<()> {
     }
     println!("<!-- /hg-landing-bench-tables -->");
     Ok(())
-}
-
-fn dir_from_env(var: &str, manifest: &Path) -> anyhow::Result<PathBuf> {
-    let dir = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("target/bench-hg"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir.canonicalize()?)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".to_owned())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -304,37 +259,6 @@ fn generate_central(cache: &Path, stamp: &str) -> anyhow::Result<()> {
     std::fs::remove_dir_all(&patches)?;
     std::fs::write(cache.join("central.stamp"), stamp)?;
     Ok(())
-}
-
-fn file_path(index: usize) -> String {
-    format!(
-        "d{:02}/f{:03}.txt",
-        index / FILES_PER_DIR,
-        index % FILES_PER_DIR
-    )
-}
-
-fn original_content(index: usize) -> String {
-    let path = file_path(index);
-    (1..=LINES_PER_FILE)
-        .map(|line| format!("{path} line {line}\n"))
-        .collect()
-}
-
-/// A unified diff changing the last line of file `index` (never touched by history).
-fn patch_for(index: usize, label: &str) -> String {
-    let path = file_path(index);
-    let keep = 3;
-    let first = LINES_PER_FILE - keep + 1;
-    let mut diff = format!("--- a/{path}\n+++ b/{path}\n@@ -{first},{keep} +{first},{keep} @@\n");
-    for line in first..LINES_PER_FILE {
-        diff.push_str(&format!(" {path} line {line}\n"));
-    }
-    diff.push_str(&format!("-{path} line {LINES_PER_FILE}\n"));
-    diff.push_str(&format!(
-        "+{path} line {LINES_PER_FILE}, changed by the benchmark ({label})\n"
-    ));
-    diff
 }
 
 fn hg(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
@@ -905,49 +829,9 @@ impl Sequence {
 // ---------------------------------------------------------------------------------------
 // Part 2: landings through the service.
 
-/// The service's configuration, as a file would say it.
+/// The service's configuration (hg repositories, `ci_command = "true"`).
 fn config(dir: &Path, central: &Path, try_repo: &Path) -> anyhow::Result<Config> {
-    let text = format!(
-        r#"
-listen = "127.0.0.1:0"
-data_dir = {data_dir}
-
-[[repositories]]
-name = "central"
-kind = "hg"
-pull_url = {central}
-level = "scm_level_3"
-
-[[repositories]]
-name = "try"
-kind = "hg"
-pull_url = {try_repo}
-level = "scm_level_1"
-try = true
-base = "central"
-ci_command = "true"
-ci_timeout_seconds = 60
-
-[permissions.users]
-"{USER}" = "scm_level_3"
-
-[[tokens]]
-name = "bench"
-user = "{USER}"
-sha256 = "{hash}"
-"#,
-        data_dir = toml_string(&dir.join("data")),
-        central = toml_string(central),
-        try_repo = toml_string(try_repo),
-        hash = hash_token(TOKEN),
-    );
-    let config: Config = toml::from_str(&text).context("the benchmark's configuration")?;
-    config.validate()?;
-    Ok(config)
-}
-
-fn toml_string(path: &Path) -> String {
-    toml::Value::String(path.to_string_lossy().into_owned()).to_string()
+    support::config(dir, "hg", central, try_repo, &[USER], "")
 }
 
 struct ServiceRuns {
@@ -979,19 +863,13 @@ async fn run_service(
     let ctx = Arc::new(Context::new(config).await?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let service = service::start(ctx, listener).await?;
-    let api = Api {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()?,
-        base: format!("http://{}", service.addr),
-        poll: Duration::from_millis(poll),
-    };
+    let api = Api::new(service.addr, Duration::from_millis(poll))?;
     let cold = api.land(recorder, take(next_file), "cold").await?;
     println!(
         "cold first landing (clones the working copy, starts its command server, pushes the whole history to try, fills the CI mirror): {:.1} ms, {} hg commands taking {:.1} ms",
         cold.to_landed(),
-        cold.hg_count,
-        ms(cold.hg_time)
+        cold.vcs_count,
+        ms(cold.vcs_time)
     );
     println!();
     let mut landings = Vec::with_capacity(runs);
@@ -1012,8 +890,8 @@ async fn run_service(
             "| {} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {} |",
             i + 1,
             l.to_landed(),
-            ms(l.hg_time),
-            l.hg_count,
+            ms(l.vcs_time),
+            l.vcs_count,
             l.overhead(),
             l.overhead_pct(),
             l.observation(),
@@ -1025,27 +903,7 @@ async fn run_service(
     Ok(ServiceRuns { landings, cold })
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    poll: Duration,
-}
-
-/// One measured landing through the service.
-struct Landing {
-    /// Until the client saw `landed`.
-    total: Duration,
-    hg_count: u64,
-    hg_time: Duration,
-    commands: Vec<Ran>,
-    t0: Instant,
-    events: Vec<(String, f64)>,
-    landed_at: f64,
-    polls: u32,
-    /// Each GET: sent and answered, ms after the POST started.
-    gets: Vec<(f64, f64)>,
-}
-
+// What the total and the overhead are here (a `support::landings::Landing`).
 impl Landing {
     /// From just before the POST to the `landed` event (ms, ±0.5).
     fn to_landed(&self) -> f64 {
@@ -1058,129 +916,19 @@ impl Landing {
 
     /// Autoland's own time (ms): until `landed`, less the hg commands.
     fn overhead(&self) -> f64 {
-        self.to_landed() - ms(self.hg_time)
+        self.to_landed() - ms(self.vcs_time)
     }
 
     fn overhead_pct(&self) -> f64 {
         100.0 * self.overhead() / self.to_landed()
     }
-
-    fn observation(&self) -> f64 {
-        (ms(self.total) - self.landed_at).max(0.0)
-    }
-}
-
-impl Api {
-    async fn land(&self, recorder: &Recorder, file: usize, label: &str) -> anyhow::Result<Landing> {
-        let body = json!({
-            "patches": [{
-                "name": format!("bench-{}.patch", label.replace(' ', "-")),
-                "content": patch_for(file, label),
-                "message": format!("Bench: change {} ({label})", file_path(file)),
-            }],
-            "destinations": ["try"],
-        });
-        let (count_before, time_before) = autoland::vcs::command::totals();
-        let first_record = recorder.len();
-        let wall_before = epoch_ms();
-        let t0 = Instant::now();
-        let response = self
-            .http
-            .post(format!("{}/api/requests", self.base))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await?;
-        let status = response.status();
-        let answer: Value = response.json().await?;
-        ensure!(
-            status.as_u16() == 201,
-            "submission refused ({status}): {answer}"
-        );
-        let id = answer["id"].as_i64().context("no id in the answer")?;
-        let mut polls = 0;
-        let mut gets = Vec::new();
-        let detail = loop {
-            polls += 1;
-            let sent = ms(t0.elapsed());
-            let detail: Value = self
-                .http
-                .get(format!("{}/api/requests/{id}", self.base))
-                .bearer_auth(TOKEN)
-                .send()
-                .await?
-                .json()
-                .await?;
-            gets.push((sent, ms(t0.elapsed())));
-            match detail["request"]["stage"].as_str() {
-                Some("landed") => break detail,
-                Some(stage @ ("failed" | "cancelled")) => {
-                    bail!("request {id} ({label}) ended {stage}: {detail:#}")
-                }
-                _ => {}
-            }
-            if t0.elapsed() > LANDING_LIMIT {
-                bail!("request {id} ({label}) did not land within {LANDING_LIMIT:?}: {detail:#}");
-            }
-            tokio::time::sleep(self.poll).await;
-        };
-        let observed = Instant::now();
-        let (count_after, time_after) = autoland::vcs::command::totals();
-        let events: Vec<(String, f64)> = detail["events"]
-            .as_array()
-            .map(|events| {
-                events
-                    .iter()
-                    .map(|e| {
-                        let kind = match e["to_stage"].as_str() {
-                            Some(to) => format!("→ {to}"),
-                            None => e["kind"].as_str().unwrap_or("?").to_owned(),
-                        };
-                        let at = e["at"].as_f64().unwrap_or(f64::NAN) + 0.5;
-                        (kind, at - wall_before)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let landed_at = events
-            .iter()
-            .rev()
-            .find(|(kind, _)| kind == "→ landed")
-            .map_or(f64::NAN, |(_, at)| *at);
-        Ok(Landing {
-            total: observed - t0,
-            hg_count: count_after - count_before,
-            hg_time: time_after.saturating_sub(time_before),
-            commands: recorder.since(first_record),
-            t0,
-            events,
-            landed_at,
-            polls,
-            gets,
-        })
-    }
-}
-
-fn epoch_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1e3)
-        .unwrap_or(0.0)
 }
 
 /// Medians, position by position, of every hg command and of the gap before it.
 fn print_timeline(landings: &[Landing]) {
-    let Some(first) = landings.first() else {
+    let Some((shape, same)) = command_shape(landings) else {
         return;
     };
-    let shape: Vec<String> = first.commands.iter().map(|r| r.short()).collect();
-    let same = landings.iter().all(|l| {
-        l.commands.len() == shape.len()
-            && l.commands
-                .iter()
-                .zip(&shape)
-                .all(|(r, s)| r.short().split(' ').next() == s.split(' ').next())
-    });
     println!("### Where a warm landing's time goes (medians over the runs)");
     println!();
     if !same {
@@ -1193,34 +941,16 @@ fn print_timeline(landings: &[Landing]) {
     let mut gap_sum = 0.0;
     let mut hg_sum = 0.0;
     for (i, label) in shape.iter().enumerate() {
-        let gaps: Vec<f64> = landings
-            .iter()
-            .map(|l| {
-                let before = if i == 0 { l.t0 } else { l.commands[i - 1].end };
-                ms(l.commands[i].start().saturating_duration_since(before))
-            })
-            .collect();
-        let runs: Vec<f64> = landings
-            .iter()
-            .map(|l| ms(l.commands[i].duration))
-            .collect();
-        let (gap, run) = (stats(&gaps).median, stats(&runs).median);
+        let (gap, run) = step_medians(landings, i);
         gap_sum += gap;
         hg_sum += run;
         println!(
             "| {} | `{label}` | {} | {gap:.1} | {run:.1} |",
             i + 1,
-            first.commands[i].how
+            landings[0].commands[i].how()
         );
     }
-    let last_end = |l: &Landing| ms(l.commands.last().map_or(l.t0, |r| r.end) - l.t0);
-    let tails: Vec<f64> = landings
-        .iter()
-        .map(|l| (l.landed_at - last_end(l)).max(0.0))
-        .collect();
-    let tail = stats(&tails).median;
-    let seen: Vec<f64> = landings.iter().map(Landing::observation).collect();
-    let seen = stats(&seen).median;
+    let (tail, seen) = end_medians(landings);
     gap_sum += tail;
     println!(
         "| | (end: the CI command `true`, `remove_dir_all` of the checkout, `landed`) | | {tail:.1} | |"
@@ -1229,41 +959,21 @@ fn print_timeline(landings: &[Landing]) {
     println!("| | **sum of medians** | | **{gap_sum:.1}** | **{hg_sum:.1}** |");
     println!();
 
-    let mut order: Vec<usize> = (0..landings.len()).collect();
-    order.sort_by(|a, b| {
-        landings[*a]
-            .to_landed()
-            .total_cmp(&landings[*b].to_landed())
-    });
-    let median = &landings[order[order.len() / 2]];
+    let median = median_landing(landings, Landing::to_landed);
     println!(
         "Timeline of the median landing ({:.1} ms to `landed`), ms after the POST started:",
         median.to_landed()
     );
     println!();
-    let mut lines: Vec<(f64, String)> = median
-        .events
-        .iter()
-        .map(|(kind, at)| (*at, format!("event {kind}")))
-        .collect();
-    for r in &median.commands {
-        lines.push((
-            ms(r.start().saturating_duration_since(median.t0)),
-            format!("hg {} ({}, {:.1} ms)", r.short(), r.how, ms(r.duration)),
-        ));
-    }
+    let mut lines = timeline_lines(median, |r| {
+        format!("hg {} ({}, {:.1} ms)", r.short(), r.how(), ms(r.duration))
+    });
     let last_gets = median.gets.len().saturating_sub(3);
     for (sent, answered) in &median.gets[last_gets..] {
         lines.push((*sent, format!("client GET (answered at {answered:.1})")));
     }
     lines.push((ms(median.total), "client sees `landed`".to_owned()));
-    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
-    println!("```");
-    for (at, what) in lines {
-        println!("{at:8.1}  {what}");
-    }
-    println!("```");
-    println!();
+    print_timeline_lines(lines);
 }
 
 impl ServiceRuns {
@@ -1274,11 +984,11 @@ impl ServiceRuns {
         };
         let t = v(&Landing::to_landed);
         let seen_total = v(&|l| ms(l.total));
-        let g = v(&|l| ms(l.hg_time));
+        let g = v(&|l| ms(l.vcs_time));
         let o = v(&Landing::overhead);
         let p = v(&|l| l.overhead_pct());
         let s = v(&Landing::observation);
-        let counts: Vec<u64> = landings.iter().map(|l| l.hg_count).collect();
+        let counts: Vec<u64> = landings.iter().map(|l| l.vcs_count).collect();
         let (lo, hi) = (
             counts.iter().min().copied().unwrap_or(0),
             counts.iter().max().copied().unwrap_or(0),
@@ -1335,8 +1045,8 @@ impl ServiceRuns {
         );
         println!(
             "| cold first landing ({} hg commands, {:.1} ms of hg) | {:.1} ms | | |",
-            self.cold.hg_count,
-            ms(self.cold.hg_time),
+            self.cold.vcs_count,
+            ms(self.cold.vcs_time),
             self.cold.to_landed()
         );
         println!();
@@ -1350,141 +1060,15 @@ impl ServiceRuns {
 }
 
 // ---------------------------------------------------------------------------------------
-// Recording every hg command with its end time (from the hg debug events).
-
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Ran>>>);
-
-#[derive(Clone, Debug)]
-struct Ran {
-    end: Instant,
-    duration: Duration,
-    command: String,
-    /// "server" or "spawned".
-    how: &'static str,
-}
+// The recorded hg commands (`support::landings::Ran`, from the hg debug events).
 
 impl Ran {
-    fn start(&self) -> Instant {
-        self.end.checked_sub(self.duration).unwrap_or(self.end)
-    }
-
-    /// `hg pull -- /long/path` → `pull -- …/path`, hashes shortened.
-    fn short(&self) -> String {
-        self.command
-            .replace('\n', "\\n")
-            .split(' ')
-            .skip(1)
-            .map(|w| {
-                if w.starts_with('/') {
-                    w.rsplit('/')
-                        .next()
-                        .map(|last| format!("…/{last}"))
-                        .unwrap_or_default()
-                } else if w.len() >= 40 && w.chars().all(|c| c.is_ascii_hexdigit()) {
-                    format!("{}…", &w[..8])
-                } else {
-                    w.to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-impl Recorder {
-    fn len(&self) -> usize {
-        self.0.lock().map(|v| v.len()).unwrap_or(0)
-    }
-
-    fn since(&self, from: usize) -> Vec<Ran> {
-        self.0
-            .lock()
-            .map(|v| v.get(from..).unwrap_or_default().to_vec())
-            .unwrap_or_default()
-    }
-}
-
-impl<S: tracing::Subscriber> Layer<S> for Recorder {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        let end = Instant::now();
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        if let (Some(command), Some(duration)) = (fields.command, fields.duration)
-            && let Ok(mut all) = self.0.lock()
-        {
-            all.push(Ran {
-                end,
-                duration,
-                command,
-                how: if fields.message.contains("server") {
-                    "server"
-                } else {
-                    "spawned"
-                },
-            });
+    /// "server" or "spawned".
+    fn how(&self) -> &'static str {
+        if self.message.contains("server") {
+            "server"
+        } else {
+            "spawned"
         }
-    }
-}
-
-#[derive(Default)]
-struct Fields {
-    command: Option<String>,
-    duration: Option<Duration>,
-    message: String,
-}
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
-        match field.name() {
-            "command" => self.command = Some(format!("{value:?}")),
-            "duration" => self.duration = parse_duration(&format!("{value:?}")),
-            "message" => self.message = format!("{value:?}"),
-            _ => {}
-        }
-    }
-}
-
-/// Parses `Duration`'s `Debug` text (`1.5s`, `12.3ms`, `4.5µs`, `100ns`).
-fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| c.is_alphabetic())?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "s" => number,
-        "ms" => number / 1e3,
-        "µs" | "us" => number / 1e6,
-        "ns" => number / 1e9,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(seconds))
-}
-
-// ---------------------------------------------------------------------------------------
-// Numbers.
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-fn stats(values: &[f64]) -> Stats {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    let median = match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => sorted[n / 2],
-        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    };
-    Stats {
-        median,
-        min: sorted.first().copied().unwrap_or(f64::NAN),
-        max: sorted.last().copied().unwrap_or(f64::NAN),
     }
 }

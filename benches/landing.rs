@@ -18,57 +18,37 @@
 //! database, the wake-ups between modules, the observation delay (up to one poll) and the
 //! CI command itself (`true`, about a millisecond).
 
-use std::fmt::Debug;
+mod support;
+
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail, ensure};
-use autoland::config::{Config, hash_token};
+use anyhow::{Context as _, ensure};
+use autoland::config::Config;
 use autoland::service::{self, Context};
-use serde_json::{Value, json};
-use tracing::field::{Field, Visit};
-use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{EnvFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
+use support::landings::{
+    Api, Landing, Recorder, command_shape, end_medians, install_recorder, median_landing,
+    print_timeline_lines, step_medians, timeline_lines,
+};
+use support::repo::{COMMITS, DIRS, FILES, FIRST_PATCHED_FILE, file_path, original_content};
+use support::{Stats, USER, dir_from_env, env_number, ms, stats};
 
-/// Shape of the generated repository.
-const DIRS: usize = 100;
-const FILES_PER_DIR: usize = 100;
-const FILES: usize = DIRS * FILES_PER_DIR;
-const COMMITS: usize = 5_000;
-const LINES_PER_FILE: usize = 10;
-/// History commits modify files 0..COMMITS-1; the benchmark's patches modify files from
-/// here on, so they always apply on central's tip (a try-only landing never moves it).
-/// The baseline script patches the last files of the tree.
-const FIRST_PATCHED_FILE: usize = COMMITS;
+// The repository's shape and the files the landings patch: `support::repo`. (The
+// baseline script patches the last files of the tree.)
+
 /// Bumped whenever the generator changes, so a stale reused repository is regenerated.
 const GENERATOR_VERSION: &str = "landing-bench-repo v1";
 
-const TOKEN: &str = "bench-token-alice";
-const USER: &str = "alice@example.com";
 const DEFAULT_POLL_MS: u64 = 5;
-const LANDING_LIMIT: Duration = Duration::from_secs(120);
 const DEFAULT_RUNS: usize = 10;
 const MAX_RUNS: usize = 1_000;
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; there is nothing to parse.
-    let recorder = Recorder::default();
-    let log = std::env::var_os("RUST_LOG").map(|_| {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_filter(EnvFilter::from_default_env())
-    });
-    tracing_subscriber::registry()
-        .with(recorder.clone().with_filter(
-            Targets::new().with_target("autoland::vcs::command", tracing::Level::DEBUG),
-        ))
-        .with(log)
-        .init();
+    let recorder = install_recorder("autoland::vcs::command");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -77,28 +57,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(recorder: Recorder) -> anyhow::Result<()> {
-    let runs = match std::env::var("BENCH_RUNS") {
-        Ok(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_RUNS).contains(n))
-            .with_context(|| format!("BENCH_RUNS must be 1 to {MAX_RUNS}, not `{text}`"))?,
-        Err(_) => DEFAULT_RUNS,
-    };
-    let poll = match std::env::var("BENCH_POLL_MS") {
-        Ok(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .with_context(|| format!("BENCH_POLL_MS must be 1 to 1000, not `{text}`"))?,
-        Err(_) => DEFAULT_POLL_MS,
-    };
+    let runs = env_number("BENCH_RUNS", DEFAULT_RUNS as u64, 1..=MAX_RUNS as u64)? as usize;
+    let poll = env_number("BENCH_POLL_MS", DEFAULT_POLL_MS, 1..=1000)?;
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let root = std::env::var_os("BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("target/bench-landing"));
-    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let root = root.canonicalize()?;
+    let root = dir_from_env("BENCH_DIR", manifest.join("target/bench-landing"))?;
 
     println!("# Autoland landing benchmark");
     println!();
@@ -148,20 +110,14 @@ async fn run(recorder: Recorder) -> anyhow::Result<()> {
     let ctx = Arc::new(Context::new(config).await?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let service = service::start(ctx, listener).await?;
-    let api = Api {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()?,
-        base: format!("http://{}", service.addr),
-        poll: Duration::from_millis(poll),
-    };
+    let api = Api::new(service.addr, Duration::from_millis(poll))?;
 
     let cold = api.land(&recorder, FIRST_PATCHED_FILE, "cold").await?;
     println!(
         "cold first landing (clones the working copy, pushes the whole history to try, fills the CI mirror): {:.1} ms, {} git commands taking {:.1} ms",
         ms(cold.total),
-        cold.git_count,
-        ms(cold.git_time)
+        cold.vcs_count,
+        ms(cold.vcs_time)
     );
     println!();
 
@@ -269,37 +225,6 @@ fn write_file(out: &mut impl Write, index: usize, content: &str) -> std::io::Res
     writeln!(out, "data {}\n{content}", content.len())
 }
 
-fn file_path(index: usize) -> String {
-    format!(
-        "d{:02}/f{:03}.txt",
-        index / FILES_PER_DIR,
-        index % FILES_PER_DIR
-    )
-}
-
-fn original_content(index: usize) -> String {
-    let path = file_path(index);
-    (1..=LINES_PER_FILE)
-        .map(|line| format!("{path} line {line}\n"))
-        .collect()
-}
-
-/// A unified diff changing the last line of file `index` (never touched by history).
-fn patch_for(index: usize, label: &str) -> String {
-    let path = file_path(index);
-    let keep = 3;
-    let first = LINES_PER_FILE - keep + 1;
-    let mut diff = format!("--- a/{path}\n+++ b/{path}\n@@ -{first},{keep} +{first},{keep} @@\n");
-    for line in first..LINES_PER_FILE {
-        diff.push_str(&format!(" {path} line {line}\n"));
-    }
-    diff.push_str(&format!("-{path} line {LINES_PER_FILE}\n"));
-    diff.push_str(&format!(
-        "+{path} line {LINES_PER_FILE}, changed by the benchmark ({label})\n"
-    ));
-    diff
-}
-
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     git_out(dir, args).map(|_| ())
 }
@@ -318,292 +243,23 @@ fn git_out(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The service's configuration, as a file would say it (so fields added later with
-/// defaults need no change here). Everything not named keeps its default, notably
-/// `timeouts.poll_interval_ms` (500).
+/// The service's configuration (git repositories, `ci_command = "true"`); everything else
+/// keeps its default, notably `timeouts.poll_interval_ms` (500).
 fn config(dir: &Path, central: &Path, try_repo: &Path) -> anyhow::Result<Config> {
-    let text = format!(
-        r#"
-listen = "127.0.0.1:0"
-data_dir = {data_dir}
-
-[[repositories]]
-name = "central"
-kind = "git"
-pull_url = {central}
-level = "scm_level_3"
-
-[[repositories]]
-name = "try"
-kind = "git"
-pull_url = {try_repo}
-level = "scm_level_1"
-try = true
-base = "central"
-ci_command = "true"
-ci_timeout_seconds = 60
-
-[permissions.users]
-"{USER}" = "scm_level_3"
-
-[[tokens]]
-name = "bench"
-user = "{USER}"
-sha256 = "{hash}"
-"#,
-        data_dir = toml_string(&dir.join("data")),
-        central = toml_string(central),
-        try_repo = toml_string(try_repo),
-        hash = hash_token(TOKEN),
-    );
-    let config: Config = toml::from_str(&text).context("the benchmark's configuration")?;
-    config.validate()?;
-    Ok(config)
-}
-
-/// A path as a TOML string.
-fn toml_string(path: &Path) -> String {
-    toml::Value::String(path.to_string_lossy().into_owned()).to_string()
+    support::config(dir, "git", central, try_repo, &[USER], "")
 }
 
 // ---------------------------------------------------------------------------------------
-// Recording every git command with its end time (from the `vcs command` debug event).
-
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Ran>>>);
-
-#[derive(Clone, Debug)]
-struct Ran {
-    end: Instant,
-    duration: Duration,
-    command: String,
-}
-
-impl Ran {
-    fn start(&self) -> Instant {
-        self.end.checked_sub(self.duration).unwrap_or(self.end)
-    }
-}
-
-impl Recorder {
-    fn len(&self) -> usize {
-        self.0.lock().map(|v| v.len()).unwrap_or(0)
-    }
-
-    fn since(&self, from: usize) -> Vec<Ran> {
-        self.0
-            .lock()
-            .map(|v| v.get(from..).unwrap_or_default().to_vec())
-            .unwrap_or_default()
-    }
-}
-
-impl<S: tracing::Subscriber> Layer<S> for Recorder {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        let end = Instant::now();
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        if let (Some(command), Some(duration)) = (fields.command, fields.duration)
-            && let Ok(mut all) = self.0.lock()
-        {
-            all.push(Ran {
-                end,
-                duration,
-                command,
-            });
-        }
-    }
-}
-
-#[derive(Default)]
-struct Fields {
-    command: Option<String>,
-    duration: Option<Duration>,
-}
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
-        match field.name() {
-            "command" => self.command = Some(format!("{value:?}")),
-            "duration" => self.duration = parse_duration(&format!("{value:?}")),
-            _ => {}
-        }
-    }
-}
-
-/// Parses `Duration`'s `Debug` text (`1.5s`, `12.3ms`, `4.5µs`, `100ns`).
-fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| c.is_alphabetic())?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "s" => number,
-        "ms" => number / 1e3,
-        "µs" | "us" => number / 1e6,
-        "ns" => number / 1e9,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(seconds))
-}
-
-/// `git -c a=b -c c=d fetch --quiet -- /path ...` → `fetch --quiet …`, paths and hashes
-/// shortened, for the timeline.
-fn short_command(command: &str) -> String {
-    let mut words = command.split(' ').skip(1).peekable();
-    while words.peek() == Some(&"-c") {
-        words.next();
-        words.next();
-    }
-    words
-        .map(|w| {
-            if w.starts_with('/') {
-                w.rsplit('/')
-                    .next()
-                    .map(|last| format!("…/{last}"))
-                    .unwrap_or_default()
-            } else if w.len() >= 40 && w.chars().all(|c| c.is_ascii_hexdigit()) {
-                format!("{}…", &w[..8])
-            } else {
-                w.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-// ---------------------------------------------------------------------------------------
-// Landing through the API.
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    poll: Duration,
-}
-
-/// One measured landing.
-struct Landing {
-    total: Duration,
-    git_count: u64,
-    git_time: Duration,
-    /// The git commands it ran, in order.
-    commands: Vec<Ran>,
-    t0: Instant,
-    /// Events: kind and milliseconds after the POST started.
-    events: Vec<(String, f64)>,
-    /// When the `landed` event was recorded, ms after the POST started (±0.5: events have
-    /// millisecond timestamps).
-    landed_at: f64,
-    polls: u32,
-}
+// What overhead means here (a `support::landings::Landing`).
 
 impl Landing {
     fn overhead(&self) -> Duration {
-        self.total.saturating_sub(self.git_time)
+        self.total.saturating_sub(self.vcs_time)
     }
 
     fn overhead_pct(&self) -> f64 {
         100.0 * ms(self.overhead()) / ms(self.total)
     }
-
-    /// From the `landed` event to the client seeing it: the cost of observing by polling.
-    fn observation(&self) -> f64 {
-        (ms(self.total) - self.landed_at).max(0.0)
-    }
-}
-
-impl Api {
-    async fn land(&self, recorder: &Recorder, file: usize, label: &str) -> anyhow::Result<Landing> {
-        let body = json!({
-            "patches": [{
-                "name": format!("bench-{}.patch", label.replace(' ', "-")),
-                "content": patch_for(file, label),
-                "message": format!("Bench: change {} ({label})", file_path(file)),
-            }],
-            "destinations": ["try"],
-        });
-        let (count_before, time_before) = autoland::vcs::command::totals();
-        let first_record = recorder.len();
-        let wall_before = epoch_ms();
-        let t0 = Instant::now();
-        let response = self
-            .http
-            .post(format!("{}/api/requests", self.base))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await?;
-        let status = response.status();
-        let answer: Value = response.json().await?;
-        ensure!(
-            status.as_u16() == 201,
-            "submission refused ({status}): {answer}"
-        );
-        let id = answer["id"].as_i64().context("no id in the answer")?;
-        let mut polls = 0;
-        let detail = loop {
-            polls += 1;
-            let detail: Value = self
-                .http
-                .get(format!("{}/api/requests/{id}", self.base))
-                .bearer_auth(TOKEN)
-                .send()
-                .await?
-                .json()
-                .await?;
-            match detail["request"]["stage"].as_str() {
-                Some("landed") => break detail,
-                Some(stage @ ("failed" | "cancelled")) => {
-                    bail!("request {id} ({label}) ended {stage}: {detail:#}")
-                }
-                _ => {}
-            }
-            if t0.elapsed() > LANDING_LIMIT {
-                bail!("request {id} ({label}) did not land within {LANDING_LIMIT:?}: {detail:#}");
-            }
-            tokio::time::sleep(self.poll).await;
-        };
-        let observed = Instant::now();
-        let (count_after, time_after) = autoland::vcs::command::totals();
-        let events: Vec<(String, f64)> = detail["events"]
-            .as_array()
-            .map(|events| {
-                events
-                    .iter()
-                    .map(|e| {
-                        let kind = match e["to_stage"].as_str() {
-                            Some(to) => format!("→ {to}"),
-                            None => e["kind"].as_str().unwrap_or("?").to_owned(),
-                        };
-                        // `at` is whole milliseconds: take the middle of that millisecond.
-                        let at = e["at"].as_f64().unwrap_or(f64::NAN) + 0.5;
-                        (kind, at - wall_before)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let landed_at = events
-            .iter()
-            .rev()
-            .find(|(kind, _)| kind == "→ landed")
-            .map_or(f64::NAN, |(_, at)| *at);
-        Ok(Landing {
-            total: observed - t0,
-            git_count: count_after - count_before,
-            git_time: time_after.saturating_sub(time_before),
-            commands: recorder.since(first_record),
-            t0,
-            events,
-            landed_at,
-            polls,
-        })
-    }
-}
-
-fn epoch_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1e3)
-        .unwrap_or(0.0)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -703,32 +359,6 @@ fn field(text: &str, key: &str) -> anyhow::Result<Vec<f64>> {
 // ---------------------------------------------------------------------------------------
 // Reporting.
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-fn stats(values: &[f64]) -> Stats {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    let median = match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => sorted[n / 2],
-        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    };
-    Stats {
-        median,
-        min: sorted.first().copied().unwrap_or(f64::NAN),
-        max: sorted.last().copied().unwrap_or(f64::NAN),
-    }
-}
-
 fn print_runs(landings: &[Landing], shell: &[f64]) {
     println!(
         "## Warm landings: Autoland, and the shell script with the same git commands ({} each, interleaved)",
@@ -744,8 +374,8 @@ fn print_runs(landings: &[Landing], shell: &[f64]) {
             "| {} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {} | {:.1} |",
             i + 1,
             ms(l.total),
-            ms(l.git_time),
-            l.git_count,
+            ms(l.vcs_time),
+            l.vcs_count,
             ms(l.overhead()),
             l.overhead_pct(),
             l.observation(),
@@ -759,21 +389,9 @@ fn print_runs(landings: &[Landing], shell: &[f64]) {
 /// Medians, position by position, of every git command and of the gap before it: the gaps
 /// are where Autoland's own time goes (one request's commands run one after another).
 fn print_timeline(landings: &[Landing]) {
-    let Some(first) = landings.first() else {
+    let Some((shape, same)) = command_shape(landings) else {
         return;
     };
-    let shape: Vec<String> = first
-        .commands
-        .iter()
-        .map(|r| short_command(&r.command))
-        .collect();
-    let same = landings.iter().all(|l| {
-        l.commands.len() == shape.len()
-            && l.commands
-                .iter()
-                .zip(&shape)
-                .all(|(r, s)| short_command(&r.command).split(' ').next() == s.split(' ').next())
-    });
     println!("## Where a warm landing's time goes (medians over the runs)");
     println!();
     if !same {
@@ -799,18 +417,7 @@ fn print_timeline(landings: &[Landing]) {
     let mut gap_medians = 0.0;
     let mut git_medians = 0.0;
     for (i, label) in shape.iter().enumerate() {
-        let gaps: Vec<f64> = landings
-            .iter()
-            .map(|l| {
-                let before = if i == 0 { l.t0 } else { l.commands[i - 1].end };
-                ms(l.commands[i].start().saturating_duration_since(before))
-            })
-            .collect();
-        let runs: Vec<f64> = landings
-            .iter()
-            .map(|l| ms(l.commands[i].duration))
-            .collect();
-        let (gap, run) = (stats(&gaps).median, stats(&runs).median);
+        let (gap, run) = step_medians(landings, i);
         gap_medians += gap;
         git_medians += run;
         println!(
@@ -819,14 +426,7 @@ fn print_timeline(landings: &[Landing]) {
             gap_note(i, &shape)
         );
     }
-    let last_end = |l: &Landing| ms(l.commands.last().map_or(l.t0, |r| r.end) - l.t0);
-    let tails: Vec<f64> = landings
-        .iter()
-        .map(|l| (l.landed_at - last_end(l)).max(0.0))
-        .collect();
-    let tail = stats(&tails).median;
-    let seen: Vec<f64> = landings.iter().map(Landing::observation).collect();
-    let seen = stats(&seen).median;
+    let (tail, seen) = end_medians(landings);
     gap_medians += tail + seen;
     println!(
         "| | (end) | {tail:.1} | finish the CI run, `ci_finished` note, result watcher wake-up, `landed` transition | |"
@@ -838,37 +438,17 @@ fn print_timeline(landings: &[Landing]) {
     println!();
 
     // The events of the median landing, to name what happens in each gap.
-    let mut order: Vec<usize> = (0..landings.len()).collect();
-    order.sort_by(|a, b| landings[*a].total.cmp(&landings[*b].total));
-    let median = &landings[order[order.len() / 2]];
+    let median = median_landing(landings, |l| ms(l.total));
     println!(
         "Timeline of the median landing ({:.1} ms), ms after the POST started (events have 1 ms resolution):",
         ms(median.total)
     );
     println!();
-    let mut lines: Vec<(f64, String)> = median
-        .events
-        .iter()
-        .map(|(kind, at)| (*at, format!("event {kind}")))
-        .collect();
-    for r in &median.commands {
-        lines.push((
-            ms(r.start().saturating_duration_since(median.t0)),
-            format!(
-                "git {} ({:.1} ms)",
-                short_command(&r.command),
-                ms(r.duration)
-            ),
-        ));
-    }
+    let mut lines = timeline_lines(median, |r| {
+        format!("git {} ({:.1} ms)", r.short(), ms(r.duration))
+    });
     lines.push((ms(median.total), "client sees `landed`".to_owned()));
-    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
-    println!("```");
-    for (at, what) in lines {
-        println!("{at:8.1}  {what}");
-    }
-    println!("```");
-    println!();
+    print_timeline_lines(lines);
 }
 
 /// What the service does between command `i - 1` and command `i` of a try-only landing.
@@ -893,11 +473,11 @@ fn gap_note(i: usize, shape: &[String]) -> &'static str {
 
 fn print_summary(landings: &[Landing], cold: &Landing, baseline: &Baseline, poll_ms: u64) {
     let totals: Vec<f64> = landings.iter().map(|l| ms(l.total)).collect();
-    let gits: Vec<f64> = landings.iter().map(|l| ms(l.git_time)).collect();
+    let gits: Vec<f64> = landings.iter().map(|l| ms(l.vcs_time)).collect();
     let overheads: Vec<f64> = landings.iter().map(|l| ms(l.overhead())).collect();
     let pcts: Vec<f64> = landings.iter().map(Landing::overhead_pct).collect();
     let seen: Vec<f64> = landings.iter().map(Landing::observation).collect();
-    let counts: Vec<u64> = landings.iter().map(|l| l.git_count).collect();
+    let counts: Vec<u64> = landings.iter().map(|l| l.vcs_count).collect();
     let count = counts.first().copied().unwrap_or(0);
     let count_text = if counts.iter().all(|c| *c == count) {
         format!("{count}")
@@ -962,8 +542,8 @@ fn print_summary(landings: &[Landing], cold: &Landing, baseline: &Baseline, poll
     );
     println!(
         "| cold first landing ({} git commands, {:.1} ms of git; shell script's cold round: {:.1} ms) | {:.1} ms | | |",
-        cold.git_count,
-        ms(cold.git_time),
+        cold.vcs_count,
+        ms(cold.vcs_time),
         baseline.cold_ms,
         ms(cold.total)
     );

@@ -31,6 +31,8 @@
 //! or `wrk` to find it on `PATH`: also load each endpoint with
 //! `wrk -t2 -cCLIENTS -dSECONDS --latency --timeout 60s`; unset: no wrk).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,14 +40,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use autoland::config::{Config, hash_token};
+use autoland::config::Config;
 use autoland::patch::PatchFormat;
 use autoland::request::{FailureCategory, NewRequest, Patch, RequestId, Stage, Transition};
 use autoland::service::{self, Context};
 use autoland::store::{Effects, ListFilter, Store};
 use sqlx::Row as _;
+use support::{env_number, ms, percentile};
 
-const TOKEN: &str = "bench-token-alice";
 const REQUESTERS: [&str; 4] = [
     "alice@example.com",
     "bob@example.com",
@@ -60,28 +62,6 @@ const RECENT_LIMIT: usize = 25;
 const FIXED_QUERIES: usize = 6;
 const CLIENT_THREAD: &str = "load-client";
 const SERVER_THREAD: &str = "autoland-srv";
-
-fn env_number(
-    name: &str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> anyhow::Result<u64> {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .with_context(|| {
-                format!(
-                    "{name} must be {} to {}, not `{text}`",
-                    range.start(),
-                    range.end()
-                )
-            }),
-        Err(_) => Ok(default),
-    }
-}
 
 struct Settings {
     dir: PathBuf,
@@ -279,57 +259,23 @@ async fn setup(
     Ok((service, stages, filled))
 }
 
-/// The configuration as a file would say it. One pusher; nothing it could claim.
+/// The configuration (git repositories, every requester at `scm_level_3`). One pusher;
+/// nothing it could claim.
 fn config(dir: &Path, central: &Path, try_repo: &Path) -> anyhow::Result<Config> {
-    let users: String = REQUESTERS
-        .iter()
-        .map(|u| format!("\"{u}\" = \"scm_level_3\"\n"))
-        .collect();
-    let text = format!(
-        r#"
-listen = "127.0.0.1:0"
-data_dir = {data_dir}
-
+    support::config(
+        dir,
+        "git",
+        central,
+        try_repo,
+        &REQUESTERS,
+        "
 [pusher]
 concurrency = 1
 
 [timeouts]
 try_results_seconds = 86400
-
-[[repositories]]
-name = "central"
-kind = "git"
-pull_url = {central}
-level = "scm_level_3"
-
-[[repositories]]
-name = "try"
-kind = "git"
-pull_url = {try_repo}
-level = "scm_level_1"
-try = true
-base = "central"
-ci_command = "true"
-
-[permissions.users]
-{users}
-[[tokens]]
-name = "bench"
-user = "alice@example.com"
-sha256 = "{hash}"
-"#,
-        data_dir = toml_string(&dir.join("data")),
-        central = toml_string(central),
-        try_repo = toml_string(try_repo),
-        hash = hash_token(TOKEN),
-    );
-    let config: Config = toml::from_str(&text).context("the benchmark's configuration")?;
-    config.validate()?;
-    Ok(config)
-}
-
-fn toml_string(path: &Path) -> String {
-    toml::Value::String(path.to_string_lossy().into_owned()).to_string()
+",
+    )
 }
 
 fn new_request(n: usize) -> NewRequest {
@@ -650,10 +596,6 @@ async fn breakdown(ctx: &Context) -> anyhow::Result<Vec<Part>> {
     Ok(parts)
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 fn print_breakdown(parts: &[Part]) {
     println!(
         "Unloaded, one call at a time on the running (idle) service, {} runs each:",
@@ -678,15 +620,6 @@ fn print_breakdown(parts: &[Part]) {
 
 // ---------------------------------------------------------------------------------------
 // Load.
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
 
 struct LoadResult {
     requests: usize,

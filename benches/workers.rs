@@ -32,6 +32,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -42,28 +43,7 @@ use common::fleet::{
 };
 use common::{Env, Options};
 use serde_json::json;
-
-fn env_number(
-    name: &str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> anyhow::Result<u64> {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .with_context(|| {
-                format!(
-                    "{name} must be {} to {}, not `{text}`",
-                    range.start(),
-                    range.end()
-                )
-            }),
-        Err(_) => Ok(default),
-    }
-}
+use support::{env_number, load_average, median, percentile};
 
 /// A way of waking the idle worker, for the latency part.
 #[derive(Clone, Copy)]
@@ -156,30 +136,6 @@ fn cpu_jiffies() -> (u64, u64) {
     // idle and iowait
     let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
     (total - idle, total)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The value at fraction `p` (nearest rank) of sorted `values`.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
 }
 
 struct ThroughputRow {
@@ -317,11 +273,7 @@ async fn throughput(s: &Settings, workers: usize) -> ThroughputRow {
         landed,
         seconds,
         submit_seconds,
-        request_median_s: if request_times.is_empty() {
-            f64::NAN
-        } else {
-            median(&request_times)
-        },
+        request_median_s: median(&request_times),
         request_max_s: request_times.last().copied().unwrap_or(f64::NAN),
         middle_per_minute,
         ci_mean_s: ci_total_ms as f64 / 1000.0 / ci_count.max(1) as f64,
