@@ -164,3 +164,54 @@ async fn a_module_that_panics_is_restarted_and_the_restart_is_shown() {
     while tasks.join_next().await.is_some() {}
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_singleton_on_standby_in_every_process_degrades_the_verdict() {
+    let env = Env::new(Options::default());
+    let running = env.start().await;
+    let store = &running.service.ctx.store;
+    let beat = |instance: &str, state: &str| autoland::store::Heartbeat {
+        module: "bugzilla-poller".to_owned(),
+        instance: instance.to_owned(),
+        host: "elsewhere".to_owned(),
+        pid: 1,
+        state: state.to_owned(),
+        detail: "another process leads; this one takes over if it stops".to_owned(),
+        restarts: 0,
+        started_at: 0,
+        beat_at: 0,
+    };
+    // Two serve processes, both on standby: the poller runs nowhere.
+    let now = store.clock_ms().await.unwrap();
+    store
+        .heartbeat_at(&beat("a:1", "standby"), now)
+        .await
+        .unwrap();
+    store
+        .heartbeat_at(&beat("b:2", "standby"), now)
+        .await
+        .unwrap();
+    let (_, status) = running.api.get("/api/status").await;
+    assert_eq!(status["verdict"], "DEGRADED", "{status:#}");
+    assert!(
+        status["reason"]
+            .as_str()
+            .unwrap()
+            .contains("bugzilla-poller (no process leads)"),
+        "{status:#}"
+    );
+    // One of them leads: all is well again.
+    store
+        .heartbeat_at(&beat("a:1", "running"), now)
+        .await
+        .unwrap();
+    let (_, status) = running.api.get("/api/status").await;
+    assert!(
+        !status["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no process leads"),
+        "{status:#}"
+    );
+    running.service.stop().await;
+}

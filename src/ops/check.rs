@@ -539,10 +539,28 @@ pub fn evaluate(snapshot: &Snapshot, options: &Options) -> Outcome {
     let modules: Vec<InstanceHealth<'_>> = by_module
         .values()
         .filter_map(|beats| {
-            beats
+            let healths: Vec<InstanceHealth<'_>> = beats
                 .iter()
                 .map(|beat| instance_health(beat, now, &options.heartbeat))
-                .min_by_key(|h| (h.state.severity(), Reverse(h.beat.beat_at)))
+                .collect();
+            // A singleton is fine on standby in some processes, not in all of them.
+            let someone_runs = healths
+                .iter()
+                .any(|h| h.state == State::Ok && h.beat.state != "standby");
+            let mut best = healths
+                .into_iter()
+                .min_by_key(|h| (h.state.severity(), Reverse(h.beat.beat_at)))?;
+            if !someone_runs && best.beat.state == "standby" {
+                best.facts.push(Fact::new(
+                    State::Warning,
+                    format!(
+                        "{} runs nowhere: every instance is on standby (no serve process leads)",
+                        best.beat.module
+                    ),
+                ));
+                best.state = best.state.worst(State::Warning);
+            }
+            Some(best)
         })
         .collect();
 
@@ -1043,6 +1061,32 @@ mod tests {
              pusher-1 stopped 500s ago; pusher-2 in unknown state `dreaming`; \
              0 of 3 modules ok; queue 0"
         );
+    }
+
+    #[test]
+    fn a_singleton_on_standby_everywhere_warns() {
+        // One leads: fine.
+        let s = snapshot(
+            vec![
+                beat("bugzilla-poller", "a:1", "running", 2),
+                beat("bugzilla-poller", "b:2", "standby", 1),
+            ],
+            0,
+            None,
+        );
+        assert_eq!(evaluate(&s, &options(&[])).state, State::Ok);
+        // The leader went silent: its stale row is not a leader.
+        let s = snapshot(
+            vec![
+                beat("bugzilla-poller", "a:1", "running", 40),
+                beat("bugzilla-poller", "b:2", "standby", 1),
+            ],
+            0,
+            None,
+        );
+        let out = evaluate(&s, &options(&[]));
+        assert_eq!(out.state, State::Warning, "{}", out.summary);
+        assert!(out.summary.contains("runs nowhere"), "{}", out.summary);
     }
 
     #[test]

@@ -163,11 +163,25 @@ pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
         .filter(|m| m.state == "down" || m.state == "stopped")
         .map(|m| m.module.as_str())
         .collect();
-    let degraded: Vec<&str> = modules
+    let mut degraded: Vec<String> = modules
         .iter()
         .filter(|m| m.state == "degraded" || m.state == "paused")
-        .map(|m| m.module.as_str())
+        .map(|m| m.module.clone())
         .collect();
+    // A singleton waits on standby in the processes that do not lead; on standby in all
+    // of them, it runs nowhere.
+    let mut leaderless: Vec<&str> = modules
+        .iter()
+        .filter(|m| m.state == "standby")
+        .map(|m| m.module.as_str())
+        .filter(|name| {
+            !modules
+                .iter()
+                .any(|m| m.module == *name && m.state == "running")
+        })
+        .collect();
+    leaderless.dedup();
+    degraded.extend(leaderless.iter().map(|m| format!("{m} (no process leads)")));
     let (verdict, reason) = if modules.is_empty() {
         (Verdict::Down, "no module has reported yet".to_owned())
     } else if !down.is_empty() {
