@@ -32,29 +32,44 @@ impl Store {
     /// Writes (or refreshes) a heartbeat, beating now by the database's clock (which
     /// every process judges ages by).
     pub async fn heartbeat(&self, beat: &Heartbeat) -> Result<(), StoreError> {
-        let now = self.clock_ms().await?;
-        self.heartbeat_at(beat, now).await
+        self.upsert_heartbeat(beat, None).await
     }
 
     /// Writes (or refreshes) a heartbeat that beat at `at_ms`.
     pub async fn heartbeat_at(&self, beat: &Heartbeat, at_ms: i64) -> Result<(), StoreError> {
-        sqlx::query(
+        self.upsert_heartbeat(beat, Some(at_ms)).await
+    }
+
+    async fn upsert_heartbeat(
+        &self,
+        beat: &Heartbeat,
+        at_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        // The beat's time: the one given (as $9), or the database's clock.
+        let at = if at_ms.is_some() {
+            "$9"
+        } else {
+            self.now_sql()
+        };
+        let sql = format!(
             "INSERT INTO heartbeats (module, instance, host, pid, state, detail, restarts, \
-             started_at, beat_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             started_at, beat_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {at}) \
              ON CONFLICT (module, instance) DO UPDATE SET host = $3, pid = $4, state = $5, \
-             detail = $6, restarts = $7, started_at = $8, beat_at = $9",
-        )
-        .bind(&beat.module)
-        .bind(&beat.instance)
-        .bind(&beat.host)
-        .bind(beat.pid)
-        .bind(&beat.state)
-        .bind(&beat.detail)
-        .bind(beat.restarts)
-        .bind(beat.started_at)
-        .bind(at_ms)
-        .execute(&self.pool)
-        .await?;
+             detail = $6, restarts = $7, started_at = $8, beat_at = {at}"
+        );
+        let query = sqlx::query(&sql)
+            .bind(&beat.module)
+            .bind(&beat.instance)
+            .bind(&beat.host)
+            .bind(beat.pid)
+            .bind(&beat.state)
+            .bind(&beat.detail)
+            .bind(beat.restarts)
+            .bind(beat.started_at);
+        match at_ms {
+            Some(at) => query.bind(at).execute(&self.pool).await?,
+            None => query.execute(&self.pool).await?,
+        };
         Ok(())
     }
 
