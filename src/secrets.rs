@@ -2,27 +2,58 @@
 //! credentials, free text loses `password=`-style values. One place, so every output
 //! (VCS command records, database messages, the check plugin) hides the same things.
 
-/// Hides the credentials of a URL (or of any argument that looks like one): the password
-/// of `user:password@`, or the whole userinfo when it is a single word (often a token,
-/// as in `https://TOKEN@host/repo`) — except in a database URL, where a single word is
-/// the user name. Anything else is returned unchanged.
+/// Hides the credentials of every URL in `text` (or in any argument that looks like
+/// one): the password of `user:password@`, or the whole userinfo when it is a single word
+/// (often a token, as in `https://TOKEN@host/repo`) — except in a database URL, where a
+/// single word is the user name. A password holding `/`, `?` or `#` unencoded is hidden
+/// too. Anything else is returned unchanged.
 pub fn redact_url(text: &str) -> String {
-    let Some(scheme_end) = text.find("://") else {
+    let marks: Vec<usize> = text.match_indices("://").map(|(i, _)| i).collect();
+    let Some(&first) = marks.first() else {
         return text.to_owned();
     };
-    let rest = &text[scheme_end + 3..];
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..first]);
+    for (k, &mark) in marks.iter().enumerate() {
+        // Up to the next `://` (a URL inside this one's query is redacted on its own).
+        let end = marks.get(k + 1).copied().unwrap_or(text.len());
+        out.push_str("://");
+        out.push_str(&redact_after_scheme(
+            scheme_before(&text[..mark]),
+            &text[mark + 3..end],
+        ));
+    }
+    out
+}
+
+/// The scheme that ends `text` (`https` in `see https`).
+fn scheme_before(text: &str) -> &str {
+    let start = text
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
+        .map_or(0, |i| i + 1);
+    &text[start..]
+}
+
+/// `rest` is what follows `scheme://`.
+fn redact_after_scheme(scheme: &str, rest: &str) -> String {
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return text.to_owned();
+    let at = match rest[..authority_end].rfind('@') {
+        Some(at) => at,
+        // `user:pa/ss@host`: the password ran past what looked like the host's end.
+        None if rest[..authority_end].contains(':') => match rest.rfind('@') {
+            Some(at) if at > authority_end => at,
+            _ => return rest.to_owned(),
+        },
+        None => return rest.to_owned(),
     };
     let userinfo = &rest[..at];
-    let database = matches!(&text[..scheme_end], "postgres" | "postgresql");
+    let database = matches!(scheme, "postgres" | "postgresql");
     let shown = match userinfo.find(':') {
         Some(colon) => format!("{}:***", &userinfo[..colon]),
         None if database => userinfo.to_owned(),
         None => "***".to_owned(),
     };
-    format!("{}{shown}{}", &text[..scheme_end + 3], &rest[at..])
+    format!("{shown}{}", &rest[at..])
 }
 
 /// Removes secrets from text meant for output: the credentials of every URL (with
@@ -106,6 +137,25 @@ mod tests {
             redact_url("postgres://autoland@db:5432/x"),
             "postgres://autoland@db:5432/x"
         );
+        // A password with an unencoded `/`.
+        assert_eq!(
+            redact_url("postgres://u:pa/ss@db/x"),
+            "postgres://u:***@db/x"
+        );
+        // A URL inside another's query.
+        assert_eq!(
+            redact_url("https://h/x?next=https://tok@evil/"),
+            "https://h/x?next=https://***@evil/"
+        );
+        assert_eq!(
+            redact_url("clone https://a:b@h/r into ssh://git@h/r"),
+            "clone https://a:***@h/r into ssh://***@h/r"
+        );
+        assert_eq!(redact_url("x://"), "x://");
+        assert_eq!(redact_url("://@"), "://***@");
+        // Odd input: no panic; when in doubt, more is hidden rather than less.
+        assert!(redact_url("https://[::1]:8/é@").starts_with("https://"));
+        assert_eq!(redact_url("https://[::1]:8/x"), "https://[::1]:8/x");
     }
 
     #[test]

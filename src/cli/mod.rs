@@ -261,12 +261,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let url = config.database_url();
             let store = crate::store::Store::connect(&url)
                 .await
-                .with_context(|| format!("cannot migrate {}", crate::secrets::redact_url(&url)))?;
+                .with_context(|| format!("cannot migrate {}", crate::secrets::scrub(&url)))?;
             store.close().await;
-            println!(
-                "database {} is up to date",
-                crate::secrets::redact_url(&url)
-            );
+            println!("database {} is up to date", crate::secrets::scrub(&url));
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve {

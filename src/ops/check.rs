@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::request::Stage;
-use crate::secrets::{redact_url, scrub};
+use crate::secrets::scrub;
 use crate::store::{Heartbeat, Store, StoreError};
 
 /// The service name that starts every status line.
@@ -544,9 +544,12 @@ pub fn evaluate(snapshot: &Snapshot, options: &Options) -> Outcome {
                 .map(|beat| instance_health(beat, now, &options.heartbeat))
                 .collect();
             // A singleton is fine on standby in some processes, not in all of them.
-            let someone_runs = healths
-                .iter()
-                .any(|h| h.state == State::Ok && h.beat.state != "standby");
+            // Any live instance that is not waiting counts, degraded or not (its own
+            // facts say what is wrong with it).
+            let someone_runs = healths.iter().any(|h| {
+                !matches!(h.beat.state.as_str(), "standby" | "stopped")
+                    && h.state != State::Critical
+            });
             let mut best = healths
                 .into_iter()
                 .min_by_key(|h| (h.state.severity(), Reverse(h.beat.beat_at)))?;
@@ -763,7 +766,7 @@ pub async fn check(args: &CheckArgs) -> Outcome {
             );
         }
     };
-    let shown = redact_url(&url);
+    let shown = scrub(&url);
     match tokio::time::timeout(options.timeout, read(&url)).await {
         Err(_) => Outcome::bare(
             State::Critical,
@@ -1087,6 +1090,16 @@ mod tests {
         let out = evaluate(&s, &options(&[]));
         assert_eq!(out.state, State::Warning, "{}", out.summary);
         assert!(out.summary.contains("runs nowhere"), "{}", out.summary);
+        // A degraded leader still leads: its own problem is what the check reports.
+        let mut degraded = beat("bugzilla-poller", "a:1", "degraded", 2);
+        degraded.detail = "Bugzilla answers 503".to_owned();
+        let s = snapshot(
+            vec![degraded, beat("bugzilla-poller", "b:2", "standby", 1)],
+            0,
+            None,
+        );
+        let out = evaluate(&s, &options(&[]));
+        assert!(!out.summary.contains("runs nowhere"), "{}", out.summary);
     }
 
     #[test]

@@ -482,11 +482,10 @@ pub fn supervise<F, Fut>(
     tasks.spawn(async move {
         let mut backoff = Duration::from_millis(200);
         let mut controls = ctx.controls.subscribe();
-        let mut kicks = control(&controls, &name).1;
         loop {
             // Paused by an operator: not running until resumed.
             loop {
-                let (paused, _, by) = control(&controls, &name);
+                let (paused, _, by) = control(&mut controls, &name);
                 if !paused {
                     break;
                 }
@@ -496,6 +495,9 @@ pub fn supervise<F, Fut>(
                     changed = controls.changed() => if changed.is_err() { return },
                 }
             }
+            // Kicks before this start (while paused, or during a crash backoff) are done
+            // with: only a later one restarts the module.
+            let kicks = control(&mut controls, &name).1;
             let run_token = shutdown.child_token();
             let mut run = tokio::spawn(module(ctx.clone(), status.clone(), run_token.clone()));
             // Watch for a pause or a kick while it runs.
@@ -507,11 +509,10 @@ pub fn supervise<F, Fut>(
                             // The context is gone: nothing will pause or kick any more.
                             break Some((&mut run).await);
                         }
-                        let (paused, seq, by) = control(&controls, &name);
+                        let (paused, seq, by) = control(&mut controls, &name);
                         if paused || seq != kicks {
                             let why = if paused { "paused" } else { "kicked" };
                             tracing::info!(module = %name, %by, "module {why}");
-                            kicks = seq;
                             run_token.cancel();
                             let _ = (&mut run).await;
                             if !paused {
@@ -568,12 +569,12 @@ async fn watch_controls(ctx: Arc<Context>, shutdown: CancellationToken) {
 }
 
 /// (paused, kick sequence, who changed it) for module `name`, from every control that
-/// covers it.
+/// covers it. Marks the controls as seen.
 fn control(
-    controls: &tokio::sync::watch::Receiver<Vec<crate::store::ModuleControl>>,
+    controls: &mut tokio::sync::watch::Receiver<Vec<crate::store::ModuleControl>>,
     name: &str,
 ) -> (bool, i64, String) {
-    let controls = controls.borrow();
+    let controls = controls.borrow_and_update();
     let covering: Vec<_> = controls.iter().filter(|c| c.covers(name)).collect();
     let paused = covering.iter().find(|c| c.paused);
     (

@@ -175,9 +175,11 @@ pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
         .filter(|m| m.state == "standby")
         .map(|m| m.module.as_str())
         .filter(|name| {
-            !modules
-                .iter()
-                .any(|m| m.module == *name && m.state == "running")
+            // Any live instance that is not waiting leads (degraded or paused ones are
+            // reported as such).
+            !modules.iter().any(|m| {
+                m.module == *name && !matches!(m.state.as_str(), "standby" | "down" | "stopped")
+            })
         })
         .collect();
     leaderless.dedup();

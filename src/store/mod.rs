@@ -86,7 +86,7 @@ struct SecretUrl(std::sync::Arc<str>);
 
 impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::secrets::redact_url(&self.0))
+        f.write_str(&crate::secrets::scrub(&self.0))
     }
 }
 
@@ -112,7 +112,7 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            return Err(StoreError::UnsupportedUrl(crate::secrets::redact_url(url)));
+            return Err(StoreError::UnsupportedUrl(crate::secrets::scrub(url)));
         };
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         let pool = match backend {

@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, Connection as _};
 
 use super::{Backend, Store, StoreError, col};
 use crate::request::Stage;
-use crate::secrets::redact_url;
+use crate::secrets::scrub;
 
 impl Store {
     /// Opens an existing database to read its state: unlike [`Store::connect`] it applies
@@ -23,7 +23,7 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+            return Err(StoreError::UnsupportedUrl(scrub(url)));
         };
         let url = match backend {
             Backend::Sqlite => without_create(url),
