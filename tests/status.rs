@@ -215,3 +215,71 @@ async fn a_singleton_on_standby_in_every_process_degrades_the_verdict() {
     );
     running.service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kick_while_paused_does_not_restart_the_module_later() {
+    use std::sync::atomic::AtomicUsize;
+
+    use autoland::store::ModuleControl;
+    let env = Env::new(Options::default());
+    let ctx = Arc::new(Context::new(env.config()).await.unwrap());
+    let control = |module: &str, paused: bool, kick_seq: i64| ModuleControl {
+        module: module.to_owned(),
+        paused,
+        kick_seq,
+        changed_by: "op@example.com".to_owned(),
+    };
+    // Controls as a process's watcher would publish them (no database polling here).
+    ctx.controls.send_replace(vec![control("probe", true, 0)]);
+    let starts = Arc::new(AtomicUsize::new(0));
+    let counter = starts.clone();
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    service::supervise(
+        &mut tasks,
+        ctx.clone(),
+        shutdown.clone(),
+        "probe".to_owned(),
+        move |_ctx, _status, stop| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                stop.cancelled().await;
+            }
+        },
+    );
+    let settle = || tokio::time::sleep(Duration::from_millis(300));
+    let wait_starts = |n: usize| {
+        let starts = starts.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while starts.load(Ordering::SeqCst) != n {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never started {n} times"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    settle().await;
+    assert_eq!(starts.load(Ordering::SeqCst), 0, "started while paused");
+    // Kicked while paused, then resumed: it starts once.
+    ctx.controls.send_replace(vec![control("probe", true, 1)]);
+    ctx.controls.send_replace(vec![control("probe", false, 1)]);
+    wait_starts(1).await;
+    // An unrelated change later must not restart it for that old kick.
+    ctx.controls
+        .send_replace(vec![control("probe", false, 1), control("other", true, 0)]);
+    settle().await;
+    assert_eq!(
+        starts.load(Ordering::SeqCst),
+        1,
+        "restarted for an old kick"
+    );
+    // A new kick does.
+    ctx.controls.send_replace(vec![control("probe", false, 2)]);
+    wait_starts(2).await;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+}
