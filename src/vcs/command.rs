@@ -83,6 +83,21 @@ pub fn tail(text: &str, max: usize) -> String {
     format!("[...]\n{}", &text[start..])
 }
 
+/// The error for `program args` that exited with `status`: the command line with URLs
+/// redacted, and the end of what it printed.
+pub fn failed(program: &str, args: &[&str], status: i32, output: String) -> VcsError {
+    let mut command = program.to_owned();
+    for arg in args {
+        command.push(' ');
+        command.push_str(&redact_url(arg));
+    }
+    VcsError::Command {
+        command,
+        status,
+        output,
+    }
+}
+
 /// Runs `program args` in `dir` with `env`, killing it after `timeout`.
 /// Returns the output whatever the exit status; the caller decides what a failure means.
 pub async fn run<I, S>(

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::patch::PatchDate;
 
-use super::command::{self, CommandRecord, Output};
+use super::command::{self, CommandRecord, Output, failed};
 use super::{
     CiCheckout, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, split_identity,
 };
@@ -183,17 +183,7 @@ fn check(args: &[&str], out: Output) -> Result<Output, VcsError> {
     if out.status == 0 {
         Ok(out)
     } else {
-        Err(VcsError::Command {
-            command: format!(
-                "git {}",
-                args.iter()
-                    .map(|a| crate::secrets::redact_url(a))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-            status: out.status,
-            output: out.combined(OUTPUT_LIMIT),
-        })
+        Err(failed("git", args, out.status, out.combined(OUTPUT_LIMIT)))
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::command::CommandRecord;
+use super::command::{CommandRecord, failed};
 use super::hg_cmdserver::{CommandServer, HgOutput, spawn_once};
 use super::{
     CiCheckout, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, split_identity,
@@ -154,17 +154,7 @@ fn check(args: &[&str], out: HgOutput) -> Result<HgOutput, VcsError> {
     if out.code == 0 {
         Ok(out)
     } else {
-        Err(VcsError::Command {
-            command: format!(
-                "hg {}",
-                args.iter()
-                    .map(|a| crate::secrets::redact_url(a))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-            status: out.code,
-            output: out.combined(OUTPUT_LIMIT),
-        })
+        Err(failed("hg", args, out.code, out.combined(OUTPUT_LIMIT)))
     }
 }
 
