@@ -8,7 +8,6 @@ use sqlx::{AnyConnection, Connection as _};
 
 use super::{Backend, Store, StoreError, col};
 use crate::request::Stage;
-use crate::secrets::scrub;
 
 impl Store {
     /// Opens an existing database to read its state: unlike [`Store::connect`] it applies
@@ -18,13 +17,7 @@ impl Store {
     /// connection at once instead of retrying.
     pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(StoreError::UnsupportedUrl(scrub(url)));
-        };
+        let backend = Backend::of_url(url)?;
         let url = match backend {
             Backend::Sqlite => without_create(url),
             Backend::Postgres => url.to_owned(),
