@@ -83,6 +83,9 @@ pub fn tail(text: &str, max: usize) -> String {
     format!("[...]\n{}", &text[start..])
 }
 
+/// How much of a failed command's output an error keeps (its end).
+pub const OUTPUT_LIMIT: usize = 4000;
+
 /// The error for `program args` that exited with `status`: the command line with URLs
 /// redacted, and the end of what it printed.
 pub fn failed(program: &str, args: &[&str], status: i32, output: String) -> VcsError {

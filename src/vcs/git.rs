@@ -11,12 +11,10 @@ use async_trait::async_trait;
 
 use crate::patch::PatchDate;
 
-use super::command::{self, CommandRecord, Output, failed};
+use super::command::{self, CommandRecord, OUTPUT_LIMIT, Output, failed};
 use super::{
     CiCheckout, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, split_identity,
 };
-
-const OUTPUT_LIMIT: usize = 4000;
 
 /// A warm git working copy.
 pub struct GitWorkingCopy {

@@ -13,14 +13,12 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::command::{CommandRecord, failed};
+use super::command::{CommandRecord, OUTPUT_LIMIT, failed};
 use super::hg_cmdserver::{CommandServer, HgOutput, spawn_once};
 use super::{
     CiCheckout, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, split_identity,
 };
 use crate::patch::PatchDate;
-
-const OUTPUT_LIMIT: usize = 4000;
 
 /// A warm Mercurial working copy.
 pub struct HgWorkingCopy {
