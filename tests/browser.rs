@@ -8,8 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Change, Env, Options};
-use serde_json::json;
+use common::{Env, Options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_retries_a_failed_request_with_a_click() {
@@ -18,14 +17,13 @@ async fn an_operator_retries_a_failed_request_with_a_click() {
         ..Options::default()
     });
     let running = env.start().await;
-    let patches = env.patches(&[Change {
-        author: "Alice <alice@example.com>",
-        subject: "Clicked back to life",
-        files: &[("src/browser.txt", "browser\n")],
-    }]);
-    let id = running
-        .api
-        .submit(&patches, &["try", "central"], json!({}))
+    let id = env
+        .submit_one(
+            &running.api,
+            "Clicked back to life",
+            "src/browser.txt",
+            "browser\n",
+        )
         .await;
     let detail = running.api.wait_terminal(id, Duration::from_secs(60)).await;
     assert_eq!(detail["request"]["failure"], "try_failed");

@@ -53,14 +53,13 @@ async fn a_killed_command_server_is_restarted_and_the_job_completes() {
     .unwrap();
 
     let running = env.start().await;
-    let patches = env.patches(&[common::Change {
-        author: "Alice <alice@example.com>",
-        subject: "Survives a dead command server",
-        files: &[("src/survivor.txt", "alive\n")],
-    }]);
-    let id = running
-        .api
-        .submit(&patches, &["try", "central"], json!({}))
+    let id = env
+        .submit_one(
+            &running.api,
+            "Survives a dead command server",
+            "src/survivor.txt",
+            "alive\n",
+        )
         .await;
     let detail = running.api.wait_terminal(id, LIMIT).await;
     assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
@@ -138,14 +137,8 @@ async fn repositories_served_over_http_land_too() {
         ..Options::default()
     });
     let running = env.start().await;
-    let patches = env.patches(&[common::Change {
-        author: "Alice <alice@example.com>",
-        subject: "Over HTTP",
-        files: &[("src/http.txt", "http\n")],
-    }]);
-    let id = running
-        .api
-        .submit(&patches, &["try", "central"], json!({}))
+    let id = env
+        .submit_one(&running.api, "Over HTTP", "src/http.txt", "http\n")
         .await;
     let detail = running.api.wait_terminal(id, LIMIT).await;
     assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");

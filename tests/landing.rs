@@ -162,14 +162,13 @@ async fn central_moving_between_apply_and_push_still_lands_on_top(kind: Kind) {
     // The first time Autoland pushes to central, someone else's push gets in first.
     let marker = env.race_next_central_push();
     let running = env.start().await;
-    let patches = env.patches(&[Change {
-        author: "Alice <alice@example.com>",
-        subject: "Land despite the race",
-        files: &[("src/mine.txt", "mine\n")],
-    }]);
-    let id = running
-        .api
-        .submit(&patches, &["try", "central"], json!({}))
+    let id = env
+        .submit_one(
+            &running.api,
+            "Land despite the race",
+            "src/mine.txt",
+            "mine\n",
+        )
         .await;
     let detail = running.api.wait_terminal(id, LIMIT).await;
     assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
@@ -260,14 +259,8 @@ async fn cancelling_stops_a_request_and_says_who(kind: Kind) {
         ..Options::default()
     });
     let running = env.start().await;
-    let patches = env.patches(&[Change {
-        author: "Alice <alice@example.com>",
-        subject: "Slow",
-        files: &[("src/slow.txt", "slow\n")],
-    }]);
-    let id = running
-        .api
-        .submit(&patches, &["try", "central"], json!({}))
+    let id = env
+        .submit_one(&running.api, "Slow", "src/slow.txt", "slow\n")
         .await;
     running
         .api

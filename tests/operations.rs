@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Api, Change, Env, Options};
+use common::{Api, Env, Options};
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -23,14 +23,8 @@ async fn closing_a_repository_holds_a_landing_and_reopening_lets_it_land() {
         .await;
     assert_eq!(status, 200, "{body}");
 
-    let patches = env.patches(&[Change {
-        author: "Alice <alice@example.com>",
-        subject: "Waits for the tree",
-        files: &[("src/wait.txt", "wait\n")],
-    }]);
-    let id = running
-        .api
-        .submit(&patches, &["try", "central"], json!({}))
+    let id = env
+        .submit_one(&running.api, "Waits for the tree", "src/wait.txt", "wait\n")
         .await;
     let detail = running
         .api
@@ -104,14 +98,13 @@ async fn an_operator_retries_a_failed_request_from_its_failed_stage() {
         ..Options::default()
     });
     let running = env.start().await;
-    let patches = env.patches(&[Change {
-        author: "Alice <alice@example.com>",
-        subject: "Unlucky first time",
-        files: &[("src/retry.txt", "retry\n")],
-    }]);
-    let id = running
-        .api
-        .submit(&patches, &["try", "central"], json!({}))
+    let id = env
+        .submit_one(
+            &running.api,
+            "Unlucky first time",
+            "src/retry.txt",
+            "retry\n",
+        )
         .await;
     let detail = running.api.wait_terminal(id, LIMIT).await;
     assert_eq!(detail["request"]["failure"], "try_failed");
@@ -232,14 +225,13 @@ async fn an_operator_logs_in_and_retries_from_the_request_page() {
         ..Options::default()
     });
     let running = env.start().await;
-    let patches = env.patches(&[Change {
-        author: "Alice <alice@example.com>",
-        subject: "Retried by a click",
-        files: &[("src/click.txt", "click\n")],
-    }]);
-    let id = running
-        .api
-        .submit(&patches, &["try", "central"], json!({}))
+    let id = env
+        .submit_one(
+            &running.api,
+            "Retried by a click",
+            "src/click.txt",
+            "click\n",
+        )
         .await;
     running.api.wait_terminal(id, LIMIT).await;
 
@@ -400,14 +392,8 @@ async fn pausing_the_pushers_holds_requests_and_a_kick_restarts_a_module() {
         })
         .await;
     assert_eq!(overview["verdict"], "DEGRADED", "{overview}");
-    let patches = env.patches(&[Change {
-        author: "Alice <alice@example.com>",
-        subject: "After the pause",
-        files: &[("src/pause.txt", "pause\n")],
-    }]);
-    let id = running
-        .api
-        .submit(&patches, &["try", "central"], json!({}))
+    let id = env
+        .submit_one(&running.api, "After the pause", "src/pause.txt", "pause\n")
         .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, detail) = running.api.get(&format!("/api/requests/{id}")).await;
@@ -440,14 +426,8 @@ async fn pausing_the_pushers_holds_requests_and_a_kick_restarts_a_module() {
             })
         })
         .await;
-    let patches = env.patches(&[Change {
-        author: "Alice <alice@example.com>",
-        subject: "After the kick",
-        files: &[("src/kick.txt", "kick\n")],
-    }]);
-    let id = running
-        .api
-        .submit(&patches, &["try", "central"], json!({}))
+    let id = env
+        .submit_one(&running.api, "After the kick", "src/kick.txt", "kick\n")
         .await;
     let detail = running.api.wait_terminal(id, LIMIT).await;
     assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
@@ -489,14 +469,13 @@ async fn a_closed_tree_closes_the_repository_until_it_opens() {
                 .any(|r| r["name"] == "central" && r["closed"].is_string())
         })
         .await;
-    let patches = env.patches(&[Change {
-        author: "Alice <alice@example.com>",
-        subject: "Waits for the tree to open",
-        files: &[("src/tree.txt", "tree\n")],
-    }]);
-    let id = running
-        .api
-        .submit(&patches, &["try", "central"], json!({}))
+    let id = env
+        .submit_one(
+            &running.api,
+            "Waits for the tree to open",
+            "src/tree.txt",
+            "tree\n",
+        )
         .await;
     let detail = running
         .api

@@ -444,6 +444,17 @@ service = true
 
     /// Commits `changes` on top of central's tip in a scratch clone and returns them as
     /// `git format-patch` texts.
+    /// Submits, as Alice, one patch that writes `content` to `file`, for try then
+    /// central; returns the request's id.
+    pub async fn submit_one(&self, api: &Api, subject: &str, file: &str, content: &str) -> i64 {
+        let patches = self.patches(&[Change {
+            author: "Alice <alice@example.com>",
+            subject,
+            files: &[(file, content)],
+        }]);
+        api.submit(&patches, &["try", "central"], json!({})).await
+    }
+
     pub fn patches(&self, changes: &[Change<'_>]) -> Vec<String> {
         if self.kind == Kind::Hg {
             return self.hg_patches(changes);
