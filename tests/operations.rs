@@ -26,16 +26,7 @@ async fn closing_a_repository_holds_a_landing_and_reopening_lets_it_land() {
     let id = env
         .submit_one(&running.api, "Waits for the tree", "src/wait.txt", "wait\n")
         .await;
-    let detail = running
-        .api
-        .wait_for(id, LIMIT, |d| {
-            d["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["kind"] == "waiting")
-        })
-        .await;
+    let detail = running.api.wait_event(id, LIMIT, "waiting").await;
     assert_eq!(
         detail["request"]["stage"], "landing",
         "try passed, landing waits"
@@ -477,16 +468,7 @@ async fn a_closed_tree_closes_the_repository_until_it_opens() {
             "tree\n",
         )
         .await;
-    let detail = running
-        .api
-        .wait_for(id, LIMIT, |d| {
-            d["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["kind"] == "waiting")
-        })
-        .await;
+    let detail = running.api.wait_event(id, LIMIT, "waiting").await;
     let waiting = detail["events"]
         .as_array()
         .unwrap()

@@ -951,6 +951,16 @@ impl Api {
         }
     }
 
+    /// Waits until the request has an event of `kind`; returns its detail.
+    pub async fn wait_event(&self, id: i64, limit: Duration, kind: &str) -> Value {
+        self.wait_for(id, limit, |d| {
+            d["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|e| e["kind"] == kind))
+        })
+        .await
+    }
+
     /// Waits until `done(detail)` holds.
     pub async fn wait_for(&self, id: i64, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + limit;
