@@ -230,6 +230,17 @@ pub struct Change<'a> {
     pub files: &'a [(&'a str, &'a str)],
 }
 
+impl Change<'_> {
+    /// Writes the change's files into the working directory `work`.
+    fn write_into(&self, work: &Path) {
+        for (file, content) in self.files {
+            let path = work.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+    }
+}
+
 impl Env {
     pub fn new(options: Options) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -466,11 +477,7 @@ service = true
             &["checkout", "--quiet", "--force", "--detach", "origin/main"],
         );
         for change in changes {
-            for (file, content) in change.files {
-                let path = work.join(file);
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(path, content).unwrap();
-            }
+            change.write_into(&work);
             git(&work, &["add", "-A"]);
             git(
                 &work,
@@ -517,11 +524,7 @@ service = true
         );
         let mut nodes = Vec::new();
         for change in changes {
-            for (file, content) in change.files {
-                let path = work.join(file);
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(path, content).unwrap();
-            }
+            change.write_into(&work);
             hg(&work, &["addremove", "--quiet"]);
             hg(
                 &work,
