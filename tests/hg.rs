@@ -16,25 +16,12 @@ async fn a_killed_command_server_is_restarted_and_the_job_completes() {
         kind: Kind::Hg,
         ..Options::default()
     });
-    // Autoland's working copy, made ahead so it can get a hook: on the first push, the hook
-    // finds the command server among its ancestors and kills it.
-    let work = env.path().join("data/work");
-    std::fs::create_dir_all(&work).unwrap();
-    hg(
-        &work,
-        &[
-            "clone",
-            "--quiet",
-            "--noupdate",
-            env.central.to_str().unwrap(),
-            "central",
-        ],
-    );
+    // On Autoland's first push, the hook finds the command server among its ancestors and
+    // kills it.
     let marker = env.path().join("server-killed");
-    let script = env.path().join("kill-server.sh");
-    std::fs::write(
-        &script,
-        format!(
+    env.hg_pre_push_hook(
+        "kill",
+        &format!(
             "#!/bin/sh\n[ -e '{m}' ] && exit 0\ntouch '{m}'\np=$PPID\n\
              while [ \"$p\" -gt 1 ]; do\n\
                if tr '\\0' ' ' < /proc/$p/cmdline | grep -q cmdserver; then kill -9 $p; exit 0; fi\n\
@@ -42,15 +29,7 @@ async fn a_killed_command_server_is_restarted_and_the_job_completes() {
              done\nexit 0\n",
             m = marker.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(
-        work.join("central/.hg/hgrc"),
-        format!("[hooks]\npre-push.kill = {}\n", script.display()),
-    )
-    .unwrap();
+    );
 
     let running = env.start().await;
     let id = env

@@ -675,23 +675,9 @@ service = true
                     &self.scratch,
                     &["clone", "--quiet", self.central.to_str().unwrap(), "racer"],
                 );
-                // Autoland's own working copy, made ahead so the test can give it a hook.
-                let work = self.path().join("data/work");
-                std::fs::create_dir_all(&work).unwrap();
-                hg(
-                    &work,
-                    &[
-                        "clone",
-                        "--quiet",
-                        "--noupdate",
-                        self.central.to_str().unwrap(),
-                        "central",
-                    ],
-                );
-                let script = self.path().join("race.sh");
-                std::fs::write(
-                    &script,
-                    format!(
+                self.hg_pre_push_hook(
+                    "race",
+                    &format!(
                         "#!/bin/sh\ncase \"$HG_ARGS\" in *central-hg*) ;; *) exit 0 ;; esac\n\
                          [ -e '{marker}' ] && exit 0\ntouch '{marker}'\n\
                          cd '{other}' && hg pull -q -u && echo racer > racer.txt && hg addremove -q && \
@@ -699,20 +685,40 @@ service = true
                         marker = marker.display(),
                         other = other.display()
                     ),
-                )
-                .unwrap();
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-                let hgrc = work.join("central/.hg/hgrc");
-                let mut text = std::fs::read_to_string(&hgrc).unwrap_or_default();
-                text.push_str(&format!(
-                    "\n[hooks]\npre-push.race = {}\n",
-                    script.display()
-                ));
-                std::fs::write(&hgrc, text).unwrap();
+                );
             }
         }
         marker
+    }
+
+    /// Gives Autoland's hg working copy of central (cloned ahead, as Autoland would)
+    /// a `pre-push` hook running `script`.
+    pub fn hg_pre_push_hook(&self, name: &str, script: &str) {
+        let work = self.path().join("data/work");
+        if !work.join("central").exists() {
+            std::fs::create_dir_all(&work).unwrap();
+            hg(
+                &work,
+                &[
+                    "clone",
+                    "--quiet",
+                    "--noupdate",
+                    self.central.to_str().unwrap(),
+                    "central",
+                ],
+            );
+        }
+        let path = self.path().join(format!("{name}.sh"));
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let hgrc = work.join("central/.hg/hgrc");
+        let mut text = std::fs::read_to_string(&hgrc).unwrap_or_default();
+        text.push_str(&format!(
+            "\n[hooks]\npre-push.{name} = {}\n",
+            path.display()
+        ));
+        std::fs::write(&hgrc, text).unwrap();
     }
 
     /// How many pushes try received: refs on git, heads on hg.
