@@ -17,6 +17,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. scripts/machine.sh
 mode=${1:-tmpfs}
 case $mode in
     tmpfs) dir=/dev/shm/autoland-bench-hg ;;
@@ -49,9 +50,7 @@ fi
 echo "## hg landing benchmark ($mode: $dir on $fs, $runs landings per mode)"
 echo
 echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "- CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-echo "- memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-echo "- kernel: $(uname -sr)"
+machine_lines
 echo "- $(hg version -q | head -n 1)"
 echo "- load average (1, 5, 15 min): $load_before before, $load_after after; the run took ${elapsed} s"
 echo

@@ -16,6 +16,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. scripts/machine.sh
 log=target/bench-status.log
 
 # Build first, so that compiling does not run next to the measurements.
@@ -42,9 +43,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "## Status under load"
 echo
 echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "- CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') (server and load client share them)"
-echo "- memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-echo "- kernel: $(uname -sr)"
+machine_lines "(server and load client share them)"
 if [ -n "${BENCH_WRK:-}" ]; then echo "- $("$BENCH_WRK" --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"; fi
 echo "- load average (1, 5, 15 min): $load_before before, $load_after after; the run took ${elapsed} s"
 echo

@@ -18,6 +18,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. scripts/machine.sh
 log=target/bench-workers.log
 
 # Build first, so that compiling does not run next to the measurements.
@@ -37,9 +38,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "## Workers on PostgreSQL"
 echo
 echo "- date: $started (start; \`date -u\`)"
-echo "- CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-echo "- memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-echo "- kernel: $(uname -sr)"
+machine_lines
 echo "- $(psql -h 127.0.0.1 -U postgres -d postgres -tAc 'SELECT version()' 2>/dev/null | cut -d' ' -f1-2 || echo 'PostgreSQL: version unknown')"
 echo "- $(git --version)"
 tmp=${TMPDIR:-/tmp}

@@ -13,6 +13,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. scripts/machine.sh
 mode=${1:-both}
 case $mode in
     tmpfs | disk | both) ;;
@@ -26,9 +27,7 @@ cargo bench --bench landing --no-run >&2
 
 describe_machine() {
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-    echo "- memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-    echo "- kernel: $(uname -sr)"
+    machine_lines
     echo "- $(git --version)"
 }
 
