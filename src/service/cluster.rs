@@ -164,15 +164,11 @@ pub async fn lead(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellatio
     loop {
         let connected = tokio::select! {
             _ = shutdown.cancelled() => return,
-            lock = tokio::time::timeout(LEADERSHIP_CALL, ctx.store.leadership()) => lock,
+            lock = db_call(ctx.store.leadership()) => lock,
         };
         let mut lock = match connected {
-            Ok(Ok(lock)) => lock,
-            failed => {
-                let why = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "the database did not answer".to_owned(),
-                };
+            Ok(lock) => lock,
+            Err(why) => {
                 status.error(format!("cannot reach the database to lead: {why}"));
                 if !pause(&shutdown).await {
                     return;
@@ -182,16 +178,12 @@ pub async fn lead(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellatio
         };
         // Standby until the lock is free.
         let acquired = loop {
-            match tokio::time::timeout(LEADERSHIP_CALL, lock.try_acquire()).await {
-                Ok(Ok(true)) => break matches!(lock.still_held().await, Ok(true)),
-                Ok(Ok(false)) => {
+            match db_call(lock.try_acquire()).await {
+                Ok(true) => break matches!(lock.still_held().await, Ok(true)),
+                Ok(false) => {
                     status.standby("another process leads; this one takes over if it stops")
                 }
-                failed => {
-                    let why = match failed {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => "the database did not answer".to_owned(),
-                    };
+                Err(why) => {
                     status.error(format!("lost the leadership connection: {why}"));
                     break false;
                 }
@@ -217,14 +209,12 @@ pub async fn lead(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellatio
                 step_down(&ctx, lock).await;
                 return;
             }
-            match tokio::time::timeout(LEADERSHIP_CALL, lock.still_held()).await {
-                Ok(Ok(true)) => {}
+            match db_call(lock.still_held()).await {
+                Ok(true) => {}
                 outcome => {
-                    let why = match outcome {
-                        Ok(Ok(_)) => "the lock is gone".to_owned(),
-                        Ok(Err(e)) => e.to_string(),
-                        Err(_) => "the database did not answer".to_owned(),
-                    };
+                    let why = outcome
+                        .err()
+                        .unwrap_or_else(|| "the lock is gone".to_owned());
                     tracing::warn!(%why, "stepping down as leader");
                     status.error(format!("stepped down: {why}"));
                     step_down(&ctx, lock).await;
@@ -232,6 +222,19 @@ pub async fn lead(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellatio
                 }
             }
         }
+    }
+}
+
+/// A database call of the leadership loop, bounded by [`LEADERSHIP_CALL`]; the error
+/// says what went wrong.
+async fn db_call<T>(
+    call: impl Future<Output = Result<T, crate::store::StoreError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(LEADERSHIP_CALL, call).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "the database did not answer within {LEADERSHIP_CALL:?}"
+        )),
     }
 }
 
