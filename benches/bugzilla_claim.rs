@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoland::config::{Config, hash_token};
-use autoland::service::{self, Context};
+use autoland::runtime::Context;
+use autoland::service;
 use autoland::simulator::bugzilla::{Flavor, NewAttachment, NewBug, Simulator};
 use autoland::store::ListFilter;
 use support::ms;
@@ -133,7 +134,7 @@ poll_overlap_seconds = 5
     let config_path = dir.path().join("autoland.toml");
     std::fs::write(&config_path, config_text).unwrap();
     let config = Config::load(&config_path).expect("config");
-    let ctx = Arc::new(Context::new(config).await.expect("context"));
+    let ctx = Arc::new(service::context(config).await.expect("context"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let service = service::start(ctx.clone(), listener).await.unwrap();
     let base = format!("http://{}", service.addr);

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use autoland::config::Config;
-use autoland::service::{self, Context};
+use autoland::service;
 use autoland::vcs::CommandRecord;
 use autoland::vcs::hg_cmdserver::{CommandServer, HgOutput, spawn_once};
 use support::landings::{
@@ -860,7 +860,7 @@ async fn run_service(
     );
     println!("client: POST, then GET every {poll} ms until `landed`");
     println!();
-    let ctx = Arc::new(Context::new(config).await?);
+    let ctx = Arc::new(service::context(config).await?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let service = service::start(ctx, listener).await?;
     let api = Api::new(service.addr, Duration::from_millis(poll))?;

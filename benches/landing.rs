@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use autoland::config::Config;
-use autoland::service::{self, Context};
+use autoland::service;
 use support::landings::{
     Api, Landing, Recorder, command_shape, end_medians, install_recorder, median_landing,
     print_timeline_lines, step_medians, timeline_lines,
@@ -107,7 +107,7 @@ async fn run(recorder: Recorder) -> anyhow::Result<()> {
     println!("git: {}", git_out(&scratch, &["--version"])?.trim());
     println!();
 
-    let ctx = Arc::new(Context::new(config).await?);
+    let ctx = Arc::new(service::context(config).await?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let service = service::start(ctx, listener).await?;
     let api = Api::new(service.addr, Duration::from_millis(poll))?;

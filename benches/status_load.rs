@@ -43,7 +43,8 @@ use anyhow::{Context as _, bail, ensure};
 use autoland::config::Config;
 use autoland::patch::PatchFormat;
 use autoland::request::{FailureCategory, NewRequest, Patch, RequestId, Stage, Transition};
-use autoland::service::{self, Context};
+use autoland::runtime::Context;
+use autoland::service;
 use autoland::store::{Effects, ListFilter, Store};
 use sqlx::Row as _;
 use support::{env_number, ms, percentile};
@@ -243,7 +244,7 @@ async fn setup(
         ensure!(out.status.success(), "git init failed");
     }
     let config = config(dir, &central, &try_repo)?;
-    let ctx = Arc::new(Context::new(config).await?);
+    let ctx = Arc::new(service::context(config).await?);
     let started = Instant::now();
     populate(&ctx.store, s.history, s.queue).await?;
     let filled = started.elapsed();
@@ -485,7 +486,7 @@ async fn breakdown(ctx: &Context) -> anyhow::Result<Vec<Part>> {
         time(
             "`overview()` (the whole status, no rendering)",
             RUNS,
-            || async { Ok(service::status::overview(ctx).await?) },
+            || async { Ok(ctx.overview().await?) },
         )
         .await?,
         time("`heartbeats()`", RUNS, || async {

@@ -104,6 +104,18 @@ impl RepoConfig {
     }
 }
 
+/// How the Bugzilla API key is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// `X-BUGZILLA-API-KEY` header (5.3, bugzilla.mozilla.org).
+    Header,
+    /// `api_key` query parameter / body field (5.0, 5.2: they ignore the header).
+    Param,
+    /// Ask `GET /rest/version` and choose.
+    Auto,
+}
+
 /// The Bugzilla instance requests come from and reports go to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,7 +131,7 @@ pub struct BugzillaConfig {
     /// How the key is sent: `header` (5.3, BMO), `param` (5.0, 5.2) or `auto` (ask
     /// `/rest/version`).
     #[serde(default = "default_auth")]
-    pub auth: crate::tracker::bugzilla::client::AuthMode,
+    pub auth: AuthMode,
     /// Poll for tagged bugs (false: only the push intake endpoint creates requests).
     #[serde(default = "default_true")]
     pub poll: bool,
@@ -141,8 +153,8 @@ fn default_retry_max() -> u64 {
     300
 }
 
-fn default_auth() -> crate::tracker::bugzilla::client::AuthMode {
-    crate::tracker::bugzilla::client::AuthMode::Auto
+fn default_auth() -> AuthMode {
+    AuthMode::Auto
 }
 fn default_true() -> bool {
     true
@@ -422,6 +434,12 @@ pub struct TokenEntry {
     pub scope: Scope,
     /// May act for other requesters.
     pub service: bool,
+}
+
+/// A new random token secret.
+pub fn new_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    format!("al_{}", hex::encode(bytes))
 }
 
 /// Hex SHA-256 of a token secret.

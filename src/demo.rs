@@ -13,12 +13,14 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::cli::client::{ApiClient, event_line};
-use crate::config::{BugzillaConfig, Config, RepoConfig, RepoKind, TokenConfig, hash_token};
+use crate::client::{ApiClient, event_line};
+use crate::config::AuthMode;
+use crate::config::{
+    BugzillaConfig, Config, RepoConfig, RepoKind, TokenConfig, hash_token, new_token,
+};
 use crate::request::Stage;
-use crate::service::{self, Context};
+use crate::service;
 use crate::simulator::bugzilla::{Flavor, NewAttachment, NewBug, NewFlag, Simulator};
-use crate::tracker::bugzilla::client::AuthMode;
 
 const MARKER: &str = ".autoland-demo";
 
@@ -47,7 +49,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, exit: bool) -> anyhow::Result<(
     println!("   repos/try.git       the try repository; every push there runs `sh test.sh`");
     println!("   users               alice@example.com holds scm_level_3 (may land on central)\n");
 
-    let token = crate::cli::new_token();
+    let token = new_token();
     let (sim, bugzilla_url) = start_bugzilla(&dir).await?;
     let mut config = demo_config(&dir, listen, &central, &try_repo, &token)?;
     config.bugzilla = Some(BugzillaConfig {
@@ -71,7 +73,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, exit: bool) -> anyhow::Result<(
         })?;
     config.public_url = Some(format!("http://{}", listener.local_addr()?));
     let ctx = Arc::new(
-        Context::new(config)
+        service::context(config)
             .await
             .context("cannot open the demo database")?,
     );
@@ -165,7 +167,7 @@ async fn start_bugzilla(dir: &Path) -> anyhow::Result<(Simulator, String)> {
     sim.add_user("autoland@example.com", "Autoland", false);
     sim.add_user("alice@example.com", "Alice", false);
     sim.add_user("bob@example.com", "Bob", false);
-    let key = crate::cli::new_token();
+    let key = new_token();
     sim.add_api_key(&key, "autoland@example.com");
     std::fs::write(dir.join("bugzilla-key"), format!("{key}\n"))?;
     let url = sim

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autoland::service::Context;
+use autoland::service;
 use autoland::simulator::bugzilla::{Fault, Flavor, NewBug};
 use autoland::tracker::bugzilla::poller;
 use common::bugzilla::{attach, autoland_comments, new_bug, simulator};
@@ -254,8 +254,13 @@ async fn one_search_per_poll_finds_exactly_the_tagged_bugs() {
             _ => {}
         }
     }
-    let ctx = Context::new(env.config()).await.unwrap();
-    let client = ctx.bugzilla.clone().unwrap();
+    let ctx = service::context(env.config()).await.unwrap();
+    let client = ctx
+        .trackers
+        .find::<autoland::tracker::bugzilla::Bugzilla>()
+        .unwrap()
+        .client
+        .clone();
     let config = ctx.config.bugzilla.clone().unwrap();
     sim.clear_log();
     let outcome = poller::poll_once(&ctx, &client, &config).await.unwrap();

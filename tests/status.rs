@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use autoland::service::{self, Context};
+use autoland::service;
 use common::{Change, Env, Options};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -114,12 +114,12 @@ async fn the_status_page_shows_verdict_modules_queue_and_a_failed_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_module_that_panics_is_restarted_and_the_restart_is_shown() {
     let env = Env::new(Options::default());
-    let ctx = Arc::new(Context::new(env.config()).await.unwrap());
+    let ctx = Arc::new(service::context(env.config()).await.unwrap());
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let panicked = Arc::new(AtomicBool::new(false));
     let flag = panicked.clone();
-    service::supervise(
+    autoland::runtime::supervise(
         &mut tasks,
         ctx.clone(),
         shutdown.clone(),
@@ -222,7 +222,7 @@ async fn a_kick_while_paused_does_not_restart_the_module_later() {
 
     use autoland::store::ModuleControl;
     let env = Env::new(Options::default());
-    let ctx = Arc::new(Context::new(env.config()).await.unwrap());
+    let ctx = Arc::new(service::context(env.config()).await.unwrap());
     let control = |module: &str, paused: bool, kick_seq: i64| ModuleControl {
         module: module.to_owned(),
         paused,
@@ -235,7 +235,7 @@ async fn a_kick_while_paused_does_not_restart_the_module_later() {
     let counter = starts.clone();
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    service::supervise(
+    autoland::runtime::supervise(
         &mut tasks,
         ctx.clone(),
         shutdown.clone(),

@@ -439,7 +439,8 @@ async fn a_leader_stepping_down_lets_its_singletons_finish_before_another_leads(
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use autoland::service::{self, Context, cluster};
+    use autoland::runtime;
+    use autoland::service;
     use tokio_util::sync::CancellationToken;
 
     let env = Env::new(Options {
@@ -452,23 +453,23 @@ async fn a_leader_stepping_down_lets_its_singletons_finish_before_another_leads(
     let most = Arc::new(AtomicUsize::new(0));
     let started = Arc::new(AtomicUsize::new(0));
     let start = async |name: &str| {
-        let ctx = Arc::new(Context::new(env.config()).await.unwrap());
+        let ctx = Arc::new(service::context(env.config()).await.unwrap());
         let shutdown = CancellationToken::new();
         let mut tasks = tokio::task::JoinSet::new();
-        service::supervise(
+        runtime::supervise(
             &mut tasks,
             ctx.clone(),
             shutdown.clone(),
             "leader".to_owned(),
-            cluster::lead,
+            runtime::lead,
         );
         let (running, most, started) = (running.clone(), most.clone(), started.clone());
-        service::supervise(
+        runtime::supervise(
             &mut tasks,
             ctx.clone(),
             shutdown.clone(),
             format!("probe-{name}"),
-            cluster::singleton(move |_ctx, _status, stop: CancellationToken| {
+            runtime::singleton(move |_ctx, _status, stop: CancellationToken| {
                 let (running, most, started) = (running.clone(), most.clone(), started.clone());
                 async move {
                     started.fetch_add(1, Ordering::SeqCst);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{RepoConfig, RepoKind};
-use crate::service::{Context, ModuleStatus};
+use crate::runtime::{Context, ModuleStatus, Work, actor_of, metrics};
 use crate::store::{CiRun, CiState, ms};
 use crate::vcs::git::GitCiCheckout;
 use crate::vcs::{CiCheckout, VcsSettings};
@@ -47,7 +47,7 @@ pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellation
                 status.error(format!("cannot claim CI runs: {e}"));
             }
         }
-        if !crate::service::idle(&ctx, &ctx.wake.ci, &shutdown).await {
+        if !ctx.idle(Work::Ci, &shutdown).await {
             return;
         }
     }
@@ -123,7 +123,7 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
             .note(
                 run.request_id,
                 "ci_checkout_failed",
-                crate::service::actor_of(owner),
+                actor_of(owner),
                 &e.to_string(),
             )
             .await;
@@ -227,14 +227,14 @@ async fn finish(
         .await
     {
         Ok(true) => {
-            crate::service::metrics::ci_outcome(state.as_str());
-            ctx.wake(crate::service::cluster::Work::Watcher).await;
+            metrics::ci_outcome(state.as_str());
+            ctx.wake(Work::Watcher).await;
             let _ = ctx
                 .store
                 .note(
                     run.request_id,
                     "ci_finished",
-                    crate::service::actor_of(owner),
+                    actor_of(owner),
                     &format!("CI run {} {}", run.id, state.as_str()),
                 )
                 .await;

@@ -1,6 +1,8 @@
 //! The command line: `serve`, `demo`, `request ...` (a client of the API) and `token ...`.
 
-pub mod client;
+pub mod request;
+
+use request::RequestCommand;
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -10,8 +12,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, hash_token};
-use crate::service::{self, Context};
+use crate::config::{Config, hash_token, new_token};
+use crate::service::{self, StartError};
 
 /// Autoland: lands patches on try and on the final repositories, unattended.
 #[derive(Debug, Parser)]
@@ -126,90 +128,6 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-enum RequestCommand {
-    /// Submit patch files as one request.
-    Submit {
-        /// Patch files, in the order they apply (`git format-patch`, `hg export`, or diffs).
-        #[arg(required = true)]
-        patches: Vec<PathBuf>,
-        /// Destination repository (repeat: `--to try --to central`).
-        #[arg(long = "to", required = true)]
-        destinations: Vec<String>,
-        /// Try syntax, e.g. "-b o -p linux64".
-        #[arg(long, allow_hyphen_values = true)]
-        try_syntax: Option<String>,
-        /// Bug number.
-        #[arg(long)]
-        bug: Option<i64>,
-        /// Request on behalf of someone else (service tokens only).
-        #[arg(long)]
-        requester: Option<String>,
-        /// Author for plain diffs ("Name <email>").
-        #[arg(long)]
-        author: Option<String>,
-        /// Commit message for plain diffs.
-        #[arg(long, short)]
-        message: Option<String>,
-        /// Reviewer (review+) of every patch; repeatable.
-        #[arg(long)]
-        reviewer: Vec<String>,
-        /// Wait until the request is finished, printing its progress.
-        #[arg(long)]
-        wait: bool,
-    },
-    /// Show one request with its history.
-    Show {
-        /// Request id.
-        id: i64,
-    },
-    /// List the queue (open requests), or every request with --all.
-    List {
-        /// Include finished requests.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Cancel a request.
-    Cancel {
-        /// Request id.
-        id: i64,
-    },
-    /// Retry a failed request from the stage it failed in (operator token).
-    Retry {
-        /// Request id.
-        id: i64,
-    },
-    /// Close a repository: landings on it wait until it is reopened (operator token).
-    Close {
-        /// Repository name.
-        repository: String,
-        /// Why (shown on the status page and in the requests that wait).
-        #[arg(long)]
-        reason: Option<String>,
-    },
-    /// Reopen a closed repository (operator token).
-    Reopen {
-        /// Repository name.
-        repository: String,
-    },
-    /// Pause a module or group (`pusher`, `pusher-2`, `ci-runner`...) until resumed
-    /// (operator token).
-    Pause {
-        /// Module or group.
-        module: String,
-    },
-    /// Resume a paused module (operator token).
-    Resume {
-        /// Module or group.
-        module: String,
-    },
-    /// Restart a module (operator token).
-    Kick {
-        /// Module or group.
-        module: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 enum TokenCommand {
     /// Generate a new random token; prints the secret (give it to the user) and its
     /// sha256 (put it in the configuration).
@@ -297,7 +215,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server,
             token,
             action,
-        } => client::run(&server, token.as_deref(), action).await,
+        } => request::run(&server, token.as_deref(), action).await,
         Command::Token { action } => {
             match action {
                 TokenCommand::New => {
@@ -323,12 +241,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A new random token secret.
-pub fn new_token() -> String {
-    let bytes: [u8; 24] = rand::random();
-    format!("al_{}", hex::encode(bytes))
-}
-
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     run_modules(config, true, true).await
@@ -337,11 +249,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// Runs `serve` (with the web server when `front`) or a worker, until SIGINT or SIGTERM.
 async fn run_modules(config: Config, front: bool, pushers: bool) -> anyhow::Result<()> {
     let listen = config.listen;
-    let ctx = Arc::new(
-        Context::new(config)
-            .await
-            .context("cannot open the database")?,
-    );
+    let ctx = match service::context(config).await {
+        Ok(ctx) => Arc::new(ctx),
+        Err(StartError::Store(e)) => return Err(e).context("cannot open the database"),
+        Err(e) => return Err(e.into()),
+    };
     let listener = if front {
         Some(
             tokio::net::TcpListener::bind(listen)

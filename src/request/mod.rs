@@ -73,7 +73,7 @@ pub struct Patch {
     pub format: PatchFormat,
     /// "Name <email>" of the commit author (free text from the patch header).
     pub author: String,
-    /// The tracker account that supplied the patch (a Bugzilla attachment's creator).
+    /// The tracker account that supplied the patch (an attachment's creator).
     /// When set, permission checks use it instead of the free-text author.
     pub submitter: Option<String>,
     /// The author date, if the patch carried one.
@@ -121,6 +121,10 @@ pub struct Destination {
     pub landed_revision: Option<String>,
 }
 
+/// The `source` of requests submitted with their patches through Autoland's own API.
+/// Every other source names the tracker that owns the request (see `runtime::tracker`).
+pub const API_SOURCE: &str = "api";
+
 /// A landing request as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -128,7 +132,7 @@ pub struct Request {
     pub id: RequestId,
     /// A random token that marks its commits (`Autoland-Request: <uid>`).
     pub uid: String,
-    /// Where it came from (`api`, `bugzilla`).
+    /// Where it came from: [`API_SOURCE`], or the source of the tracker that owns it.
     pub source: String,
     /// The bug number, if any.
     pub bug: Option<i64>,

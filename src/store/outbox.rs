@@ -72,7 +72,7 @@ pub struct OutboxItem {
     pub body: String,
     /// Attempts so far.
     pub attempts: i64,
-    /// When the last attempt started, if one may have reached Bugzilla.
+    /// When the last attempt started, if one may have reached the tracker.
     pub attempted_at: Option<i64>,
     /// Last error.
     pub last_error: Option<String>,
@@ -161,7 +161,7 @@ impl Store {
         Ok(())
     }
 
-    /// The attempt failed before reaching Bugzilla (or was refused): try again later.
+    /// The attempt failed before reaching the tracker (or was refused): try again later.
     /// `arrived_unknown` keeps `attempted_at` when the call may have arrived.
     pub async fn report_failed(
         &self,

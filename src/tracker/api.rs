@@ -190,7 +190,7 @@ pub fn validate(
         });
     }
     Ok(NewRequest {
-        source: "api".to_owned(),
+        source: crate::request::API_SOURCE.to_owned(),
         bug: submit.bug,
         requester,
         try_repo,

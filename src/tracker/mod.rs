@@ -1,7 +1,7 @@
-//! Trackers: where landing requests come from (and, later, where reports go back to).
-//! [`api`] is Autoland's own JSON API; Bugzilla comes in a later issue.
+//! Trackers: where landing requests come from and where reports go back. [`api`] validates
+//! requests submitted to Autoland's own JSON API (and bugs submitted for Bugzilla);
+//! [`bugzilla`] is the Bugzilla adapter (poller, gathering, comments, outbox sender). The
+//! core sees a tracker only through `runtime::Tracker`.
 
 pub mod api;
 pub mod bugzilla;
-pub mod comments;
-pub mod tag;

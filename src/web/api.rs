@@ -7,9 +7,11 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::error::ApiError;
+use super::state::AppState;
 use crate::request::{Event, Patch, Request, RequestId, Stage, Transition};
+use crate::runtime::status::Verdict;
+use crate::runtime::{Work, metrics};
 use crate::store::{CiRun, Effects, ListFilter, StoreError};
 use crate::tracker::api::{Caller, SubmitBug, SubmitRequest, validate, validate_bug};
 
@@ -54,7 +56,7 @@ pub(super) async fn create(
         validate(&state.ctx.config, &submit, &caller).map_err(|e| ApiError::BadRequest(e.0))?;
     let actor = format!("api:{} ({})", caller.user, caller.token);
     let id = state.ctx.store.insert_request(&new, &actor, &[]).await?;
-    state.ctx.wake(crate::service::cluster::Work::Pushers).await;
+    state.ctx.wake(Work::Pushers).await;
     tracing::info!(request = %id, requester = %new.requester, "request received through the API");
     Ok((
         StatusCode::CREATED,
@@ -83,7 +85,7 @@ pub(super) async fn create_for_bug(
     }
     let actor = format!("api:{} ({})", caller.user, caller.token);
     let id = state.ctx.store.insert_request(&new, &actor, &[]).await?;
-    state.ctx.wake(crate::service::cluster::Work::Pushers).await;
+    state.ctx.wake(Work::Pushers).await;
     tracing::info!(request = %id, bug = submit.bug, "bug request received through the API");
     Ok((
         StatusCode::CREATED,
@@ -239,7 +241,7 @@ pub(super) async fn cancel_request(
 }
 
 pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let overview = crate::service::status::overview(&state.ctx).await?;
+    let overview = state.ctx.overview().await?;
     serde_json::to_value(overview)
         .map(Json)
         .map_err(|e| ApiError::Internal(e.to_string()))
@@ -360,7 +362,7 @@ pub(super) async fn set_closed(
         )
         .await?;
     if !closed {
-        state.ctx.wake(crate::service::cluster::Work::Pushers).await;
+        state.ctx.wake(Work::Pushers).await;
     }
     Ok(Json(
         json!({ "repository": name, "closed": closed, "reason": reason, "by": caller.user }),
@@ -452,10 +454,8 @@ pub(super) async fn kick_module(
 
 /// Ready when the database answers and no module is down.
 pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
-    match crate::service::status::overview(&state.ctx).await {
-        Ok(o) if o.verdict != crate::service::status::Verdict::Down => {
-            (StatusCode::OK, format!("ready: {}\n", o.reason))
-        }
+    match state.ctx.overview().await {
+        Ok(o) if o.verdict != Verdict::Down => (StatusCode::OK, format!("ready: {}\n", o.reason)),
         Ok(o) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {}\n", o.reason),
@@ -474,7 +474,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, String
 pub(super) async fn metrics(
     State(state): State<AppState>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
-    let text = crate::service::metrics::render(&state.ctx).await?;
+    let text = metrics::render(&state.ctx.overview().await?);
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

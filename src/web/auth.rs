@@ -6,8 +6,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
-use super::AppState;
 use super::error::ApiError;
+use super::state::AppState;
 use crate::config::{Scope, TokenEntry};
 use crate::tracker::api::Caller;
 

@@ -5,6 +5,9 @@ mod auth;
 pub mod error;
 mod pages;
 pub mod session;
+mod state;
+
+pub use state::AppState;
 
 use std::sync::Arc;
 
@@ -16,19 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt as _;
 
-use crate::config::TokenEntry;
-use crate::service::Context;
-
-/// Shared by every handler.
-#[derive(Clone)]
-pub struct AppState {
-    /// The service context.
-    pub ctx: Arc<Context>,
-    /// Accepted tokens (hashes only).
-    pub tokens: Arc<Vec<TokenEntry>>,
-    /// Operators logged in to the web pages.
-    pub sessions: Arc<session::Sessions>,
-}
+use crate::runtime::Context;
 
 /// Every route of the service.
 pub fn router(ctx: Arc<Context>) -> Router {

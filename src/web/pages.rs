@@ -8,11 +8,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::AppState;
 use super::error::ApiError;
 use super::session::{COOKIE_NAME, Session, same_token};
+use super::state::AppState;
 use crate::request::{Patch, Request, RequestId};
-use crate::service::status::{Overview, overview};
+use crate::runtime::status::Overview;
 use crate::store::CiRun;
 
 #[derive(Template)]
@@ -68,7 +68,7 @@ pub(super) async fn status(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Html<String>, ApiError> {
-    let o = overview(&state.ctx).await?;
+    let o = state.ctx.overview().await?;
     render(&StatusPage {
         instance: state.ctx.instance.clone(),
         refresh: true,

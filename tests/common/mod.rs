@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autoland::config::{Config, hash_token};
-use autoland::service::{self, Context, Service};
+use autoland::service::{self, Service};
 use serde_json::{Value, json};
 
 pub mod bugzilla;
@@ -446,7 +446,7 @@ service = true
 
     /// Starts the service in this process.
     pub async fn start(&self) -> Running {
-        let ctx = Arc::new(Context::new(self.config()).await.expect("store opens"));
+        let ctx = Arc::new(service::context(self.config()).await.expect("store opens"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let service = service::start(ctx, listener).await.unwrap();
         let api = Api::new(&format!("http://{}", service.addr), &self.token);

@@ -16,7 +16,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::api::{ApiError, Ctx, bug_object};
+use super::rest::{ApiError, Ctx, bug_object};
 use super::state::{self, Bug, State};
 
 /// Bugzilla's default `max_search_results`.

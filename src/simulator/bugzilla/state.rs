@@ -3,11 +3,12 @@
 //! layer (`api`) holds the lock while it reads or changes it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 
-use super::{Comment, Fault, Flavor, LoggedRequest, NewAttachment, NewBug};
+use super::types::{Comment, Fault, Flavor, LoggedRequest, NewAttachment, NewBug};
 
 /// How every time is written on the wire: ISO 8601, UTC, whole seconds.
 pub(super) const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
@@ -184,6 +185,14 @@ pub(super) struct State {
     next_comment: i64,
     next_flag: i64,
     pub log: Vec<LoggedRequest>,
+}
+
+/// The server state every handle and every request shares.
+pub(super) type Shared = Arc<Mutex<State>>;
+
+/// Locks the shared state; a handler that panicked leaves it usable.
+pub(super) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl State {

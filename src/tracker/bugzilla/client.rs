@@ -5,21 +5,11 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde::de::{self, Deserializer};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// How the API key is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    /// `X-BUGZILLA-API-KEY` header (5.3, bugzilla.mozilla.org).
-    Header,
-    /// `api_key` query parameter / body field (5.0, 5.2: they ignore the header).
-    Param,
-    /// Ask `GET /rest/version` and choose.
-    Auto,
-}
+pub use crate::config::AuthMode;
 
 /// What went wrong talking to Bugzilla, classified for what to do next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,17 +9,7 @@ use super::client::{Attachment, BugzillaClient, BugzillaError};
 use crate::config::Config;
 use crate::patch::{self, Limits};
 use crate::request::{Patch, Review, ReviewKind};
-
-/// Why gathering stopped.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GatherError {
-    /// The request cannot go on (said on the bug).
-    #[error("{0}")]
-    Invalid(String),
-    /// Bugzilla could not be reached; try again later.
-    #[error("{0}")]
-    Transient(String),
-}
+use crate::runtime::GatherError;
 
 impl From<BugzillaError> for GatherError {
     fn from(e: BugzillaError) -> GatherError {

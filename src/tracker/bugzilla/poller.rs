@@ -10,13 +10,14 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::SOURCE;
 use super::client::{Bug, BugzillaClient, BugzillaError};
+use super::{Bugzilla, SOURCE};
+use super::{comments, tag};
 use crate::config::BugzillaConfig;
 use crate::request::NewRequest;
-use crate::service::{Context, ModuleStatus};
+use crate::runtime::{Context, ModuleStatus, Work, metrics};
 use crate::store::{NewReport, ReportKind};
-use crate::tracker::{api, comments, tag};
+use crate::tracker::api;
 
 /// Where the cursor is kept in `tracker_state`.
 pub const CURSOR: &str = "bugzilla.cursor";
@@ -34,13 +35,16 @@ pub struct PollOutcome {
 
 /// Polls until `shutdown`.
 pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: CancellationToken) {
-    let (Some(config), Some(client)) = (ctx.config.bugzilla.clone(), ctx.bugzilla.clone()) else {
+    let (Some(config), Some(bugzilla)) =
+        (ctx.config.bugzilla.clone(), ctx.trackers.find::<Bugzilla>())
+    else {
         return;
     };
+    let client = &bugzilla.client;
     let interval = Duration::from_secs(config.poll_interval_seconds);
     let mut backoff = Duration::from_secs(1);
     loop {
-        let wait = match poll_once(&ctx, &client, &config).await {
+        let wait = match poll_once(&ctx, client, &config).await {
             Ok(outcome) => {
                 backoff = Duration::from_secs(1);
                 status.set(format!(
@@ -50,7 +54,7 @@ pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellation
                 interval
             }
             Err(e) if e.is_credentials() => {
-                crate::service::metrics::tracker_error("credentials");
+                metrics::tracker_error("credentials");
                 // An operator must fix the key; keep trying, slowly.
                 status.error(format!(
                     "{e}; retrying every {:?}",
@@ -59,7 +63,7 @@ pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellation
                 interval.max(Duration::from_secs(300))
             }
             Err(e) => {
-                crate::service::metrics::tracker_error("unavailable");
+                metrics::tracker_error("unavailable");
                 status.error(format!("poll failed: {e}; retrying in {backoff:?}"));
                 let wait = backoff;
                 backoff = (backoff * 2).min(interval.max(Duration::from_secs(1)));
@@ -117,8 +121,8 @@ pub async fn poll_once(
             .map_err(|e| BugzillaError::Transport(format!("database: {e}")))?;
     }
     if outcome.claimed + outcome.refused > 0 {
-        ctx.wake(crate::service::cluster::Work::Pushers).await;
-        ctx.wake(crate::service::cluster::Work::Outbox).await;
+        ctx.wake(Work::Pushers).await;
+        ctx.wake(Work::Outbox).await;
     }
     Ok(outcome)
 }

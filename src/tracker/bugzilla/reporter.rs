@@ -10,24 +10,26 @@ use std::time::Duration;
 use chrono::{SecondsFormat, TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 
+use super::Bugzilla;
 use super::client::{BugzillaClient, BugzillaError};
-use crate::service::{Context, ModuleStatus};
+use super::tag;
+use crate::runtime::{Context, ModuleStatus, Work, metrics};
 use crate::store::{OutboxItem, ReportKind, StoreError, ms};
-use crate::tracker::tag;
 
 /// Sends reports until `shutdown`.
 pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: CancellationToken) {
-    let Some(client) = ctx.bugzilla.clone() else {
+    let Some(bugzilla) = ctx.trackers.find::<Bugzilla>() else {
         return;
     };
+    let client = &bugzilla.client;
     let actor = format!("{}/bugzilla-reporter", ctx.instance);
     loop {
-        match send_due(&ctx, &client, &actor, &status).await {
+        match send_due(&ctx, client, &actor, &status).await {
             Ok(0) => {}
             Ok(_) => continue,
             Err(e) => status.error(format!("cannot read the outbox: {e}")),
         }
-        if !crate::service::idle(&ctx, &ctx.wake.outbox, &shutdown).await {
+        if !ctx.idle(Work::Outbox, &shutdown).await {
             return;
         }
     }
@@ -63,7 +65,7 @@ pub async fn send_due(
                 status.set(format!("delivered report {} to bug {}", item.id, item.bug));
             }
             Err(e) if e.is_credentials() => {
-                crate::service::metrics::tracker_error("credentials");
+                metrics::tracker_error("credentials");
                 status.error(format!(
                     "{e}; {} report(s) waiting",
                     ctx.store.pending_report_count().await?
@@ -73,7 +75,7 @@ pub async fn send_due(
                     .await?;
             }
             Err(e) if e.is_transient() => {
-                crate::service::metrics::tracker_error("unavailable");
+                metrics::tracker_error("unavailable");
                 let delay = Duration::from_secs(
                     2_u64
                         .saturating_pow(u32::try_from(item.attempts).unwrap_or(16))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, ModuleStatus};
+use crate::runtime::{Context, ModuleStatus, Work};
 
 /// The actor of closures made by this module.
 pub const ACTOR: &str = "treestatus";
@@ -108,7 +108,7 @@ async fn check(ctx: &Context, http: &reqwest::Client, repo: &str, url: &str) -> 
             let _ = store
                 .record_action(ACTOR, "reopen", repo, "the tree is open")
                 .await;
-            ctx.wake(crate::service::cluster::Work::Pushers).await;
+            ctx.wake(Work::Pushers).await;
             tracing::info!(repository = %repo, "tree open");
         }
         _ => {}

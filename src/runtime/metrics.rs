@@ -7,8 +7,7 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use super::Context;
-use crate::store::StoreError;
+use super::status::{Overview, Verdict};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -57,12 +56,12 @@ pub fn ci_outcome(outcome: &'static str) {
     metrics::counter!("autoland_ci_runs_total", "outcome" => outcome).increment(1);
 }
 
-/// The exposition text: stored facts refreshed, then everything rendered.
-pub async fn render(ctx: &Context) -> Result<String, StoreError> {
+/// The exposition text: the gauges set from `overview` (stored facts), then everything
+/// rendered.
+pub fn render(overview: &Overview) -> String {
     let Some(handle) = init() else {
-        return Ok(String::new());
+        return String::new();
     };
-    let overview = super::status::overview(ctx).await?;
     for stage in crate::request::Stage::ALL {
         let n = overview
             .requests_by_stage
@@ -89,8 +88,8 @@ pub async fn render(ctx: &Context) -> Result<String, StoreError> {
             .set(module.heartbeat_age_seconds as f64);
     }
     metrics::gauge!("autoland_up").set(match overview.verdict {
-        super::status::Verdict::Down => 0.0,
-        super::status::Verdict::Up | super::status::Verdict::Degraded => 1.0,
+        Verdict::Down => 0.0,
+        Verdict::Up | Verdict::Degraded => 1.0,
     });
-    Ok(handle.render())
+    handle.render()
 }

@@ -1,82 +1,99 @@
-//! `autoland request ...`: a small client of the JSON API.
+//! `autoland request ...`: the JSON API from the command line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::RequestCommand;
+use crate::client::{ApiClient, event_line};
 use crate::request::Stage;
 
-/// An API client.
-pub struct ApiClient {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
-}
-
-impl ApiClient {
-    /// A client of the server at `base`.
-    pub fn new(base: &str, token: Option<&str>) -> anyhow::Result<ApiClient> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .context("cannot build the HTTP client")?;
-        Ok(ApiClient {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
-            token: token.map(str::to_owned),
-        })
-    }
-
-    async fn send(&self, builder: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        let builder = match &self.token {
-            Some(t) => builder.bearer_auth(t),
-            None => builder,
-        };
-        let response = builder
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the Autoland server at {}", self.base))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let message = body["message"].as_str().unwrap_or("(no message)");
-            bail!("the server answered {status}: {message}");
-        }
-        Ok(body)
-    }
-
-    /// `GET path`.
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    /// `POST path` with a JSON body.
-    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
-            .await
-    }
-}
-
-/// One line for an event.
-pub fn event_line(event: &Value) -> String {
-    let stage = match (event["from_stage"].as_str(), event["to_stage"].as_str()) {
-        (Some(from), Some(to)) if from != to => format!("{from} → {to}"),
-        (_, Some(to)) => to.to_owned(),
-        _ => event["kind"].as_str().unwrap_or("?").to_owned(),
-    };
-    let detail = event["detail"].as_str().unwrap_or("");
-    let mut lines = detail.lines();
-    let first = lines.next().unwrap_or("");
-    let rest: Vec<&str> = lines.collect();
-    if rest.is_empty() {
-        format!("{stage}: {first}")
-    } else {
-        format!("{stage}: {first}\n      {}", rest.join("\n      "))
-    }
+/// `autoland request ...`.
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// Submit patch files as one request.
+    Submit {
+        /// Patch files, in the order they apply (`git format-patch`, `hg export`, or diffs).
+        #[arg(required = true)]
+        patches: Vec<PathBuf>,
+        /// Destination repository (repeat: `--to try --to central`).
+        #[arg(long = "to", required = true)]
+        destinations: Vec<String>,
+        /// Try syntax, e.g. "-b o -p linux64".
+        #[arg(long, allow_hyphen_values = true)]
+        try_syntax: Option<String>,
+        /// Bug number.
+        #[arg(long)]
+        bug: Option<i64>,
+        /// Request on behalf of someone else (service tokens only).
+        #[arg(long)]
+        requester: Option<String>,
+        /// Author for plain diffs ("Name <email>").
+        #[arg(long)]
+        author: Option<String>,
+        /// Commit message for plain diffs.
+        #[arg(long, short)]
+        message: Option<String>,
+        /// Reviewer (review+) of every patch; repeatable.
+        #[arg(long)]
+        reviewer: Vec<String>,
+        /// Wait until the request is finished, printing its progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show one request with its history.
+    Show {
+        /// Request id.
+        id: i64,
+    },
+    /// List the queue (open requests), or every request with --all.
+    List {
+        /// Include finished requests.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Cancel a request.
+    Cancel {
+        /// Request id.
+        id: i64,
+    },
+    /// Retry a failed request from the stage it failed in (operator token).
+    Retry {
+        /// Request id.
+        id: i64,
+    },
+    /// Close a repository: landings on it wait until it is reopened (operator token).
+    Close {
+        /// Repository name.
+        repository: String,
+        /// Why (shown on the status page and in the requests that wait).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reopen a closed repository (operator token).
+    Reopen {
+        /// Repository name.
+        repository: String,
+    },
+    /// Pause a module or group (`pusher`, `pusher-2`, `ci-runner`...) until resumed
+    /// (operator token).
+    Pause {
+        /// Module or group.
+        module: String,
+    },
+    /// Resume a paused module (operator token).
+    Resume {
+        /// Module or group.
+        module: String,
+    },
+    /// Restart a module (operator token).
+    Kick {
+        /// Module or group.
+        module: String,
+    },
 }
 
 pub(super) async fn run(

@@ -1,149 +1,16 @@
-//! How the processes of one installation work together through their shared database:
-//! wake-ups between processes (PostgreSQL LISTEN/NOTIFY) and leadership of the singleton
-//! modules (the Bugzilla poller and reporter, the tree-status watcher), which must run in
-//! exactly one `serve` process at a time.
+//! Leadership: the singleton modules (a tracker's poller and outbox sender, the
+//! tree-status watcher) must run in exactly one `serve` process of an installation at a
+//! time. The `leader` module of each `serve` holds a database lock while it leads; a
+//! [`singleton`] runs only while its process leads.
 
-use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, ModuleStatus};
-
-/// Which module has new work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Work {
-    /// A workable request (new, retried, try passed, repository reopened).
-    Pushers,
-    /// A queued CI run.
-    Ci,
-    /// A finished CI run.
-    Watcher,
-    /// Reports for the tracker.
-    Outbox,
-}
-
-impl Work {
-    const ALL: [Work; 4] = [Work::Pushers, Work::Ci, Work::Watcher, Work::Outbox];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Work::Pushers => "pushers",
-            Work::Ci => "ci",
-            Work::Watcher => "watcher",
-            Work::Outbox => "outbox",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Work> {
-        Work::ALL.into_iter().find(|w| w.as_str() == text)
-    }
-}
-
-impl fmt::Display for Work {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Context {
-    /// Wakes the modules that now have `work`: this process's at once, the other
-    /// processes' through the database. A lost wake-up costs at most a poll interval.
-    pub async fn wake(&self, work: Work) {
-        self.wake_here(work);
-        if !self.config.listen_notify {
-            return;
-        }
-        if let Err(e) = self
-            .store
-            .notify(&format!("{work} {}", self.process_token))
-            .await
-        {
-            tracing::debug!(error = %e, %work, "cannot notify other processes");
-        }
-    }
-
-    fn wake_here(&self, work: Work) {
-        match work {
-            Work::Pushers => self.wake.pushers.notify_one(),
-            Work::Ci => self.wake.ci.notify_one(),
-            Work::Watcher => self.wake.watcher.notify_one(),
-            Work::Outbox => self.wake.outbox.notify_one(),
-        }
-    }
-
-    /// Whether this process currently leads (runs the singleton modules).
-    pub fn is_leader(&self) -> bool {
-        *self.leader.borrow()
-    }
-}
-
-/// The `wake-listener` module (PostgreSQL only): turns other processes' NOTIFYs into
-/// wake-ups of this process's modules.
-pub async fn listen(ctx: Arc<Context>, status: ModuleStatus, shutdown: CancellationToken) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let listener = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            listener = ctx.store.listen() => listener,
-        };
-        let mut listener = match listener {
-            Ok(Some(listener)) => listener,
-            Ok(None) => return,
-            Err(e) => {
-                status.error(format!(
-                    "cannot listen for wake-ups (polling meanwhile): {e}"
-                ));
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(200);
-        status.set("listening");
-        // Whatever was sent before we listened may have been missed.
-        wake_everything(&ctx);
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                next = listener.next() => next,
-            };
-            match next {
-                Ok(Some(payload)) => {
-                    let (work, sender) = payload.split_once(' ').unwrap_or((&payload, ""));
-                    if sender == ctx.process_token {
-                        continue;
-                    }
-                    if let Some(work) = Work::parse(work) {
-                        ctx.wake_here(work);
-                    }
-                }
-                Ok(None) => {
-                    // Reconnected: wake-ups sent meanwhile are lost.
-                    status.set("listening (reconnected)");
-                    wake_everything(&ctx);
-                }
-                Err(e) => {
-                    status.error(format!(
-                        "lost the wake-up connection (polling meanwhile): {e}"
-                    ));
-                    break;
-                }
-            }
-        }
-    }
-}
-
-fn wake_everything(ctx: &Context) {
-    for work in Work::ALL {
-        ctx.wake_here(work);
-    }
-}
+use super::context::Context;
+use super::module_status::ModuleStatus;
 
 /// How often a standby process tries to take the lead, and the leader checks it still
 /// holds it.

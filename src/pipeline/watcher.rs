@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, ModuleStatus};
 use crate::request::{FailureCategory, RequestId, Stage, Transition};
+use crate::runtime::{Context, ModuleStatus, Work};
 use crate::store::{CiState, Effects, StoreError, now_ms};
 
 /// Runs until `shutdown`.
@@ -17,7 +17,7 @@ pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellation
             Ok(()) => status.set("watching try results"),
             Err(e) => status.error(format!("cannot read try results: {e}")),
         }
-        if !super::idle(&ctx, &ctx.wake.watcher, &shutdown).await {
+        if !ctx.idle(Work::Watcher, &shutdown).await {
             return;
         }
     }

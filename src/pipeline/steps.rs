@@ -11,11 +11,10 @@ use std::time::Duration;
 
 use crate::patch::with_trailer;
 use crate::permissions;
-use crate::request::{FailureCategory, Patch, Request, Stage, TRAILER_KEY, Transition};
+use crate::request::{API_SOURCE, FailureCategory, Patch, Request, Stage, TRAILER_KEY, Transition};
+use crate::runtime::{Context, GatherError, metrics};
 use crate::store::{Effects, NewCiRun, StoreError};
 use crate::vcs::{CommitSpec, PushTarget, VcsError, WorkingCopy};
-
-use super::Context;
 
 /// Why a step stopped without a transition.
 #[derive(Debug, thiserror::Error)]
@@ -139,9 +138,22 @@ impl Step<'_> {
         self.go(Transition::Fail(category), detail).await
     }
 
+    /// `gathering`: a tracker's request gets its patches from the tracker; an API
+    /// request brought them.
     async fn gather(&self) -> Result<(), StepError> {
-        if self.request.source == crate::tracker::bugzilla::SOURCE {
-            return self.gather_from_bugzilla().await;
+        let source = &self.request.source;
+        if let Some(tracker) = self.ctx.trackers.for_source(source) {
+            return self.gather_from(tracker).await;
+        }
+        if source != API_SOURCE {
+            return self
+                .fail(
+                    FailureCategory::InvalidRequest,
+                    &format!(
+                        "this request comes from `{source}`, which is not configured any more"
+                    ),
+                )
+                .await;
         }
         let patches = self.ctx.store.patches(self.request.id).await?;
         if patches.is_empty() {
@@ -163,28 +175,22 @@ impl Step<'_> {
         .await
     }
 
-    async fn gather_from_bugzilla(&self) -> Result<(), StepError> {
-        use crate::tracker::bugzilla::gather::{GatherError, gather};
-        let (Some(client), Some(bug)) = (&self.ctx.bugzilla, self.request.bug) else {
-            return self
-                .fail(
-                    FailureCategory::InvalidRequest,
-                    "this request comes from Bugzilla, which is not configured any more",
-                )
-                .await;
-        };
+    async fn gather_from(&self, tracker: &dyn crate::runtime::Tracker) -> Result<(), StepError> {
         let requested = self
             .ctx
             .store
             .requested_attachments(self.request.id)
             .await?;
-        match gather(client, &self.ctx.config, bug, &requested).await {
-            Ok((patches, detail)) => {
+        match tracker
+            .gather(&self.ctx.config, self.request, &requested)
+            .await
+        {
+            Ok(gathered) => {
                 self.go_with(
                     Transition::Gathered,
-                    &detail,
+                    &gathered.detail,
                     Effects {
-                        patches,
+                        patches: gathered.patches,
                         ..Effects::default()
                     },
                 )
@@ -220,7 +226,7 @@ impl Step<'_> {
             &self.request.requester,
             &patches,
             &repos,
-            self.request.source == "api",
+            self.request.source == API_SOURCE,
         ) {
             Ok(()) => {
                 let names: Vec<&str> = repos.iter().map(|r| r.name.as_str()).collect();
@@ -531,7 +537,7 @@ impl Step<'_> {
                         .await;
                 }
                 Err(VcsError::PushRace { .. }) if attempt < attempts => {
-                    super::metrics::push_retry(&repo.name);
+                    metrics::push_retry(&repo.name);
                     self.ctx
                         .store
                         .note(

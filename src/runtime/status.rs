@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::Context;
-use crate::store::{Heartbeat, ListFilter, StoreError};
+use crate::config::Config;
+use crate::store::{Heartbeat, ListFilter, Store, StoreError};
 
 /// A heartbeat older than this means the module is down (modules beat every 5 s).
 pub const STALE_AFTER_MS: i64 = 15_000;
@@ -129,11 +129,15 @@ fn module_view(beat: Heartbeat, now: i64) -> ModuleView {
     }
 }
 
-/// Computes the overview.
-pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
+/// Computes the overview from stored facts; `instance` names the process that answers.
+pub async fn overview(
+    store: &Store,
+    config: &Config,
+    instance: &str,
+) -> Result<Overview, StoreError> {
     // The database's clock, by which heartbeats are written.
-    let now = ctx.store.clock_ms().await?;
-    let beats = ctx.store.heartbeats().await?;
+    let now = store.clock_ms().await?;
+    let beats = store.heartbeats().await?;
     // Every live instance of a module is shown (workers on one host each have their
     // pushers). Instances that stopped or went silent are history when a live instance
     // of the same module runs on the same host (a restart has a new pid); with none, the
@@ -208,23 +212,20 @@ pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
             .join(" → "),
         age_seconds: (now - r.created_at).max(0) / 1000,
     };
-    let mut queue: Vec<RequestLine> = ctx
-        .store
+    let mut queue: Vec<RequestLine> = store
         .list_requests(ListFilter::Open, 500)
         .await?
         .into_iter()
         .map(line)
         .collect();
     queue.reverse();
-    let recent = ctx
-        .store
+    let recent = store
         .list_requests(ListFilter::Finished, 25)
         .await?
         .into_iter()
         .map(line)
         .collect();
-    let requests_by_stage = ctx
-        .store
+    let requests_by_stage = store
         .stage_counts()
         .await?
         .into_iter()
@@ -233,11 +234,11 @@ pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
     Ok(Overview {
         verdict,
         reason,
-        instance: ctx.instance.clone(),
+        instance: instance.to_owned(),
         modules,
         repositories: {
-            let closed = ctx.store.closed_repositories().await?;
-            ctx.config
+            let closed = store.closed_repositories().await?;
+            config
                 .repositories
                 .iter()
                 .map(|r| RepoView {
@@ -254,7 +255,7 @@ pub async fn overview(ctx: &Context) -> Result<Overview, StoreError> {
         queue,
         recent,
         requests_by_stage,
-        pending_reports: ctx.store.pending_report_count().await?,
-        actions: ctx.store.recent_actions(10).await?,
+        pending_reports: store.pending_report_count().await?,
+        actions: store.recent_actions(10).await?,
     })
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::pipeline::{self, StepError};
-use super::{Context, ModuleStatus};
+use super::steps::{self, StepError};
 use crate::request::{FailureCategory, Request, Stage, Transition};
+use crate::runtime::{Context, ModuleStatus, Work, actor_of};
 use crate::store::{Effects, StoreError, ms};
 
 /// Runs pusher number `slot` until `shutdown`.
@@ -48,7 +48,7 @@ pub async fn run(
                 continue;
             }
         }
-        if !super::idle(&ctx, &ctx.wake.pushers, &shutdown).await {
+        if !ctx.idle(Work::Pushers, &shutdown).await {
             return;
         }
     }
@@ -58,7 +58,7 @@ pub async fn run(
 /// push finishes its step, so the lease can be released with the state recorded.
 async fn work(ctx: &Context, owner: &str, request: Request) {
     let lease = ctx.config.lease();
-    let claim = pipeline::Claim::default();
+    let claim = steps::Claim::default();
     let renewer = {
         let store = ctx.store.clone();
         let owner = owner.to_owned();
@@ -86,8 +86,8 @@ async fn work(ctx: &Context, owner: &str, request: Request) {
             }
         })
     };
-    let actor = super::actor_of(owner);
-    let result = pipeline::drive(ctx, &request, actor, &claim).await;
+    let actor = actor_of(owner);
+    let result = steps::drive(ctx, &request, actor, &claim).await;
     renewer.abort();
     let retry_after = match result {
         Ok(()) => None,

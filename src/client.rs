@@ -1,0 +1,76 @@
+//! A small client of Autoland's JSON API, for the `request` commands and the demo.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+/// An API client.
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl ApiClient {
+    /// A client of the server at `base`.
+    pub fn new(base: &str, token: Option<&str>) -> anyhow::Result<ApiClient> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(ApiClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.map(str::to_owned),
+        })
+    }
+
+    async fn send(&self, builder: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let builder = match &self.token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        };
+        let response = builder
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Autoland server at {}", self.base))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = body["message"].as_str().unwrap_or("(no message)");
+            bail!("the server answered {status}: {message}");
+        }
+        Ok(body)
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+}
+
+/// One line for an event.
+pub fn event_line(event: &Value) -> String {
+    let stage = match (event["from_stage"].as_str(), event["to_stage"].as_str()) {
+        (Some(from), Some(to)) if from != to => format!("{from} → {to}"),
+        (_, Some(to)) => to.to_owned(),
+        _ => event["kind"].as_str().unwrap_or("?").to_owned(),
+    };
+    let detail = event["detail"].as_str().unwrap_or("");
+    let mut lines = detail.lines();
+    let first = lines.next().unwrap_or("");
+    let rest: Vec<&str> = lines.collect();
+    if rest.is_empty() {
+        format!("{stage}: {first}")
+    } else {
+        format!("{stage}: {first}\n      {}", rest.join("\n      "))
+    }
+}

@@ -1,0 +1,10 @@
+//! The pipeline: what happens to a request between intake and the landed commit.
+//! [`pusher`] claims workable requests and drives them through [`steps`] (gather,
+//! authorize, apply, push to try, land); [`watcher`] moves requests waiting on try once
+//! their CI run has a result. Every stage change goes through
+//! [`Context::transition`](crate::runtime::Context::transition) and so through the state
+//! machine in `request::state`. Nothing here names a tracker or a CI system.
+
+pub mod pusher;
+pub mod steps;
+pub mod watcher;

@@ -1,0 +1,189 @@
+//! The context every module runs with: configuration, database, working copies,
+//! permissions, trackers, wake-ups and leadership state. [`Context::transition`] is the
+//! one way a module changes a request's stage.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::metrics;
+use super::status::{Overview, overview};
+use super::tracker::Trackers;
+use super::wake::{Wakers, Work};
+use crate::config::Config;
+use crate::permissions::{PermissionSource, StaticPermissions};
+use crate::request::{Request, Stage, Transition};
+use crate::store::{Effects, ModuleControl, Store, StoreError};
+use crate::vcs::WorkingCopies;
+
+/// Everything a module needs, shared.
+pub struct Context {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Store,
+    /// This process's working copies.
+    pub copies: WorkingCopies,
+    /// Who holds which level.
+    pub permissions: Arc<dyn PermissionSource>,
+    /// The configured trackers: where requests come from and reports go.
+    pub trackers: Trackers,
+    /// This process's name (`host:pid` unless configured).
+    pub instance: String,
+    /// In-process wake-ups, so an idle module starts at once instead of at its next poll.
+    pub wake: Wakers,
+    /// True while this process leads (see [`super::leadership::lead`]).
+    pub leader: tokio::sync::watch::Sender<bool>,
+    /// Read-held by each running singleton module; the leader takes it for writing
+    /// before it gives up the lead, so two processes' singletons never overlap.
+    pub singletons: tokio::sync::RwLock<()>,
+    /// The operator controls (pause, kick) as last read by
+    /// [`super::supervise::watch_controls`].
+    pub controls: tokio::sync::watch::Sender<Vec<ModuleControl>>,
+    /// Random, unique to this process: lease owners and wake-up senders carry it, so
+    /// two processes given the same name still never share a lease.
+    pub process_token: String,
+}
+
+/// This process's name: `instance_name` from the configuration, or `host:pid`.
+pub fn instance_name(config: &Config) -> String {
+    config
+        .instance_name
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", host_name(), std::process::id()))
+}
+
+impl Context {
+    /// Connects the store and builds the context, with the `trackers` this process
+    /// talks to (the start-up builds them from the configuration).
+    pub async fn new(mut config: Config, trackers: Trackers) -> Result<Context, StoreError> {
+        // Every path below the data dir is handed to git, which runs in other directories.
+        if let Ok(absolute) = std::path::absolute(&config.data_dir) {
+            config.data_dir = absolute;
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Corrupt {
+            table: "-",
+            detail: format!("cannot create data dir {}: {e}", config.data_dir.display()),
+        })?;
+        // Scratch files (patches, messages) of a process that died are of no use.
+        let _ = std::fs::remove_dir_all(config.data_dir.join("tmp"));
+        let instance = instance_name(&config);
+        let store = Store::connect(&config.database_url()).await?;
+
+        Ok(Context {
+            copies: WorkingCopies::new(&config),
+            permissions: Arc::new(StaticPermissions::from_config(&config)),
+            config: Arc::new(config),
+            store,
+            trackers,
+            instance,
+            wake: Wakers::default(),
+            leader: tokio::sync::watch::Sender::new(false),
+            singletons: tokio::sync::RwLock::new(()),
+            controls: tokio::sync::watch::Sender::new(Vec::new()),
+            process_token: hex::encode(rand::random::<[u8; 6]>()),
+        })
+    }
+}
+
+impl Context {
+    /// Moves `request` (as read, in its current stage) through `transition`. This is the
+    /// one way modules change a request's stage: the tracker that owns the request (if
+    /// any) adds the reports the change produces (bug comments, removing the tag) to the
+    /// same transaction as the stage and its event; then the modules that now have work
+    /// are woken.
+    pub async fn transition(
+        &self,
+        request: &Request,
+        transition: &Transition,
+        actor: &str,
+        detail: &str,
+        mut effects: Effects,
+    ) -> Result<Stage, StoreError> {
+        if let Some(tracker) = self.trackers.for_source(&request.source) {
+            let reports = tracker.reports(&self.config, request, transition, detail, &effects);
+            effects.reports.extend(reports);
+        }
+        let has_reports = !effects.reports.is_empty();
+        let spent = (crate::store::now_ms() - request.updated_at).max(0) as f64 / 1000.0;
+        let queued_ci = effects.ci_run.is_some();
+        let to = self
+            .store
+            .transition(
+                request.id,
+                request.stage,
+                transition,
+                actor,
+                detail,
+                effects,
+            )
+            .await?;
+        metrics::stage_left(request.stage.as_str(), spent);
+        if Stage::WORKABLE.contains(&to) {
+            self.wake(Work::Pushers).await;
+        }
+        if queued_ci {
+            self.wake(Work::Ci).await;
+        }
+        if has_reports {
+            self.wake(Work::Outbox).await;
+        }
+        Ok(to)
+    }
+
+    /// Wakes the modules that now have `work`: this process's at once, the other
+    /// processes' through the database. A lost wake-up costs at most a poll interval.
+    pub async fn wake(&self, work: Work) {
+        self.wake.notify(work);
+        if !self.config.listen_notify {
+            return;
+        }
+        if let Err(e) = self
+            .store
+            .notify(&format!("{work} {}", self.process_token))
+            .await
+        {
+            tracing::debug!(error = %e, %work, "cannot notify other processes");
+        }
+    }
+
+    /// Sleeps for the poll interval or until `work` arrives, whichever is first; false
+    /// on shutdown.
+    pub async fn idle(&self, work: Work, shutdown: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = self.wake.of(work).notified() => true,
+            _ = tokio::time::sleep(self.config.poll_interval()) => true,
+        }
+    }
+
+    /// Whether this process currently leads (runs the singleton modules).
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// The lease owner for `module` of this process: `instance/module#token`. The token
+    /// makes it unique even if two processes were given the same name.
+    pub fn lease_owner(&self, module: &str) -> String {
+        format!("{}/{module}#{}", self.instance, self.process_token)
+    }
+
+    /// What the service is doing (the status page, `/api/status`, the metrics' gauges).
+    pub async fn overview(&self) -> Result<Overview, StoreError> {
+        overview(&self.store, &self.config, &self.instance).await
+    }
+}
+
+/// The name events show for a lease owner (without its process token).
+pub fn actor_of(owner: &str) -> &str {
+    owner.split_once('#').map_or(owner, |(actor, _)| actor)
+}
+
+/// This machine's host name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

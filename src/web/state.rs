@@ -1,0 +1,18 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use super::session::Sessions;
+use crate::config::TokenEntry;
+use crate::runtime::Context;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The service context.
+    pub ctx: Arc<Context>,
+    /// Accepted tokens (hashes only).
+    pub tokens: Arc<Vec<TokenEntry>>,
+    /// Operators logged in to the web pages.
+    pub sessions: Arc<Sessions>,
+}
