@@ -167,3 +167,38 @@ async fn unknown_ids_and_routes_are_clear() {
     assert_eq!(status, 404);
     running.service.stop().await;
 }
+
+/// A request whose tracker is not configured (Bugzilla removed from the configuration
+/// while one of its requests waited) fails with the reason; it is not taken for an API
+/// request without patches, and it does not wait forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_from_a_tracker_no_longer_configured_fails_with_the_reason() {
+    let env = Env::new(Options::default());
+    let running = env.start().await;
+    let ctx = running.service.ctx.clone();
+    let new = autoland::request::NewRequest {
+        source: "bugzilla".into(),
+        bug: Some(7),
+        requester: "alice@example.com".into(),
+        try_repo: "try".into(),
+        base_repo: "central".into(),
+        destinations: vec![],
+        try_syntax: None,
+        patches: vec![],
+        attachment_ids: vec![],
+    };
+    let id = ctx.store.insert_request(&new, "test", &[]).await.unwrap();
+    ctx.wake(autoland::runtime::Work::Pushers).await;
+    let done = running
+        .api
+        .wait_terminal(id.0, std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(done["request"]["stage"], "failed", "{done}");
+    assert_eq!(done["request"]["failure"], "invalid_request", "{done}");
+    let detail = done["request"]["failure_detail"].as_str().unwrap();
+    assert!(
+        detail.contains("comes from `bugzilla`, which is not configured any more"),
+        "{detail}"
+    );
+    running.service.stop().await;
+}

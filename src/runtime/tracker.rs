@@ -97,3 +97,57 @@ impl std::fmt::Debug for Trackers {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tracker known by its source; it writes nothing and gathers nothing. `K` makes
+    /// `Fake<1>` and `Fake<2>` two types, as two trackers are.
+    struct Fake<const K: u8>(&'static str);
+
+    #[async_trait]
+    impl<const K: u8> Tracker for Fake<K> {
+        fn source(&self) -> &'static str {
+            self.0
+        }
+
+        fn reports(
+            &self,
+            _: &Config,
+            _: &Request,
+            _: &Transition,
+            _: &str,
+            _: &Effects,
+        ) -> Vec<NewReport> {
+            Vec::new()
+        }
+
+        async fn gather(
+            &self,
+            _: &Config,
+            _: &Request,
+            _: &[i64],
+        ) -> Result<Gathered, GatherError> {
+            Err(GatherError::Transient(format!("{} is down", self.0)))
+        }
+    }
+
+    #[test]
+    fn each_source_has_its_own_tracker_and_api_requests_have_none() {
+        let trackers = Trackers::new(vec![Arc::new(Fake::<1>("one")), Arc::new(Fake::<2>("two"))]);
+        assert_eq!(trackers.for_source("one").map(|t| t.source()), Some("one"));
+        assert_eq!(trackers.for_source("two").map(|t| t.source()), Some("two"));
+        assert!(trackers.for_source(crate::request::API_SOURCE).is_none());
+        assert!(trackers.for_source("bugzilla").is_none());
+        assert_eq!(format!("{trackers:?}"), r#"["one", "two"]"#);
+    }
+
+    #[test]
+    fn a_trackers_modules_find_it_by_type() {
+        let trackers = Trackers::new(vec![Arc::new(Fake::<2>("two")), Arc::new(Fake::<1>("one"))]);
+        assert_eq!(trackers.find::<Fake<1>>().map(|t| t.0), Some("one"));
+        assert_eq!(trackers.find::<Fake<2>>().map(|t| t.0), Some("two"));
+        assert!(Trackers::default().find::<Fake<1>>().is_none());
+    }
+}
