@@ -2,8 +2,34 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use reqwest::StatusCode;
 use serde_json::Value;
+
+/// Why a call to the API failed. The cause (`source`) is chained, not repeated in the
+/// message: the command line prints the whole chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The HTTP client could not be built (TLS set-up).
+    #[error("cannot build the HTTP client")]
+    Build(#[source] reqwest::Error),
+    /// The server did not answer (down, wrong address, timeout).
+    #[error("cannot reach the Autoland server at {base}")]
+    Unreachable {
+        /// The server's base URL.
+        base: String,
+        /// What the connection said.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error; `message` is its explanation.
+    #[error("the server answered {status}: {message}")]
+    Refused {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The `message` of the error body.
+        message: String,
+    },
+}
 
 /// An API client.
 pub struct ApiClient {
@@ -14,11 +40,11 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// A client of the server at `base`.
-    pub fn new(base: &str, token: Option<&str>) -> anyhow::Result<ApiClient> {
+    pub fn new(base: &str, token: Option<&str>) -> Result<ApiClient, ClientError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
-            .context("cannot build the HTTP client")?;
+            .map_err(ClientError::Build)?;
         Ok(ApiClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -26,7 +52,7 @@ impl ApiClient {
         })
     }
 
-    async fn send(&self, builder: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    async fn send(&self, builder: reqwest::RequestBuilder) -> Result<Value, ClientError> {
         let builder = match &self.token {
             Some(t) => builder.bearer_auth(t),
             None => builder,
@@ -34,24 +60,30 @@ impl ApiClient {
         let response = builder
             .send()
             .await
-            .with_context(|| format!("cannot reach the Autoland server at {}", self.base))?;
+            .map_err(|source| ClientError::Unreachable {
+                base: self.base.clone(),
+                source,
+            })?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
             let message = body["message"].as_str().unwrap_or("(no message)");
-            bail!("the server answered {status}: {message}");
+            return Err(ClientError::Refused {
+                status,
+                message: message.to_owned(),
+            });
         }
         Ok(body)
     }
 
     /// `GET path`.
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
         self.send(self.http.get(format!("{}{path}", self.base)))
             .await
     }
 
     /// `POST path` with a JSON body.
-    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body))
             .await
     }
