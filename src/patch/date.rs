@@ -1,4 +1,9 @@
-//! Commit dates: [`PatchDate`], read from a mail's `Date:` or an hg `# Date` line.
+//! Commit dates: [`PatchDate`], read from a mail's `Date:` or an hg `# Date` line
+//! with chrono, and written in git's and hg's raw forms.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Datelike, FixedOffset, Month, Weekday};
 
 /// A commit timestamp: seconds since the epoch and the zone offset in minutes EAST of UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -22,61 +27,49 @@ impl PatchDate {
         format!("{} {}", self.seconds, -i64::from(self.offset_minutes) * 60)
     }
 
-    /// Parses an RFC 2822 date such as `Tue, 14 Nov 2023 22:13:20 +0100`
-    /// (day of week optional, seconds optional). `None` if it cannot be parsed.
+    /// Parses an RFC 2822 date such as `Tue, 14 Nov 2023 22:13:20 +0100` with
+    /// chrono (day of week, seconds and a trailing `(CET)` comment optional; the
+    /// obsolete zone names `GMT`, `UT`, `EST`..`PDT` and military letters accepted).
+    /// `None` if it cannot be parsed or is outside the dates git accepts.
+    ///
+    /// Two small steps around chrono keep what this parser always accepted and
+    /// refused. Before it, whitespace runs become one space (chrono refuses
+    /// leading and trailing whitespace) and full English month and day names
+    /// become the three-letter ones RFC 2822 uses (`November` -> `Nov`). After
+    /// it, the year must have been written with four digits, as RFC 2822
+    /// requires: its obsolete two- and three-digit years (`23`, which chrono
+    /// reads as 2023) are ambiguous and refused.
     pub fn from_rfc2822(s: &str) -> Option<Self> {
-        let s = s.split('(').next().unwrap_or(s); // drop a trailing "(CET)" comment
-        let mut tokens = s
-            .split(|c: char| c.is_whitespace() || c == ',')
-            .filter(|t| !t.is_empty());
-        let mut token = tokens.next()?;
-        if token.chars().all(|c| c.is_ascii_alphabetic()) {
-            token = tokens.next()?; // day of week
-        }
-        let day = parse_digits(token, 1, 2)?;
-        let month = month_number(tokens.next()?)?;
-        let year = i64::from(parse_digits(tokens.next()?, 4, 4)?);
-        let mut time = tokens.next()?.split(':');
-        let hour = parse_digits(time.next()?, 1, 2)?;
-        let minute = parse_digits(time.next()?, 2, 2)?;
-        let second = match time.next() {
-            Some(s) => parse_digits(s, 2, 2)?,
-            None => 0,
-        };
-        let offset_minutes = zone_minutes(tokens.next()?)?;
-        if time.next().is_some()
-            || day == 0
-            || day > days_in_month(year, month)
-            || hour > 23
-            || minute > 59
-            || second > 60
-        {
+        let text = s
+            .split_whitespace()
+            .map(abbreviate)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let date = DateTime::parse_from_rfc2822(&text).ok()?;
+        let year = format!("{:04}", date.year());
+        if !text.split([' ', ',']).any(|token| token == year) {
             return None;
         }
-        let local = days_from_civil(year, month, day) * 86_400
-            + i64::from(hour * 3600 + minute * 60 + second);
-        let seconds = local - i64::from(offset_minutes) * 60;
-        COMMIT_DATES.contains(&seconds).then_some(PatchDate {
-            seconds,
-            offset_minutes,
-        })
+        Self::checked(date.timestamp(), date.offset())
     }
 
-    /// Parses hg's `"<seconds> <offset west of UTC in seconds>"` form. `None` if it cannot be parsed.
+    /// Parses hg's `"<seconds> <offset west of UTC in seconds>"` form. `None` if it
+    /// cannot be parsed, the offset is not whole minutes or not within a day
+    /// (chrono's [`FixedOffset`]), or the date is outside the dates git accepts.
     pub fn from_hg(s: &str) -> Option<Self> {
         let mut parts = s.split_whitespace();
         let seconds: i64 = parts.next()?.parse().ok()?;
-        let west: i64 = parts.next()?.parse().ok()?;
-        if parts.next().is_some()
-            || !(-86_400..=86_400).contains(&west)
-            || west % 60 != 0
-            || !COMMIT_DATES.contains(&seconds)
-        {
+        let west: i32 = parts.next()?.parse().ok()?;
+        if parts.next().is_some() || west % 60 != 0 {
             return None;
         }
-        Some(PatchDate {
+        Self::checked(seconds, &FixedOffset::west_opt(west)?)
+    }
+
+    fn checked(seconds: i64, offset: &FixedOffset) -> Option<Self> {
+        COMMIT_DATES.contains(&seconds).then(|| PatchDate {
             seconds,
-            offset_minutes: i32::try_from(-west / 60).ok()?,
+            offset_minutes: offset.local_minus_utc() / 60,
         })
     }
 }
@@ -85,73 +78,21 @@ impl PatchDate {
 /// ignored (the commit gets the current date) rather than failing the landing.
 const COMMIT_DATES: std::ops::RangeInclusive<i64> = 0..=(1 << 33);
 
-fn parse_digits(s: &str, min: usize, max: usize) -> Option<u32> {
-    if s.len() < min || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-fn month_number(s: &str) -> Option<u32> {
-    const MONTHS: [&str; 12] = [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ];
-    let s = s.to_ascii_lowercase();
-    let index = MONTHS
-        .iter()
-        .position(|m| s == *m || (s.len() == 3 && m.starts_with(s.as_str())))?;
-    u32::try_from(index + 1).ok()
-}
-
-fn zone_minutes(s: &str) -> Option<i32> {
-    if ["GMT", "UT", "UTC", "Z"]
-        .iter()
-        .any(|z| s.eq_ignore_ascii_case(z))
-    {
-        return Some(0);
-    }
-    let (sign, digits) = match (s.strip_prefix('+'), s.strip_prefix('-')) {
-        (Some(d), _) => (1, d),
-        (_, Some(d)) => (-1, d),
-        _ => return None,
+/// `November` -> `Nov`, `Tuesday,` -> `Tue,`; any other token as it is.
+fn abbreviate(token: &str) -> Cow<'_, str> {
+    let (word, comma) = match token.strip_suffix(',') {
+        Some(word) => (word, ","),
+        None => (token, ""),
     };
-    let value = parse_digits(digits, 4, 4)?;
-    if value % 100 > 59 {
-        return None;
+    if word.len() > 3 {
+        if let Some(short) = word.parse::<Month>().ok().and_then(|m| m.name().get(..3)) {
+            return Cow::Owned(format!("{short}{comma}"));
+        }
+        if let Ok(day) = word.parse::<Weekday>() {
+            return Cow::Owned(format!("{day}{comma}"));
+        }
     }
-    Some(sign * i32::try_from(value / 100 * 60 + value % 100).ok()?)
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let (month, day) = (i64::from(month), i64::from(day));
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    Cow::Borrowed(token)
 }
 
 #[cfg(test)]
@@ -249,5 +190,114 @@ mod tests {
         );
         let bad_date = HG_GIT.replace("# Date 1700000000 -3600", "# Date tomorrow");
         assert_eq!(ok(&bad_date).date, None);
+    }
+
+    // Where chrono and the hand-written parser it replaced disagree. `git format-patch`
+    // always writes `Tue, 14 Nov 2023 22:13:20 +0100`, so none of these comes from git;
+    // a refused date is ignored (the commit gets the landing date), never fatal.
+
+    fn date(s: &str) -> Option<(i64, i32)> {
+        PatchDate::from_rfc2822(s).map(|d| (d.seconds, d.offset_minutes))
+    }
+
+    #[test]
+    fn rfc2822_forms_still_accepted_around_chrono() {
+        // Full names are abbreviated before chrono, which only knows `Tue` and `Nov`.
+        assert_eq!(
+            date("Tuesday, 14 November 2023 22:13:20 +0100"),
+            Some((1_699_996_400, 60))
+        );
+        // Names are case-insensitive in RFC 2822, and in chrono.
+        assert_eq!(
+            date("tue, 14 NOV 2023 22:13:20 +0100"),
+            Some((1_699_996_400, 60))
+        );
+        // Whitespace runs become one space: chrono refuses leading and trailing blanks.
+        assert_eq!(
+            date(" Tue,  14\tNov 2023 22:13:20 +0100 "),
+            Some((1_699_996_400, 60))
+        );
+        // Comments (CFWS) after the zone, even nested, are skipped by chrono.
+        assert_eq!(
+            date("Tue, 14 Nov 2023 22:13:20 +0100 (CET) (a (b) c)"),
+            Some((1_699_996_400, 60))
+        );
+    }
+
+    #[test]
+    fn rfc2822_years_need_four_digits() {
+        // chrono reads RFC 2822's obsolete 2- and 3-digit years (23 -> 2023, 123 -> 2023);
+        // they are ambiguous, and the old parser refused them: still refused.
+        assert_eq!(date("Tue, 14 Nov 23 22:13:20 +0100"), None);
+        assert_eq!(date("Tue, 14 Nov 123 22:13:20 +0100"), None);
+        assert_eq!(date("Tue, 14 Nov 02023 22:13:20 +0100"), None);
+    }
+
+    #[test]
+    fn rfc2822_obsolete_zone_names_are_understood() {
+        // RFC 2822 section 4.3 gives EST/EDT/CST/CDT/MST/MDT/PST/PDT their offsets;
+        // the old parser ignored such a date, chrono reads it (and so does git).
+        assert_eq!(
+            date("Tue, 14 Nov 2023 22:13:20 EST"),
+            Some((1_700_018_000, -300))
+        );
+        assert_eq!(
+            date("Tue, 14 Nov 2023 22:13:20 PDT"),
+            Some((1_700_025_200, -420))
+        );
+        // RFC 2822 says military letters mean "-0000" (their sign was botched in RFC 822).
+        assert_eq!(
+            date("Tue, 14 Nov 2023 22:13:20 A"),
+            Some((1_700_000_000, 0))
+        );
+        // `UTC` is not an RFC 2822 zone (`UT` and `GMT` are); the old parser and git's
+        // lenient date reader take it, but format-patch writes `+0000`: ignored now.
+        assert_eq!(date("Tue, 14 Nov 2023 22:13:20 UTC"), None);
+        assert_eq!(
+            date("Tue, 14 Nov 2023 22:13:20 UT"),
+            Some((1_700_000_000, 0))
+        );
+        // Non-numeric zones other than those are still unknown.
+        assert_eq!(date("Tue, 14 Nov 2023 22:13:20 CET"), None);
+        // An offset of 99 hours is no offset (chrono's FixedOffset stays within a day).
+        assert_eq!(date("Tue, 14 Nov 2023 22:13:20 +9900"), None);
+    }
+
+    #[test]
+    fn rfc2822_malformed_dates_the_old_parser_let_through() {
+        // RFC 2822 section 3.3: the day of week, if given, must match the date
+        // and be followed by a comma; the old parser (like git's lenient date reader)
+        // skipped any word there, but format-patch always writes the right one.
+        assert_eq!(date("Wed, 14 Nov 2023 22:13:20 +0100"), None);
+        assert_eq!(date("Tue 14 Nov 2023 22:13:20 +0100"), None);
+        assert_eq!(date("Foo, 14 Nov 2023 22:13:20 +0100"), None);
+        // RFC 2822 hours have two digits.
+        assert_eq!(date("Tue, 14 Nov 2023 9:05:00 +0100"), None);
+        // Text after the zone, or an unclosed comment, is not a date.
+        assert_eq!(date("Tue, 14 Nov 2023 22:13:20 +0100 extra"), None);
+        assert_eq!(date("Tue, 14 Nov 2023 22:13:20 +0100 (CET"), None);
+    }
+
+    #[test]
+    fn rfc2822_leap_second_is_held_at_59() {
+        // chrono keeps 23:59:60 as the last second of the minute; the old parser (and
+        // git) rolled it into the next minute. Unix time has no leap seconds, so git
+        // never writes `:60`; one second of difference.
+        assert_eq!(
+            date("Sat, 31 Dec 2016 23:59:60 +0000"),
+            Some((1_483_228_799, 0))
+        );
+    }
+
+    #[test]
+    fn hg_offsets_of_a_whole_day_are_refused() {
+        // chrono's FixedOffset stops short of 24 hours, where the old parser took
+        // them; hg itself refuses offsets beyond -14/+12 hours.
+        assert_eq!(PatchDate::from_hg("1700000000 86400"), None);
+        assert_eq!(PatchDate::from_hg("1700000000 -86400"), None);
+        assert_eq!(
+            PatchDate::from_hg("1700000000 -50400").map(|d| d.offset_minutes),
+            Some(840)
+        );
     }
 }
