@@ -3,7 +3,7 @@
 //! in the queue, under 100 concurrent keep-alive clients on loopback.
 //!
 //! `cargo bench --bench status_load` prints the setup, the unloaded cost of each store
-//! query behind the status (`autoland::service::status::overview`), and a markdown table;
+//! query behind the status (`autoland::runtime::status::overview`), and a markdown table;
 //! `scripts/bench-status.sh` runs it (with `wrk` as a cross-check when installed) and prints
 //! the table with the machine's description.
 //!
@@ -55,7 +55,7 @@ const REQUESTERS: [&str; 4] = [
     "carol@example.com",
     "dave@example.com",
 ];
-/// The status computes `list_requests` with these limits (`src/service/status.rs`).
+/// The status computes `list_requests` with these limits (`src/runtime/status.rs`).
 const QUEUE_LIMIT: usize = 500;
 const RECENT_LIMIT: usize = 25;
 /// Store calls in one overview besides the per-request destination queries: heartbeats,

@@ -14,9 +14,8 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
 use crate::client::{ApiClient, event_line};
-use crate::config::AuthMode;
 use crate::config::{
-    BugzillaConfig, Config, RepoConfig, RepoKind, TokenConfig, hash_token, new_token,
+    AuthMode, BugzillaConfig, Config, RepoConfig, RepoKind, TokenConfig, hash_token, new_token,
 };
 use crate::request::Stage;
 use crate::service;
@@ -75,7 +74,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, exit: bool) -> anyhow::Result<(
     let ctx = Arc::new(
         service::context(config)
             .await
-            .context("cannot open the demo database")?,
+            .context("cannot start the demo service")?,
     );
     let service = service::start(ctx, listener).await?;
     let base = format!("http://{}", service.addr);

@@ -1,7 +1,7 @@
 //! Autoland lands patches for people: a request (from its API or from a Bugzilla bug) is
 //! checked for permissions, applied on the tip, pushed to try, tested, and landed on its
 //! destinations when try passes. Modules in reading order, lowest layer first; each
-//! imports only the ones above it (`docs/development.md` has the map).
+//! imports only modules listed above it (`docs/development.md` has the map).
 
 // The domain: what a request is and how it may change.
 /// The configuration file and its validation.
@@ -44,7 +44,7 @@ pub mod cli;
 pub mod client;
 /// The first-run demonstration.
 pub mod demo;
-/// Operations: health checks and monitoring.
+/// Operations: the Nagios/Icinga check (`autoland check`), read from the database.
 pub mod ops;
 /// Starting a process: the one place that lists the modules.
 pub mod service;

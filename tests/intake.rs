@@ -170,7 +170,8 @@ async fn unknown_ids_and_routes_are_clear() {
 
 /// A request whose tracker is not configured (Bugzilla removed from the configuration
 /// while one of its requests waited) fails with the reason; it is not taken for an API
-/// request without patches, and it does not wait forever.
+/// request without patches, it does not wait forever, and nothing is queued for the
+/// missing tracker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_from_a_tracker_no_longer_configured_fails_with_the_reason() {
     let env = Env::new(Options::default());
@@ -200,5 +201,9 @@ async fn a_request_from_a_tracker_no_longer_configured_fails_with_the_reason() {
         detail.contains("comes from `bugzilla`, which is not configured any more"),
         "{detail}"
     );
+    // Nothing is queued for a tracker that is not there to send it: no report waits
+    // forever, and the bug is not held busy by undeliverable rows.
+    let overview = ctx.overview().await.unwrap();
+    assert_eq!(overview.pending_reports, 0);
     running.service.stop().await;
 }

@@ -1,5 +1,5 @@
 //! What a pusher does with a claimed request in each stage. Every stage change goes
-//! through `Store::transition` (and so through the state machine); every side effect on a
+//! through `Context::transition` (and so through the state machine); every side effect on a
 //! repository is preceded by a durable record and checked before it is repeated:
 //!
 //! - try: the push goes to the request's own ref; on resume, `ls-remote` tells whether it

@@ -14,7 +14,7 @@ pub mod supervise;
 pub mod tracker;
 pub mod wake;
 
-pub use context::{Context, actor_of, host_name, instance_name};
+pub use context::{Context, actor_of, instance_name};
 pub use leadership::{lead, singleton};
 pub use module_status::ModuleStatus;
 pub use supervise::supervise;

@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(trackers.for_source("one").map(|t| t.source()), Some("one"));
         assert_eq!(trackers.for_source("two").map(|t| t.source()), Some("two"));
         assert!(trackers.for_source(crate::request::API_SOURCE).is_none());
-        assert!(trackers.for_source("bugzilla").is_none());
+        assert!(trackers.for_source("gone").is_none());
         assert_eq!(format!("{trackers:?}"), r#"["one", "two"]"#);
     }
 

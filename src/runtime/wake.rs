@@ -50,13 +50,13 @@ impl fmt::Display for Work {
 #[derive(Debug, Default)]
 pub struct Wakers {
     /// New workable requests (received, try passed).
-    pub pushers: Notify,
+    pushers: Notify,
     /// A CI run was queued.
-    pub ci: Notify,
+    ci: Notify,
     /// A CI run finished.
-    pub watcher: Notify,
+    watcher: Notify,
     /// Reports were queued for the tracker.
-    pub outbox: Notify,
+    outbox: Notify,
 }
 
 impl Wakers {

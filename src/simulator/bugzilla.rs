@@ -20,7 +20,7 @@ mod state;
 mod tests;
 mod types;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use state::State;
@@ -29,13 +29,13 @@ pub use types::{Comment, Fault, Flavor, LoggedRequest, NewAttachment, NewBug, Ne
 /// The Bugzilla simulator. Cloning it gives another handle on the same server state.
 #[derive(Clone)]
 pub struct Simulator {
-    inner: Arc<Mutex<State>>,
+    inner: state::Shared,
 }
 
 impl Simulator {
     pub fn new(flavor: Flavor) -> Simulator {
         Simulator {
-            inner: Arc::new(Mutex::new(State::new(flavor))),
+            inner: std::sync::Arc::new(std::sync::Mutex::new(State::new(flavor))),
         }
     }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
-use super::{Store, StoreError, col, now_ms, parse_col};
+use super::db::{Store, StoreError, col, now_ms, parse_col};
 use crate::request::RequestId;
 
 /// Where a CI run is.

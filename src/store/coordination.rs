@@ -17,7 +17,7 @@ use std::time::Duration;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgListener};
 
-use super::{Backend, Store, StoreError};
+use super::db::{Backend, Store, StoreError};
 
 /// The channel every process listens on. A payload is `"<module> <sender instance>"`.
 const CHANNEL: &str = "autoland_wake";

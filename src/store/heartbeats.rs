@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, col};
+use super::db::{Store, StoreError, col};
 
 /// One module instance's last heartbeat.
 #[derive(Debug, Clone, Serialize)]

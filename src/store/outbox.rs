@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
-use super::{Store, StoreError, col, now_ms};
+use super::db::{Store, StoreError, col, now_ms};
 use crate::request::RequestId;
 
 /// What a report does.
@@ -87,7 +87,7 @@ fn item_from_row(row: &AnyRow) -> Result<OutboxItem, StoreError> {
         id: col(row, "id")?,
         request_id: RequestId(col(row, "request_id")?),
         bug: col(row, "bug")?,
-        kind: super::parse_col(row, "kind", "outbox")?,
+        kind: super::db::parse_col(row, "kind", "outbox")?,
         body: col(row, "body")?,
         attempts: col(row, "attempts")?,
         attempted_at: col(row, "attempted_at")?,

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Store, StoreError, col, now_ms};
+use super::db::{Store, StoreError, col, now_ms};
 
 /// A repository an operator closed.
 #[derive(Debug, Clone, Serialize)]

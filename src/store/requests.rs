@@ -4,8 +4,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::ci::{NewCiRun, insert_ci_run};
+use super::db::{Store, StoreError, col, now_ms, parse_col, parse_opt_col};
 use super::outbox::{NewReport, insert_reports};
-use super::{Store, StoreError, col, now_ms, parse_col, parse_opt_col};
 use crate::patch::PatchDate;
 use crate::request::{
     Destination, Event, FailureCategory, NewRequest, Patch, Request, RequestId, Review, ReviewKind,

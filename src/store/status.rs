@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, Connection as _};
 
-use super::{Backend, Store, StoreError, col};
+use super::db::{Backend, Store, StoreError, col};
 use crate::request::Stage;
 
 impl Store {
@@ -47,7 +47,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
-            url: super::SecretUrl(url.as_str().into()),
+            url: super::db::SecretUrl(url.as_str().into()),
         })
     }
 

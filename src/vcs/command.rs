@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::Command;
 
-use super::VcsError;
+use super::interface::{CommandRecord, VcsError};
 
 static COMMANDS_RUN: AtomicU64 = AtomicU64::new(0);
 static COMMAND_NANOS: AtomicU64 = AtomicU64::new(0);
@@ -32,17 +32,6 @@ pub(crate) fn record_totals(duration: Duration) {
         u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
         Ordering::Relaxed,
     );
-}
-
-/// One command that ran: for logs, failure reports and the benchmark's time split.
-#[derive(Debug, Clone)]
-pub struct CommandRecord {
-    /// Program and arguments, URLs redacted.
-    pub argv: Vec<String>,
-    /// Wall time.
-    pub duration: Duration,
-    /// Exit status (-1: killed or timed out).
-    pub status: i32,
 }
 
 /// What a finished command printed.

@@ -11,9 +11,10 @@ use async_trait::async_trait;
 
 use crate::patch::PatchDate;
 
-use super::command::{self, CommandRecord, OUTPUT_LIMIT, Output, failed};
-use super::{
-    CiCheckout, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, split_identity,
+use super::command::{self, OUTPUT_LIMIT, Output, failed};
+use super::interface::{
+    CiCheckout, CommandRecord, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy,
+    split_identity,
 };
 
 /// A warm git working copy.

@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::command::{CommandRecord, OUTPUT_LIMIT, failed};
+use super::command::{OUTPUT_LIMIT, failed};
 use super::hg_cmdserver::{CommandServer, HgOutput, spawn_once};
-use super::{
-    CiCheckout, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, split_identity,
+use super::interface::{
+    CiCheckout, CommandRecord, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy,
+    split_identity,
 };
 use crate::patch::PatchDate;
 

@@ -26,8 +26,8 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::VcsError;
-use super::command::{CommandRecord, Output, record_totals, tail};
+use super::command::{Output, record_totals, tail};
+use super::interface::{CommandRecord, VcsError};
 use crate::secrets::redact_url;
 
 /// The program.

@@ -72,12 +72,7 @@ pub(super) async fn create_for_bug(
     let Json(submit) = body.map_err(json_error)?;
     let new =
         validate_bug(&state.ctx.config, &submit, &caller).map_err(|e| ApiError::BadRequest(e.0))?;
-    if state
-        .ctx
-        .store
-        .bug_is_busy(crate::tracker::bugzilla::SOURCE, submit.bug)
-        .await?
-    {
+    if state.ctx.store.bug_is_busy(&new.source, submit.bug).await? {
         return Err(ApiError::Conflict(format!(
             "bug {} already has a landing request in progress",
             submit.bug

@@ -1,4 +1,4 @@
-//! The REST surface: routing, authentication, faults, errors, the request log, and the
+//! The REST surface: routing, authentication, faults, the request log, and the
 //! endpoints. Each request is answered synchronously under the state lock (after the
 //! `Slow` fault's sleep), so requests are serialised like a single-process Bugzilla.
 

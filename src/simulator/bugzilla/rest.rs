@@ -189,7 +189,7 @@ impl FieldFilter {
         }
     }
 
-    pub fn wants(&self, field: &str) -> bool {
+    fn wants(&self, field: &str) -> bool {
         if self.exclude.iter().any(|f| f == field) {
             return false;
         }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use serde_json::{Value, json};
 
-pub use crate::config::AuthMode;
+use crate::config::AuthMode;
 
 /// What went wrong talking to Bugzilla, classified for what to do next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio_util::sync::CancellationToken;
 
+use super::adapter::{Bugzilla, SOURCE};
 use super::client::{Bug, BugzillaClient, BugzillaError};
-use super::{Bugzilla, SOURCE};
 use super::{comments, tag};
 use crate::config::BugzillaConfig;
 use crate::request::NewRequest;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::Bugzilla;
+use super::adapter::Bugzilla;
 use super::client::{BugzillaClient, BugzillaError};
 use super::tag;
 use crate::runtime::{Context, ModuleStatus, Work, metrics};
