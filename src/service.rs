@@ -1,6 +1,6 @@
 //! Starting a process: the one place that knows every module. `serve`, `worker`, `demo`
-//! and the tests call [`context`] (the context with the configured trackers) and then
-//! [`start`] or [`start_modules`]; each module runs supervised, with a heartbeat.
+//! and the tests call [`context`](crate::service::context) (the context with the configured trackers) and then
+//! [`start`](crate::service::start) or [`start_modules`](crate::service::start_modules); each module runs supervised, with a heartbeat.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

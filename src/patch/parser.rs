@@ -45,13 +45,13 @@ impl Default for Limits {
 pub struct ParsedPatch {
     /// The format the patch was submitted in.
     pub format: PatchFormat,
-    /// "Name <email>" as given by the header, if any (format-patch From:, hg # User)
+    /// `Name <email>` as given by the header, if any (format-patch From:, hg # User)
     pub author: Option<String>,
     /// The author date, if the header had one that could be parsed.
     pub date: Option<PatchDate>,
     /// Commit message (subject + body for format-patch, with "[PATCH n/m] " removed; hg message lines), trimmed; None if absent or empty
     pub message: Option<String>,
-    /// The diff part only, starting at the first `diff `/`Index: `/`--- ` line, ending with a newline, with the format-patch signature ("-- \n<version>") removed. This is what gets fed to `git apply` / `hg import`.
+    /// The diff part only, starting at the first `diff `/`Index: `/`--- ` line, ending with a newline, with the format-patch signature (`-- \n<version>`) removed. This is what gets fed to `git apply` / `hg import`.
     pub diff: String,
     /// Every repository path the patch touches (old and new names, deduplicated, in order of appearance), without the a/ b/ prefixes.
     pub files: Vec<String>,

@@ -1,6 +1,6 @@
 //! The pipeline: what happens to a request between intake and the landed commit.
-//! [`pusher`] claims workable requests and drives them through [`steps`] (gather,
-//! authorize, apply, push to try, land); [`watcher`] moves requests waiting on try once
+//! [`pusher`](crate::pipeline::pusher) claims workable requests and drives them through [`steps`](crate::pipeline::steps) (gather,
+//! authorize, apply, push to try, land); [`watcher`](crate::pipeline::watcher) moves requests waiting on try once
 //! their CI run has a result. Every stage change goes through
 //! [`Context::transition`](crate::runtime::Context::transition) and so through the state
 //! machine in `request::state`. Nothing here names a tracker or a CI system.

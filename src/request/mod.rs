@@ -1,5 +1,5 @@
 //! The domain: what a landing request is, its patches and destinations, and (in
-//! [`state`]) the state machine every stage change goes through.
+//! [`state`](crate::request::state)) the state machine every stage change goes through.
 
 pub mod state;
 
@@ -71,7 +71,7 @@ pub struct Patch {
     pub name: String,
     /// The format the patch came in.
     pub format: PatchFormat,
-    /// "Name <email>" of the commit author (free text from the patch header).
+    /// `Name <email>` of the commit author (free text from the patch header).
     pub author: String,
     /// The tracker account that supplied the patch (an attachment's creator).
     /// When set, permission checks use it instead of the free-text author.
@@ -99,7 +99,7 @@ impl Patch {
     }
 }
 
-/// The address inside "Name <address>", or the whole string when there are no brackets.
+/// The address inside `Name <address>`, or the whole string when there are no brackets.
 pub fn email_of(identity: &str) -> &str {
     match (identity.rfind('<'), identity.rfind('>')) {
         (Some(open), Some(close)) if open < close => identity[open + 1..close].trim(),

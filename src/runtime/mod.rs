@@ -1,4 +1,4 @@
-//! What every module needs to run, and nothing that names a module: the [`Context`]
+//! What every module needs to run, and nothing that names a module: the [`Context`](crate::runtime::Context)
 //! (configuration, database, working copies, trackers), wake-ups between modules and
 //! processes, supervision and heartbeats, leadership of the singleton modules, the status
 //! overview and the metrics. Modules (`pipeline`, `ci`, `tracker`, `treestatus`, `web`)

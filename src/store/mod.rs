@@ -1,4 +1,4 @@
-//! The store: every SQL statement of the service lives under this folder, behind [`Store`].
+//! The store: every SQL statement of the service lives under this folder, behind [`Store`](crate::store::Store).
 //!
 //! One code path serves SQLite and PostgreSQL (sqlx's `Any` driver, `$n` placeholders, SQL
 //! both understand, times as BIGINT milliseconds). The only backend-specific pieces are the

@@ -19,7 +19,7 @@ pub struct SubmitPatch {
     pub name: Option<String>,
     /// The patch text: `git format-patch` or `hg export` output, or a unified diff.
     pub content: String,
-    /// Author for a plain diff ("Name <email>"); default: the requester.
+    /// Author for a plain diff (`Name <email>`); default: the requester.
     #[serde(default)]
     pub author: Option<String>,
     /// Commit message for a plain diff.

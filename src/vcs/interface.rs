@@ -81,7 +81,7 @@ pub struct CommitSpec<'a> {
     pub label: String,
     /// The diff.
     pub diff: &'a str,
-    /// "Name <email>".
+    /// `Name <email>`.
     pub author: &'a str,
     /// Author date.
     pub date: Option<PatchDate>,
@@ -192,7 +192,7 @@ impl VcsSettings {
     }
 }
 
-/// Splits "Name <email>" into its parts (a bare address gives the address as the name).
+/// Splits `Name <email>` into its parts (a bare address gives the address as the name).
 pub fn split_identity(identity: &str) -> (String, String) {
     let email = crate::request::email_of(identity).to_owned();
     let name = match identity.find('<') {

@@ -1,4 +1,4 @@
-//! Version control: a warm working copy per repository behind the [`WorkingCopy`] trait,
+//! Version control: a warm working copy per repository behind the [`WorkingCopy`](crate::vcs::WorkingCopy) trait,
 //! with one implementation per VCS (git today, hg in a later issue), and the command
 //! runner they share (argv only, never a shell; every command has a timeout).
 

@@ -38,7 +38,7 @@ pub enum Fault {
     InvalidKey,
 }
 
-/// A bug to file with [`Simulator::create_bug`].
+/// A bug to file with `Simulator::create_bug`.
 #[derive(Debug, Clone, Default)]
 pub struct NewBug {
     pub summary: String,
