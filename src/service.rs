@@ -1,6 +1,8 @@
 //! Starting a process: the one place that knows every module. `serve`, `worker`, `demo`
-//! and the tests call [`context`](crate::service::context) (the context with the configured trackers) and then
-//! [`start`](crate::service::start) or [`start_modules`](crate::service::start_modules); each module runs supervised, with a heartbeat.
+//! and the tests call [`context`](crate::service::context) (the context with the
+//! configured trackers) and then [`start`](crate::service::start) or
+//! [`start_modules`](crate::service::start_modules); each module runs supervised, with a
+//! heartbeat.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use crate::tracker::bugzilla::{self, Bugzilla};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The database could not be opened.
-    #[error(transparent)]
+    #[error("cannot open the database")]
     Store(#[from] StoreError),
     /// A tracker's configuration is unusable (a missing API key, say).
     #[error(transparent)]

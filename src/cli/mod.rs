@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, hash_token, new_token};
-use crate::service::{self, StartError};
+use crate::service;
 
 /// Autoland: lands patches on try and on the final repositories, unattended.
 #[derive(Debug, Parser)]
@@ -249,11 +249,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// Runs `serve` (with the web server when `front`) or a worker, until SIGINT or SIGTERM.
 async fn run_modules(config: Config, front: bool, pushers: bool) -> anyhow::Result<()> {
     let listen = config.listen;
-    let ctx = match service::context(config).await {
-        Ok(ctx) => Arc::new(ctx),
-        Err(StartError::Store(e)) => return Err(e).context("cannot open the database"),
-        Err(e) => return Err(e.into()),
-    };
+    let ctx = Arc::new(service::context(config).await?);
     let listener = if front {
         Some(
             tokio::net::TcpListener::bind(listen)

@@ -132,6 +132,9 @@ pub fn parse(content: &[u8], limits: &Limits) -> Result<ParsedPatch, PatchError>
 
 #[cfg(test)]
 mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng as _, SeedableRng as _};
+
     use super::*;
     use crate::patch::date::PatchDate;
     use crate::patch::error::PatchError;
@@ -275,22 +278,6 @@ mod tests {
         assert_eq!(back.ok(), Some(PatchFormat::HgExport));
     }
 
-    /// A tiny deterministic xorshift generator.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            usize::try_from(self.next() % (n.max(1) as u64)).unwrap_or(0)
-        }
-    }
-
     const TOKENS: [&str; 24] = [
         "\n",
         "-- \n",
@@ -318,29 +305,29 @@ mod tests {
         "From 8f2a4c1e9b7d3a5f6e0c2b4d8a1f3e5c7b9d0a2e x\n",
     ];
 
-    fn mutate(data: &mut Vec<u8>, rng: &mut Rng) {
+    fn mutate(data: &mut Vec<u8>, rng: &mut StdRng) {
         let len = data.len();
-        let pos = rng.below(len + 1);
-        match rng.below(6) {
+        let pos = rng.random_range(0..len + 1);
+        match rng.random_range(0..6) {
             0 if len > 0 => {
                 if let Some(b) = data.get_mut(pos.min(len - 1)) {
-                    *b = u8::try_from(rng.below(256)).unwrap_or(0);
+                    *b = rng.random();
                 }
             }
-            1 => data.insert(pos, b"\n-+ @\\\"\t\r0aZ\xc3\xff"[rng.below(14)]),
+            1 => data.insert(pos, b"\n-+ @\\\"\t\r0aZ\xc3\xff"[rng.random_range(0..14)]),
             2 => {
-                let end = (pos + rng.below(40)).min(len);
+                let end = (pos + rng.random_range(0..40)).min(len);
                 data.drain(pos..end);
             }
             3 => data.truncate(pos),
             4 => {
-                let end = (pos + rng.below(200)).min(len);
+                let end = (pos + rng.random_range(0..200)).min(len);
                 let copy = data[pos..end].to_vec();
-                let at = rng.below(len + 1);
+                let at = rng.random_range(0..len + 1);
                 data.splice(at..at, copy);
             }
             _ => {
-                let token = TOKENS[rng.below(TOKENS.len())].as_bytes();
+                let token = TOKENS[rng.random_range(0..TOKENS.len())].as_bytes();
                 data.splice(pos..pos, token.iter().copied());
             }
         }
@@ -349,11 +336,11 @@ mod tests {
     #[test]
     fn fuzzed_inputs_never_panic() {
         let fixtures = [FORMAT_PATCH, HG_GIT, HG_PLAIN, PLAIN, QUOTED];
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = StdRng::seed_from_u64(0x9E37_79B9_7F4A_7C15);
         let mut accepted = 0;
         for i in 0..6000 {
             let mut data = fixtures[i % fixtures.len()].as_bytes().to_vec();
-            for _ in 0..=rng.below(4) {
+            for _ in 0..=rng.random_range(0..4) {
                 mutate(&mut data, &mut rng);
             }
             let limits = if i % 7 == 0 {
@@ -384,8 +371,8 @@ mod tests {
             "the mutations should not all be fatal ({accepted})"
         );
         for _ in 0..3000 {
-            let data: String = (0..rng.below(30))
-                .map(|_| TOKENS[rng.below(TOKENS.len())])
+            let data: String = (0..rng.random_range(0..30))
+                .map(|_| TOKENS[rng.random_range(0..TOKENS.len())])
                 .collect();
             let _ = parse(data.as_bytes(), &Limits::default());
         }

@@ -150,7 +150,9 @@ impl Step<'_> {
                 .fail(
                     FailureCategory::InvalidRequest,
                     &format!(
-                        "this request comes from `{source}`, which is not configured any more"
+                        "this request comes from `{source}`, which is not configured any more; \
+                         configure it again and retry the request, or submit the patches \
+                         through the API"
                     ),
                 )
                 .await;

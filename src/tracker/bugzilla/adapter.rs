@@ -63,7 +63,9 @@ impl Tracker for Bugzilla {
     ) -> Result<Gathered, GatherError> {
         let Some(bug) = request.bug else {
             return Err(GatherError::Invalid(
-                "this request names no bug to take the patches from".to_owned(),
+                "this Bugzilla request names no bug, so there are no patches to take; \
+                 ask again from the bug (its whiteboard tag or POST /api/bugzilla/requests)"
+                    .to_owned(),
             ));
         };
         let (patches, detail) = gather::gather(&self.client, config, bug, requested).await?;

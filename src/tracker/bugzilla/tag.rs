@@ -549,6 +549,9 @@ fn push_seamed(out: &mut String, piece: &str) {
 
 #[cfg(test)]
 mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng as _, SeedableRng as _};
+
     use super::*;
 
     fn request(whiteboard: &str) -> Tag {
@@ -1016,22 +1019,6 @@ mod tests {
         );
     }
 
-    /// xorshift64*: deterministic, no crate.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     fn assert_span_ok(wb: &str, span: &Range<usize>) {
         assert!(
             span.start <= span.end && span.end <= wb.len(),
@@ -1088,22 +1075,23 @@ mod tests {
             "é[autoland-try]ü",
             "",
         ];
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = StdRng::seed_from_u64(0x9E37_79B9_7F4A_7C15);
         for _ in 0..20_000 {
-            let mut chars: Vec<char> = SEEDS[rng.below(SEEDS.len())].chars().collect();
-            for _ in 0..1 + rng.below(6) {
-                let at = rng.below(chars.len() + 1);
-                match rng.below(4) {
+            let mut chars: Vec<char> = SEEDS[rng.random_range(0..SEEDS.len())].chars().collect();
+            for _ in 0..1 + rng.random_range(0..6) {
+                let at = rng.random_range(0..chars.len() + 1);
+                match rng.random_range(0..4) {
                     0 | 1 => {
-                        let piece = PIECES[rng.below(PIECES.len())];
+                        let piece = PIECES[rng.random_range(0..PIECES.len())];
                         chars.splice(at..at, piece.chars());
                     }
                     2 if !chars.is_empty() => {
-                        let end = (at + 1 + rng.below(4)).min(chars.len());
+                        let end = (at + 1 + rng.random_range(0..4)).min(chars.len());
                         chars.drain(at.min(end)..end);
                     }
                     _ => {
-                        let other: Vec<char> = SEEDS[rng.below(SEEDS.len())].chars().collect();
+                        let other: Vec<char> =
+                            SEEDS[rng.random_range(0..SEEDS.len())].chars().collect();
                         chars.splice(at..at, other);
                     }
                 }
@@ -1140,9 +1128,9 @@ mod tests {
             }
             // replace never panics, whatever the span.
             let len = wb.len();
-            let a = rng.below(len + 3);
-            let b = rng.below(len + 3);
-            let out = replace(&wb, a..b, PIECES[rng.below(PIECES.len())]);
+            let a = rng.random_range(0..len + 3);
+            let b = rng.random_range(0..len + 3);
+            let out = replace(&wb, a..b, PIECES[rng.random_range(0..PIECES.len())]);
             assert!(out.len() <= len + 32);
             let _ = replace(&wb, usize::MAX - 1..usize::MAX, "x");
         }
