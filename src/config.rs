@@ -86,9 +86,239 @@ pub struct RepoConfig {
     /// (e.g. `https://hg.mozilla.org/try/rev/{rev}`).
     #[serde(default)]
     pub revision_url: Option<String>,
+    /// For a try repository: which CI tests its pushes (`local`, the default, runs
+    /// `ci_command`; `buildbot`, `treeherder` and `webhook` need their own table).
+    #[serde(default)]
+    pub ci: CiKind,
+    /// `ci = "buildbot"`: the master and the builders.
+    #[serde(default)]
+    pub buildbot: Option<BuildbotConfig>,
+    /// `ci = "treeherder"`: where the results are read.
+    #[serde(default)]
+    pub treeherder: Option<TreeherderConfig>,
+    /// `ci = "webhook"`: how results posted to `/api/ci/results` are checked.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+    /// Times a job that failed is run again before the run fails (default 1; 0 for the
+    /// built-in runner, whose behaviour stays as it was unless this is set).
+    #[serde(default)]
+    pub retry_failed_jobs: Option<u32>,
+    /// Times a job that hit an infrastructure failure (exception, retry, busted, timeout,
+    /// cancelled by a master shutdown) is run again (default 2; 0 for the built-in runner).
+    #[serde(default)]
+    pub retry_infra: Option<u32>,
+    /// Most retries one request may use, over all its runs (default 4).
+    #[serde(default = "default_retry_quota_request")]
+    pub retry_quota_per_request: u32,
+    /// Most retries this try repository may use in 24 hours (default 50).
+    #[serde(default = "default_retry_quota_day")]
+    pub retry_quota_per_day: u32,
+    /// A run that passed for the same patches on the same base within this many hours is
+    /// reused instead of testing again (default 24; 0 turns reuse off).
+    #[serde(default = "default_reuse_hours")]
+    pub reuse_hours: u64,
+}
+
+/// Which CI tests a try repository's pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CiKind {
+    /// The built-in runner (`ci_command` on a checkout).
+    #[default]
+    Local,
+    /// A Buildbot master: builds forced over JSON-RPC, results read from the data API.
+    Buildbot,
+    /// Treeherder: results of the CI that reports there, read from its REST API.
+    Treeherder,
+    /// Any CI that posts signed results to `POST /api/ci/results`.
+    Webhook,
+}
+
+impl CiKind {
+    /// The name stored with each run.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CiKind::Local => "local",
+            CiKind::Buildbot => "buildbot",
+            CiKind::Treeherder => "treeherder",
+            CiKind::Webhook => "webhook",
+        }
+    }
+}
+
+fn default_retry_quota_request() -> u32 {
+    4
+}
+fn default_retry_quota_day() -> u32 {
+    50
+}
+fn default_reuse_hours() -> u64 {
+    24
+}
+
+/// A Buildbot master that tests a try repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildbotConfig {
+    /// The master's web address (`http://buildbot.example.com:8010`).
+    pub url: String,
+    /// The force scheduler that may start the builders (default `autoland`).
+    #[serde(default = "default_force_scheduler")]
+    pub scheduler: String,
+    /// The builders that make up a try run; one job each.
+    pub builders: Vec<String>,
+    /// The repository URL the builders fetch from (default: the try repository's
+    /// push URL).
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// How often running jobs are read (milliseconds, default 500).
+    #[serde(default = "default_buildbot_poll_ms")]
+    pub poll_ms: u64,
+    /// Timeout of one HTTP call (seconds, default 30).
+    #[serde(default = "default_http_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_force_scheduler() -> String {
+    "autoland".to_owned()
+}
+fn default_buildbot_poll_ms() -> u64 {
+    500
+}
+fn default_http_timeout() -> u64 {
+    30
+}
+
+/// A Treeherder instance whose results decide a try repository's runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeherderConfig {
+    /// Treeherder's address (`https://treeherder.mozilla.org`).
+    pub url: String,
+    /// The Treeherder project (repository name there, e.g. `try`).
+    pub project: String,
+    /// How often a run's push and jobs are read (milliseconds, default 30000).
+    #[serde(default = "default_treeherder_poll_ms")]
+    pub poll_ms: u64,
+    /// A push is complete when it has jobs, none is pending or running, and none
+    /// appeared or changed for this long (seconds, default 300).
+    #[serde(default = "default_settle_seconds")]
+    pub settle_seconds: u64,
+    /// A run whose push is not complete after this long fails as timed out (seconds,
+    /// default 21600).
+    #[serde(default = "default_treeherder_timeout")]
+    pub complete_within_seconds: u64,
+    /// Timeout of one HTTP call (seconds, default 30).
+    #[serde(default = "default_http_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_treeherder_poll_ms() -> u64 {
+    30_000
+}
+fn default_settle_seconds() -> u64 {
+    300
+}
+fn default_treeherder_timeout() -> u64 {
+    6 * 3600
+}
+
+/// How results posted to `POST /api/ci/results` for a try repository are checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Environment variable holding the shared HMAC secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// File holding the shared HMAC secret (alternative to `secret_env`).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// The jobs a run is made of: when each has a final result, the run is complete.
+    /// Without it, a post with `"complete": true` completes the run.
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    /// How far a delivery's timestamp may be from now (seconds, default 300).
+    #[serde(default = "default_max_skew")]
+    pub max_skew_seconds: u64,
+}
+
+fn default_max_skew() -> u64 {
+    300
+}
+
+impl WebhookConfig {
+    /// The shared secret, from the environment variable or the file.
+    pub fn secret(&self, repo: &str) -> Result<String, ConfigError> {
+        let secret = match (&self.secret_env, &self.secret_file) {
+            (Some(var), None) => std::env::var(var).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "repository `{repo}`: webhook.secret_env: environment variable `{var}` is not set"
+                ))
+            })?,
+            (None, Some(path)) => {
+                std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+                    path: path.clone(),
+                    error,
+                })?
+            }
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "repository `{repo}`: webhook needs exactly one of `secret_env` and `secret_file`"
+                )));
+            }
+        };
+        let secret = secret.trim().to_owned();
+        if secret.len() < 16 {
+            return Err(ConfigError::Invalid(format!(
+                "repository `{repo}`: the webhook secret must be at least 16 characters"
+            )));
+        }
+        Ok(secret)
+    }
+}
+
+/// The retry rules of one try repository, defaults resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryRules {
+    /// Retries of a job that failed.
+    pub failed: u32,
+    /// Retries of a job that hit an infrastructure failure.
+    pub infra: u32,
+    /// Retries one request may use.
+    pub per_request: u32,
+    /// Retries the repository may use in 24 hours.
+    pub per_day: u32,
 }
 
 impl RepoConfig {
+    /// A repository with every optional setting at its default.
+    pub fn new(name: &str, kind: RepoKind, pull_url: &str, level: &str) -> RepoConfig {
+        RepoConfig {
+            name: name.to_owned(),
+            kind,
+            pull_url: pull_url.to_owned(),
+            push_url: None,
+            branch: None,
+            level: level.to_owned(),
+            is_try: false,
+            base: None,
+            try_repo: None,
+            ci_command: None,
+            ci_timeout_seconds: default_ci_timeout(),
+            tree_status_url: None,
+            revision_url: None,
+            ci: CiKind::Local,
+            buildbot: None,
+            treeherder: None,
+            webhook: None,
+            retry_failed_jobs: None,
+            retry_infra: None,
+            retry_quota_per_request: default_retry_quota_request(),
+            retry_quota_per_day: default_retry_quota_day(),
+            reuse_hours: default_reuse_hours(),
+        }
+    }
+
     /// The branch landed on.
     pub fn branch(&self) -> &str {
         match (&self.branch, self.kind) {
@@ -101,6 +331,20 @@ impl RepoConfig {
     /// The URL pushes go to.
     pub fn push_url(&self) -> &str {
         self.push_url.as_deref().unwrap_or(&self.pull_url)
+    }
+
+    /// The retry rules, with the defaults of this repository's CI.
+    pub fn retry_rules(&self) -> RetryRules {
+        let (failed, infra) = match self.ci {
+            CiKind::Local => (0, 0),
+            _ => (1, 2),
+        };
+        RetryRules {
+            failed: self.retry_failed_jobs.unwrap_or(failed),
+            infra: self.retry_infra.unwrap_or(infra),
+            per_request: self.retry_quota_per_request,
+            per_day: self.retry_quota_per_day,
+        }
     }
 }
 
@@ -442,6 +686,101 @@ pub fn new_token() -> String {
     format!("al_{}", hex::encode(bytes))
 }
 
+/// Checks a try repository's CI settings: the table its `ci` needs, and only that one.
+fn validate_ci(repo: &RepoConfig) -> Result<(), ConfigError> {
+    let invalid = |m: String| Err(ConfigError::Invalid(m));
+    let name = &repo.name;
+    let tables = [
+        (CiKind::Buildbot, repo.buildbot.is_some()),
+        (CiKind::Treeherder, repo.treeherder.is_some()),
+        (CiKind::Webhook, repo.webhook.is_some()),
+    ];
+    for (kind, present) in tables {
+        if present && kind != repo.ci {
+            return invalid(format!(
+                "try repository `{name}` has a `[{}]` table but `ci = \"{}\"`",
+                kind.as_str(),
+                repo.ci.as_str()
+            ));
+        }
+    }
+    let http = |what: &str, url: &str| {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            Ok(())
+        } else {
+            invalid(format!(
+                "try repository `{name}`: {what} `{url}` must start with http:// or https://"
+            ))
+        }
+    };
+    match repo.ci {
+        CiKind::Local => {
+            if repo.ci_command.is_none() {
+                return invalid(format!(
+                    "try repository `{name}` needs `ci_command` (the built-in CI runner runs it), or another `ci`"
+                ));
+            }
+        }
+        CiKind::Buildbot => {
+            let Some(b) = &repo.buildbot else {
+                return invalid(format!(
+                    "try repository `{name}` has `ci = \"buildbot\"` but no `[repositories.buildbot]` table (url, builders)"
+                ));
+            };
+            http("buildbot.url", &b.url)?;
+            if b.builders.is_empty() || b.builders.iter().any(|x| x.trim().is_empty()) {
+                return invalid(format!(
+                    "try repository `{name}`: buildbot.builders must list at least one builder, none empty"
+                ));
+            }
+            let unique: HashSet<&String> = b.builders.iter().collect();
+            if unique.len() != b.builders.len() {
+                return invalid(format!(
+                    "try repository `{name}`: buildbot.builders lists a builder twice"
+                ));
+            }
+            if b.poll_ms == 0 || b.timeout_seconds == 0 {
+                return invalid(format!(
+                    "try repository `{name}`: buildbot.poll_ms and buildbot.timeout_seconds must be positive"
+                ));
+            }
+        }
+        CiKind::Treeherder => {
+            let Some(t) = &repo.treeherder else {
+                return invalid(format!(
+                    "try repository `{name}` has `ci = \"treeherder\"` but no `[repositories.treeherder]` table (url, project)"
+                ));
+            };
+            http("treeherder.url", &t.url)?;
+            if t.project.is_empty()
+                || !t
+                    .project
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            {
+                return invalid(format!(
+                    "try repository `{name}`: treeherder.project `{}` must be a plain name",
+                    t.project
+                ));
+            }
+            if t.poll_ms == 0 || t.timeout_seconds == 0 || t.complete_within_seconds == 0 {
+                return invalid(format!(
+                    "try repository `{name}`: treeherder.poll_ms, timeout_seconds and complete_within_seconds must be positive"
+                ));
+            }
+        }
+        CiKind::Webhook => {
+            let Some(w) = &repo.webhook else {
+                return invalid(format!(
+                    "try repository `{name}` has `ci = \"webhook\"` but no `[repositories.webhook]` table (secret_env or secret_file)"
+                ));
+            };
+            w.secret(name)?;
+        }
+    }
+    Ok(())
+}
+
 /// Hex SHA-256 of a token secret.
 pub fn hash_token(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
@@ -470,6 +809,13 @@ impl Config {
                 && file.is_relative()
             {
                 *file = dir.join(&*file);
+            }
+            for repo in &mut config.repositories {
+                if let Some(file) = repo.webhook.as_mut().and_then(|w| w.secret_file.as_mut())
+                    && file.is_relative()
+                {
+                    *file = dir.join(&*file);
+                }
             }
             if let Some(file) = &config.permissions.file
                 && file.is_relative()
@@ -549,21 +895,22 @@ impl Config {
                 ));
             }
             if repo.is_try {
-                if repo.ci_command.is_none() {
-                    return invalid(format!(
-                        "try repository `{}` needs `ci_command` (the built-in CI runner runs it)",
-                        repo.name
-                    ));
-                }
+                validate_ci(repo)?;
                 if repo.try_repo.is_some() {
                     return invalid(format!(
                         "try repository `{}` cannot itself name a `try_repo`",
                         repo.name
                     ));
                 }
-            } else if repo.base.is_some() || repo.ci_command.is_some() {
+            } else if repo.base.is_some()
+                || repo.ci_command.is_some()
+                || repo.ci != CiKind::Local
+                || repo.buildbot.is_some()
+                || repo.treeherder.is_some()
+                || repo.webhook.is_some()
+            {
                 return invalid(format!(
-                    "repository `{}`: `base` and `ci_command` only apply to try repositories (try = true)",
+                    "repository `{}`: `base`, `ci`, `ci_command` and the CI tables only apply to try repositories (try = true)",
                     repo.name
                 ));
             }

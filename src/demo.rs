@@ -486,34 +486,25 @@ fn demo_config(
     config.timeouts.poll_interval_ms = 100;
     config.repositories = vec![
         RepoConfig {
-            name: "central".to_owned(),
-            kind: RepoKind::Git,
-            pull_url: central.to_string_lossy().into_owned(),
-            push_url: None,
-            branch: None,
-            level: "scm_level_3".to_owned(),
-            is_try: false,
-            base: None,
-            try_repo: None,
-            ci_command: None,
             ci_timeout_seconds: 60,
-            revision_url: None,
-            tree_status_url: None,
+            ..RepoConfig::new(
+                "central",
+                RepoKind::Git,
+                &central.to_string_lossy(),
+                "scm_level_3",
+            )
         },
         RepoConfig {
-            name: "try".to_owned(),
-            kind: RepoKind::Git,
-            pull_url: try_repo.to_string_lossy().into_owned(),
-            push_url: None,
-            branch: None,
-            level: "scm_level_1".to_owned(),
             is_try: true,
             base: Some("central".to_owned()),
-            try_repo: None,
             ci_command: Some("sh test.sh".to_owned()),
             ci_timeout_seconds: 60,
-            revision_url: None,
-            tree_status_url: None,
+            ..RepoConfig::new(
+                "try",
+                RepoKind::Git,
+                &try_repo.to_string_lossy(),
+                "scm_level_1",
+            )
         },
     ];
     config

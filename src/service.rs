@@ -10,7 +10,10 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError};
+use crate::ci::buildbot::Buildbot;
+use crate::ci::treeherder::Treeherder;
+use crate::ci::{CiAdapter, CiAdapters};
+use crate::config::{CiKind, Config, ConfigError};
 use crate::pipeline::{pusher, watcher};
 use crate::runtime::supervise::{warn_if_name_in_use, watch_controls};
 use crate::runtime::{Context, Tracker, Trackers, instance_name, metrics, singleton, supervise};
@@ -150,7 +153,12 @@ fn start_pushers(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &Cancell
             move |ctx, status, stop| pusher::run(ctx, slot, status, stop),
         );
     }
-    if ctx.config.repositories.iter().any(|r| r.is_try) {
+    if ctx
+        .config
+        .repositories
+        .iter()
+        .any(|r| r.is_try && r.ci == CiKind::Local)
+    {
         supervise(
             tasks,
             ctx.clone(),
@@ -159,6 +167,35 @@ fn start_pushers(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &Cancell
             crate::ci::local::run,
         );
     }
+    let adapters = Arc::new(ci_adapters(&ctx.config, &ctx.instance));
+    if !adapters.is_empty() {
+        supervise(
+            tasks,
+            ctx.clone(),
+            shutdown.clone(),
+            "ci-poller".to_owned(),
+            move |ctx, status, stop| crate::ci::poller::run(ctx, adapters.clone(), status, stop),
+        );
+    }
+}
+
+/// The adapters of the try repositories tested by an external CI that Autoland polls
+/// (Buildbot, Treeherder). The built-in runner and the webhook need none.
+pub fn ci_adapters(config: &Config, instance: &str) -> CiAdapters {
+    let user_agent = format!("autoland/{} ({instance})", env!("CARGO_PKG_VERSION"));
+    let mut adapters = CiAdapters::default();
+    for repo in config.repositories.iter().filter(|r| r.is_try) {
+        let adapter: Result<Arc<dyn CiAdapter>, _> = match repo.ci {
+            CiKind::Buildbot => Buildbot::new(repo, &user_agent).map(|a| Arc::new(a) as _),
+            CiKind::Treeherder => Treeherder::new(repo, &user_agent).map(|a| Arc::new(a) as _),
+            CiKind::Local | CiKind::Webhook => continue,
+        };
+        match adapter {
+            Ok(adapter) => adapters.insert(&repo.name, adapter),
+            Err(e) => tracing::error!(repo = %repo.name, error = %e, "cannot set up the CI adapter"),
+        }
+    }
+    adapters
 }
 
 /// The front modules. The tree-status watcher and the Bugzilla poller and reporter are

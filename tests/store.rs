@@ -167,6 +167,9 @@ async fn exercise(store: &Store) {
                     repo: "try".into(),
                     revision: "abc".into(),
                     ref_name: "refs/heads/autoland/x".into(),
+                    ci: "local".into(),
+                    content_key: None,
+                    reuse_within_ms: 0,
                 }),
                 ..Effects::default()
             },

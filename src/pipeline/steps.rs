@@ -344,7 +344,10 @@ impl Step<'_> {
         if stage == Stage::PushingTry
             && let Some(revision) = copy.find_pushed(&target, &self.marker(), None).await?
         {
-            return self.pushed_to_try(Stage::PushingTry, &revision, true).await;
+            let base = request.try_base.clone();
+            return self
+                .pushed_to_try(Stage::PushingTry, &revision, base.as_deref(), true)
+                .await;
         }
         let patches = self.ctx.store.patches(request.id).await?;
         let mut tip = copy.update_to_tip().await?;
@@ -382,15 +385,24 @@ impl Step<'_> {
         self.claim.check()?;
         self.ensure_open(&request.try_repo).await?;
         let revision = copy.push(&target).await?;
-        self.pushed_to_try(stage, &revision, false).await
+        self.pushed_to_try(stage, &revision, Some(&tip), false)
+            .await
     }
 
     async fn pushed_to_try(
         &self,
         from: Stage,
         revision: &str,
+        base: Option<&str>,
         found: bool,
     ) -> Result<(), StepError> {
+        let try_repo = self.ctx.config.repo(&self.request.try_repo);
+        let content_key = match base {
+            Some(base) => Some(
+                self.content_key(base, &self.ctx.store.patches(self.request.id).await?),
+            ),
+            None => None,
+        };
         let try_ref = PushTarget::try_ref(&self.request.uid);
         let detail = format!(
             "{} `{}` as {} ({try_ref}); waiting for CI",
@@ -417,12 +429,44 @@ impl Step<'_> {
                         repo: self.request.try_repo.clone(),
                         revision: revision.to_owned(),
                         ref_name: try_ref,
+                        ci: try_repo
+                            .map(|r| r.ci.as_str())
+                            .unwrap_or("local")
+                            .to_owned(),
+                        content_key,
+                        reuse_within_ms: try_repo
+                            .map(|r| {
+                                i64::try_from(r.reuse_hours)
+                                    .unwrap_or(0)
+                                    .saturating_mul(3_600_000)
+                            })
+                            .unwrap_or(0),
                     }),
                     ..Effects::default()
                 },
             )
             .await?;
         Ok(())
+    }
+
+    /// What a try run tests, by content: the try repository, the base revision, the try
+    /// syntax and each patch's diff. Two requests with the same key test the same tree.
+    fn content_key(&self, base: &str, patches: &[Patch]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in [
+            self.request.try_repo.as_bytes(),
+            base.as_bytes(),
+            self.request.try_syntax.as_deref().unwrap_or("").as_bytes(),
+        ] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part);
+        }
+        for patch in patches {
+            hash.update((patch.diff.len() as u64).to_le_bytes());
+            hash.update(patch.diff.as_bytes());
+        }
+        hex::encode(hash.finalize())
     }
 
     /// `landing`: land on the first destination not landed yet.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::request::{FailureCategory, RequestId, Stage, Transition};
-use crate::runtime::{Context, ModuleStatus, Work};
-use crate::store::{CiState, Effects, StoreError, now_ms};
+use crate::runtime::{Context, ModuleStatus, Work, metrics};
+use crate::store::{CiState, Effects, JobResult, RunReport, StoreError, now_ms};
 
 /// Runs until `shutdown`.
 pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: CancellationToken) {
@@ -66,29 +66,72 @@ async fn conclude(ctx: &Context, id: RequestId, actor: &str) -> Result<(), Store
     ) else {
         return Ok(());
     };
-    let summary = run.summary.clone().unwrap_or_default();
-    let log = run.log_path.clone().unwrap_or_default();
-    let (transition, detail) = match run.state {
-        CiState::Passed => (
-            Transition::TryPassed {
-                land: !request.destinations.is_empty(),
-            },
-            format!("try passed: {summary}\nlog: {log}"),
-        ),
-        CiState::Failed => (
-            Transition::Fail(FailureCategory::TryFailed),
-            format!("try failed: {summary}\nlog: {log}"),
-        ),
-        CiState::TimedOut => (
-            Transition::Fail(FailureCategory::TimedOut),
-            format!("try run {summary}\nlog: {log}"),
-        ),
-        CiState::Queued | CiState::Running => return Ok(()),
-    };
     if request.stage != Stage::AwaitingTry {
         return Ok(());
     }
-    ctx.transition(&request, &transition, actor, &detail, Effects::default())
-        .await?;
+    let transition = match run.state {
+        CiState::Passed => Transition::TryPassed {
+            land: !request.destinations.is_empty(),
+        },
+        CiState::Failed => Transition::Fail(FailureCategory::TryFailed),
+        CiState::TimedOut => Transition::Fail(FailureCategory::TimedOut),
+        CiState::Queued | CiState::Running => return Ok(()),
+    };
+    let report = ctx.store.run_report(run).await?;
+    let detail = try_detail(&report);
+    if report.run.reused_from.is_some() {
+        metrics::ci_reused(&report.run.repo);
+    }
+    ctx.transition(
+        &request,
+        &transition,
+        actor,
+        &detail,
+        Effects {
+            ci_report: Some(report),
+            ..Effects::default()
+        },
+    )
+    .await?;
     Ok(())
+}
+
+/// The event's detail for a finished try run: the verdict, then every job that did not
+/// simply pass (failed with its log and last lines, intermittent with its attempts).
+pub fn try_detail(report: &RunReport) -> String {
+    let run = &report.run;
+    let verdict = match run.state {
+        CiState::Passed => "try passed",
+        CiState::TimedOut => "try run timed out",
+        _ => "try failed",
+    };
+    let mut text = format!(
+        "{verdict}: {}",
+        run.summary.clone().unwrap_or_default()
+    );
+    if let Some(log) = run.log_path.as_deref().filter(|l| !l.is_empty()) {
+        text.push_str(&format!("\nlog: {log}"));
+    }
+    for outcome in report.outcomes() {
+        let last = outcome.last;
+        let word = last.raw_result.clone().unwrap_or_else(|| {
+            last.result.map(|r| r.as_str().to_owned()).unwrap_or_default()
+        });
+        if outcome.intermittent {
+            text.push_str(&format!(
+                "\nintermittent: {} (passed on attempt {})",
+                outcome.name, last.attempt
+            ));
+        } else if !last.result.is_some_and(JobResult::is_good) {
+            text.push_str(&format!("\nfailed: {} ({word}", outcome.name));
+            if outcome.attempts > 1 {
+                text.push_str(&format!(", {} attempts", outcome.attempts));
+            }
+            text.push(')');
+            if let Some(url) = &last.log_url {
+                text.push_str(&format!(" log: {url}"));
+            }
+        }
+    }
+    text
 }

@@ -124,6 +124,8 @@ impl Context {
         }
         if queued_ci {
             self.wake(Work::Ci).await;
+            // A reused run has its verdict at once.
+            self.wake(Work::Watcher).await;
         }
         if has_reports {
             self.wake(Work::Outbox).await;

@@ -56,6 +56,28 @@ pub fn ci_outcome(outcome: &'static str) {
     metrics::counter!("autoland_ci_runs_total", "outcome" => outcome).increment(1);
 }
 
+/// A CI job attempt finished with `result` on try repository `repo`.
+pub fn ci_job(repo: &str, result: &'static str) {
+    metrics::counter!("autoland_ci_jobs_total", "repo" => repo.to_owned(), "result" => result)
+        .increment(1);
+}
+
+/// A CI job was run again (`reason`: failed or infra).
+pub fn ci_retry(repo: &str, reason: &'static str) {
+    metrics::counter!("autoland_ci_retries_total", "repo" => repo.to_owned(), "reason" => reason)
+        .increment(1);
+}
+
+/// A CI job failed and then passed.
+pub fn ci_intermittent(repo: &str) {
+    metrics::counter!("autoland_ci_intermittent_total", "repo" => repo.to_owned()).increment(1);
+}
+
+/// A try run's verdict was reused from an earlier run.
+pub fn ci_reused(repo: &str) {
+    metrics::counter!("autoland_ci_reused_total", "repo" => repo.to_owned()).increment(1);
+}
+
 /// The exposition text: the gauges set from `overview` (stored facts), then everything
 /// rendered.
 pub fn render(overview: &Overview) -> String {

@@ -1,26 +1,30 @@
-//! CI runs: one per try push. Adapters (the built-in runner today) fill in the result;
-//! the result watcher reads it and moves the request on.
+//! CI runs and their jobs: one run per try push; a CI adapter (the built-in runner,
+//! Buildbot, Treeherder, the webhook) records each job's attempts and the run's verdict;
+//! the result watcher reads the verdict and moves the request on.
+//!
+//! A job to be started on an external CI is written here (state `requested`) before it is
+//! sent, so a crash between the two is found again instead of sending twice or not at all.
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
-use super::db::{Store, StoreError, col, now_ms, parse_col};
+use super::db::{Store, StoreError, col, now_ms, parse_col, parse_opt_col};
 use crate::request::RequestId;
 
 /// Where a CI run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CiState {
-    /// Waiting for a runner.
+    /// Waiting for a runner or for its CI to start.
     Queued,
-    /// A runner is on it.
+    /// A runner or its CI is on it.
     Running,
-    /// The command exited 0.
+    /// Every job passed (possibly after a retry).
     Passed,
-    /// The command exited non-zero.
+    /// A job failed (after its retries).
     Failed,
-    /// The command ran past its timeout and was killed.
+    /// The run took longer than allowed.
     TimedOut,
 }
 
@@ -34,6 +38,11 @@ impl CiState {
             CiState::Failed => "failed",
             CiState::TimedOut => "timed_out",
         }
+    }
+
+    /// Whether the run has its verdict.
+    pub fn is_final(self) -> bool {
+        matches!(self, CiState::Passed | CiState::Failed | CiState::TimedOut)
     }
 }
 
@@ -53,6 +62,97 @@ impl std::str::FromStr for CiState {
     }
 }
 
+/// Where one attempt of a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Recorded, not yet confirmed by the CI (a crash here is resolved by looking it up).
+    Requested,
+    /// The CI has it and has not started it.
+    Pending,
+    /// Running.
+    Running,
+    /// Finished, with a result.
+    Completed,
+}
+
+impl JobState {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Requested => "requested",
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+        }
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        [
+            JobState::Requested,
+            JobState::Pending,
+            JobState::Running,
+            JobState::Completed,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+        .ok_or(())
+    }
+}
+
+/// A finished job's result, in Autoland's words (each CI's own word is kept beside it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobResult {
+    /// Passed (Buildbot SUCCESS or WARNINGS, Treeherder success).
+    Success,
+    /// The tests failed (Buildbot FAILURE, Treeherder testfailed).
+    Failed,
+    /// The infrastructure failed (exception, retry, busted, timeout, a master shutdown).
+    Infra,
+    /// A person cancelled it (Treeherder usercancel).
+    Cancelled,
+    /// Not run (Buildbot SKIPPED); counts as neither pass nor failure.
+    Skipped,
+}
+
+impl JobResult {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobResult::Success => "success",
+            JobResult::Failed => "failed",
+            JobResult::Infra => "infra",
+            JobResult::Cancelled => "cancelled",
+            JobResult::Skipped => "skipped",
+        }
+    }
+
+    /// Whether the job did not fail.
+    pub fn is_good(self) -> bool {
+        matches!(self, JobResult::Success | JobResult::Skipped)
+    }
+}
+
+impl std::str::FromStr for JobResult {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        [
+            JobResult::Success,
+            JobResult::Failed,
+            JobResult::Infra,
+            JobResult::Cancelled,
+            JobResult::Skipped,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+        .ok_or(())
+    }
+}
+
 /// A CI run to queue together with the `pushed_to_try` transition.
 #[derive(Debug, Clone)]
 pub struct NewCiRun {
@@ -62,6 +162,12 @@ pub struct NewCiRun {
     pub revision: String,
     /// The ref it was pushed to.
     pub ref_name: String,
+    /// Which CI tests it (`local`, `buildbot`, ...).
+    pub ci: String,
+    /// The patches and base it tests, by content (for reuse).
+    pub content_key: Option<String>,
+    /// Reuse a run with the same content key that passed within this long (0: never).
+    pub reuse_within_ms: i64,
 }
 
 /// A CI run as stored.
@@ -77,16 +183,131 @@ pub struct CiRun {
     pub revision: String,
     /// Ref the revision was pushed to.
     pub ref_name: String,
+    /// Which CI tests it.
+    pub ci: String,
     /// Where it is.
     pub state: CiState,
     /// How many times a runner started it.
     pub attempts: i64,
-    /// The command's exit code.
+    /// The command's exit code (built-in runner).
     pub exit_code: Option<i64>,
-    /// A short summary (last lines of output).
+    /// A short summary (last lines of output, or the jobs).
     pub summary: Option<String>,
-    /// Full log file.
+    /// Full log file (built-in runner).
     pub log_path: Option<String>,
+    /// The CI's own id for the run (a Treeherder push id).
+    pub external_id: Option<String>,
+    /// The run whose pass this one reused.
+    pub reused_from: Option<i64>,
+    /// When it was queued (ms).
+    pub created_at: i64,
+    /// When it got its verdict (ms).
+    pub finished_at: Option<i64>,
+    /// When a job last appeared or changed (ms).
+    pub last_change_at: Option<i64>,
+}
+
+/// One attempt of one job of a run.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CiJob {
+    /// Row id.
+    pub id: i64,
+    /// Its run.
+    pub run_id: i64,
+    /// The job's name (a Buildbot builder, a Treeherder job type, a webhook job).
+    pub name: String,
+    /// 1 for the first run of the job, 2 for its first retry, ...
+    pub attempt: i64,
+    /// Where it is.
+    pub state: JobState,
+    /// Its result once completed.
+    pub result: Option<JobResult>,
+    /// The CI's own word for the result (`EXCEPTION`, `testfailed`, ...).
+    pub raw_result: Option<String>,
+    /// The CI's id for it (a Buildbot buildrequest, a Treeherder job).
+    pub external_id: Option<String>,
+    /// Where a person reads its log.
+    pub log_url: Option<String>,
+    /// How long it ran.
+    pub duration_ms: Option<i64>,
+    /// The last lines of its log, when it failed.
+    pub summary: Option<String>,
+}
+
+/// What a CI adapter saw of one attempt of a job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobUpdate {
+    /// The job's name.
+    pub name: String,
+    /// Which attempt.
+    pub attempt: i64,
+    /// Where it is.
+    pub state: Option<JobState>,
+    /// Its result once completed.
+    pub result: Option<JobResult>,
+    /// The CI's word for the result.
+    pub raw_result: Option<String>,
+    /// The CI's id for it.
+    pub external_id: Option<String>,
+    /// Its log, for people.
+    pub log_url: Option<String>,
+    /// How long it ran.
+    pub duration_ms: Option<i64>,
+    /// The last lines of its log.
+    pub summary: Option<String>,
+}
+
+/// A finished run with its jobs, as the try report on a bug shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The run.
+    pub run: CiRun,
+    /// Every attempt of every job.
+    pub jobs: Vec<CiJob>,
+}
+
+/// How one job ended over all its attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome<'a> {
+    /// The job's name.
+    pub name: &'a str,
+    /// Its last attempt.
+    pub last: &'a CiJob,
+    /// How many attempts it took.
+    pub attempts: i64,
+    /// Passed after an earlier attempt did not.
+    pub intermittent: bool,
+}
+
+impl RunReport {
+    /// Each job's outcome (by its last attempt), in name order.
+    pub fn outcomes(&self) -> Vec<JobOutcome<'_>> {
+        outcomes(&self.jobs)
+    }
+}
+
+/// Each job's outcome by its last attempt, in name order.
+pub fn outcomes(jobs: &[CiJob]) -> Vec<JobOutcome<'_>> {
+    let mut names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let attempts: Vec<&CiJob> = jobs.iter().filter(|j| j.name == name).collect();
+            let last = attempts.iter().max_by_key(|j| j.attempt)?;
+            let good = last.result.is_some_and(JobResult::is_good);
+            let earlier_bad = attempts
+                .iter()
+                .any(|j| j.attempt < last.attempt && !j.result.is_some_and(JobResult::is_good));
+            Some(JobOutcome {
+                name,
+                last,
+                attempts: i64::try_from(attempts.len()).unwrap_or(i64::MAX),
+                intermittent: good && earlier_bad,
+            })
+        })
+        .collect()
 }
 
 fn run_from_row(row: &AnyRow) -> Result<CiRun, StoreError> {
@@ -96,38 +317,114 @@ fn run_from_row(row: &AnyRow) -> Result<CiRun, StoreError> {
         repo: col(row, "repo")?,
         revision: col(row, "revision")?,
         ref_name: col(row, "ref_name")?,
+        ci: col(row, "ci")?,
         state: parse_col(row, "state", "ci_runs")?,
         attempts: col(row, "attempts")?,
         exit_code: col(row, "exit_code")?,
         summary: col(row, "summary")?,
         log_path: col(row, "log_path")?,
+        external_id: col(row, "external_id")?,
+        reused_from: col(row, "reused_from")?,
+        created_at: col(row, "created_at")?,
+        finished_at: col(row, "finished_at")?,
+        last_change_at: col(row, "last_change_at")?,
     })
 }
 
-const RUN_COLUMNS: &str =
-    "id, request_id, repo, revision, ref_name, state, attempts, exit_code, summary, log_path";
+const RUN_COLUMNS: &str = "id, request_id, repo, revision, ref_name, ci, state, attempts, \
+     exit_code, summary, log_path, external_id, reused_from, created_at, finished_at, \
+     last_change_at";
+
+fn job_from_row(row: &AnyRow) -> Result<CiJob, StoreError> {
+    Ok(CiJob {
+        id: col(row, "id")?,
+        run_id: col(row, "run_id")?,
+        name: col(row, "name")?,
+        attempt: col(row, "attempt")?,
+        state: parse_col(row, "state", "ci_jobs")?,
+        result: parse_opt_col(row, "result", "ci_jobs")?,
+        raw_result: col(row, "raw_result")?,
+        external_id: col(row, "external_id")?,
+        log_url: col(row, "log_url")?,
+        duration_ms: col(row, "duration_ms")?,
+        summary: col(row, "summary")?,
+    })
+}
+
+const JOB_COLUMNS: &str = "id, run_id, name, attempt, state, result, raw_result, external_id, \
+     log_url, duration_ms, summary";
 
 pub(super) async fn insert_ci_run(
     tx: &mut Transaction<'_, Any>,
     id: RequestId,
     run: &NewCiRun,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO ci_runs (request_id, repo, revision, ref_name, state, created_at) \
-         VALUES ($1, $2, $3, $4, 'queued', $5)",
-    )
-    .bind(id.0)
-    .bind(&run.repo)
-    .bind(&run.revision)
-    .bind(&run.ref_name)
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await?;
+    let now = now_ms();
+    let reused = match (&run.content_key, run.reuse_within_ms) {
+        (Some(key), within) if within > 0 => {
+            let row = sqlx::query(
+                "SELECT id, revision, finished_at FROM ci_runs WHERE repo = $1 \
+                 AND content_key = $2 AND state = 'passed' AND reusable = 1 \
+                 AND finished_at >= $3 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(&run.repo)
+            .bind(key)
+            .bind(now.saturating_sub(within))
+            .fetch_optional(&mut **tx)
+            .await?;
+            match row {
+                Some(row) => Some((col::<i64>(&row, "id")?, col::<String>(&row, "revision")?)),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    match reused {
+        None => {
+            sqlx::query(
+                "INSERT INTO ci_runs (request_id, repo, revision, ref_name, ci, content_key, \
+                 state, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7)",
+            )
+            .bind(id.0)
+            .bind(&run.repo)
+            .bind(&run.revision)
+            .bind(&run.ref_name)
+            .bind(&run.ci)
+            .bind(&run.content_key)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Some((from, revision)) => {
+            let summary = format!(
+                "not tested again: the same patches on the same base passed in run {from} \
+                 (revision {})",
+                revision.get(..12).unwrap_or(&revision)
+            );
+            sqlx::query(
+                "INSERT INTO ci_runs (request_id, repo, revision, ref_name, ci, content_key, \
+                 state, summary, reused_from, created_at, finished_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'passed', $7, $8, $9, $9)",
+            )
+            .bind(id.0)
+            .bind(&run.repo)
+            .bind(&run.revision)
+            .bind(&run.ref_name)
+            .bind(&run.ci)
+            .bind(&run.content_key)
+            .bind(summary)
+            .bind(from)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     Ok(())
 }
 
 impl Store {
-    /// Claims a queued run, or a running one whose runner's lease expired (it died).
+    /// Claims a queued run of the built-in runner, or a running one whose runner's lease
+    /// expired (it died).
     pub async fn claim_ci_run(
         &self,
         owner: &str,
@@ -136,8 +433,8 @@ impl Store {
         let row = sqlx::query(&format!(
             "UPDATE ci_runs SET state = 'running', lease_owner = $1, lease_until = {now} + $2, \
              attempts = attempts + 1, started_at = $3 \
-             WHERE id = (SELECT id FROM ci_runs WHERE state = 'queued' \
-                            OR (state = 'running' AND lease_until < {now}) ORDER BY id LIMIT 1{skip}) \
+             WHERE id = (SELECT id FROM ci_runs WHERE ci = 'local' AND (state = 'queued' \
+                            OR (state = 'running' AND lease_until < {now})) ORDER BY id LIMIT 1{skip}) \
              AND (state = 'queued' OR (state = 'running' AND lease_until < {now})) \
              RETURNING {RUN_COLUMNS}",
             skip = self.skip_locked(),
@@ -149,6 +446,89 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// Claims, for one look, a run of an external CI (`kinds`) that is due: queued, or
+    /// running with its next check due, and not held by another poller.
+    pub async fn claim_due_ci_run(
+        &self,
+        kinds: &[&str],
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Option<CiRun>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        let list = kinds
+            .iter()
+            .map(|k| format!("'{}'", k.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let due = format!(
+            "ci IN ({list}) AND state IN ('queued', 'running') \
+             AND (lease_until IS NULL OR lease_until < {now}) \
+             AND (next_check_at IS NULL OR next_check_at <= {now})",
+            now = self.now_sql()
+        );
+        let row = sqlx::query(&format!(
+            "UPDATE ci_runs SET state = 'running', lease_owner = $1, lease_until = {now} + $2, \
+             attempts = attempts + CASE WHEN state = 'queued' THEN 1 ELSE 0 END, \
+             started_at = COALESCE(started_at, $3) \
+             WHERE id = (SELECT id FROM ci_runs WHERE {due} \
+                         ORDER BY COALESCE(next_check_at, 0), id LIMIT 1{skip}) \
+             AND {due} RETURNING {RUN_COLUMNS}",
+            skip = self.skip_locked(),
+            now = self.now_sql(),
+        ))
+        .bind(owner)
+        .bind(lease_ms)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// Lets go of a run claimed with [`Store::claim_due_ci_run`], to be looked at again
+    /// in `next_check_ms`.
+    pub async fn release_ci_run(
+        &self,
+        run_id: i64,
+        owner: &str,
+        next_check_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "UPDATE ci_runs SET lease_owner = NULL, lease_until = NULL, \
+             next_check_at = {} + $1 WHERE id = $2 AND lease_owner = $3",
+            self.now_sql()
+        ))
+        .bind(next_check_ms)
+        .bind(run_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The earliest time (ms, database clock) an external run is due, if any is waiting.
+    pub async fn next_ci_check(&self, kinds: &[&str]) -> Result<Option<i64>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        let list = kinds
+            .iter()
+            .map(|k| format!("'{}'", k.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let row = sqlx::query(&format!(
+            "SELECT MIN(COALESCE(next_check_at, 0)) AS due, MAX({now}) AS now FROM ci_runs \
+             WHERE ci IN ({list}) AND state IN ('queued', 'running')",
+            now = self.now_sql()
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        let due: Option<i64> = col(&row, "due")?;
+        let now: Option<i64> = col(&row, "now")?;
+        Ok(due.map(|d| d.saturating_sub(now.unwrap_or(d)).max(0)))
     }
 
     /// Extends a runner's lease; false if it lost it.
@@ -171,7 +551,7 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records a run's result, if this runner still holds it.
+    /// Records a built-in runner's result, if this runner still holds the run.
     pub async fn finish_ci_run(
         &self,
         run_id: i64,
@@ -198,6 +578,51 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Gives a run its verdict unless it has one (external CIs, the webhook); true if this
+    /// call gave it.
+    pub async fn conclude_ci_run(
+        &self,
+        run_id: i64,
+        state: CiState,
+        summary: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE ci_runs SET state = $1, summary = $2, finished_at = $3, \
+             lease_owner = NULL, lease_until = NULL \
+             WHERE id = $4 AND state IN ('queued', 'running')",
+        )
+        .bind(state.as_str())
+        .bind(summary)
+        .bind(now_ms())
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks a queued run as running (a webhook's first delivery).
+    pub async fn start_ci_run(&self, run_id: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE ci_runs SET state = 'running', started_at = COALESCE(started_at, $1), \
+             attempts = attempts + 1 WHERE id = $2 AND state = 'queued'",
+        )
+        .bind(now_ms())
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the CI's own id for a run (a Treeherder push).
+    pub async fn set_ci_run_external(&self, run_id: i64, external: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ci_runs SET external_id = $1 WHERE id = $2")
+            .bind(external)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The latest CI run of a request.
     pub async fn ci_run_for(&self, id: RequestId) -> Result<Option<CiRun>, StoreError> {
         let row = sqlx::query(&format!(
@@ -207,5 +632,230 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// A CI run by number.
+    pub async fn ci_run(&self, run_id: i64) -> Result<Option<CiRun>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM ci_runs WHERE id = $1"))
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// The latest run of `revision` on the try repository `repo`.
+    pub async fn ci_run_of_revision(
+        &self,
+        repo: &str,
+        revision: &str,
+    ) -> Result<Option<CiRun>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM ci_runs WHERE repo = $1 AND revision = $2 \
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(repo)
+        .bind(revision)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// Every attempt of every job of a run, by name then attempt.
+    pub async fn ci_jobs(&self, run_id: i64) -> Result<Vec<CiJob>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM ci_jobs WHERE run_id = $1 ORDER BY name, attempt"
+        ))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// A run with its jobs.
+    pub async fn run_report(&self, run: CiRun) -> Result<RunReport, StoreError> {
+        let jobs = self.ci_jobs(run.id).await?;
+        Ok(RunReport { run, jobs })
+    }
+
+    /// Writes down that attempt `attempt` of job `name` is about to be asked of the CI.
+    /// Returns the job as stored (an earlier call's row if there was one).
+    pub async fn request_ci_job(
+        &self,
+        run_id: i64,
+        name: &str,
+        attempt: i64,
+    ) -> Result<CiJob, StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO ci_jobs (run_id, name, attempt, state, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'requested', $4, $4) \
+             ON CONFLICT (run_id, name, attempt) DO NOTHING",
+        )
+        .bind(run_id)
+        .bind(name)
+        .bind(attempt)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.touch_ci_run(run_id).await?;
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM ci_jobs WHERE run_id = $1 AND name = $2 AND attempt = $3"
+        ))
+        .bind(run_id)
+        .bind(name)
+        .bind(attempt)
+        .fetch_one(&self.pool)
+        .await?;
+        job_from_row(&row)
+    }
+
+    /// Records what a CI said about one attempt of a job (creating the row if the CI
+    /// started it on its own). A completed attempt never changes again. Returns whether
+    /// anything changed.
+    pub async fn record_ci_job(&self, run_id: i64, update: &JobUpdate) -> Result<bool, StoreError> {
+        let existing = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM ci_jobs WHERE run_id = $1 AND name = $2 AND attempt = $3"
+        ))
+        .bind(run_id)
+        .bind(&update.name)
+        .bind(update.attempt)
+        .fetch_optional(&self.pool)
+        .await?;
+        let now = now_ms();
+        let Some(row) = existing else {
+            let state = update.state.unwrap_or(JobState::Pending);
+            let inserted = sqlx::query(
+                "INSERT INTO ci_jobs (run_id, name, attempt, state, result, raw_result, \
+                 external_id, log_url, duration_ms, summary, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+                 ON CONFLICT (run_id, name, attempt) DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(&update.name)
+            .bind(update.attempt)
+            .bind(state.as_str())
+            .bind(update.result.map(JobResult::as_str))
+            .bind(&update.raw_result)
+            .bind(&update.external_id)
+            .bind(&update.log_url)
+            .bind(update.duration_ms)
+            .bind(&update.summary)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            if inserted.rows_affected() == 1 {
+                self.touch_ci_run(run_id).await?;
+                return Ok(true);
+            }
+            // Someone else inserted it meanwhile: update it below.
+            return Box::pin(self.record_ci_job(run_id, update)).await;
+        };
+        let old = job_from_row(&row)?;
+        if old.state == JobState::Completed {
+            return Ok(false);
+        }
+        let new = CiJob {
+            state: update.state.unwrap_or(old.state),
+            result: update.result.or(old.result),
+            raw_result: update.raw_result.clone().or(old.raw_result.clone()),
+            external_id: update.external_id.clone().or(old.external_id.clone()),
+            log_url: update.log_url.clone().or(old.log_url.clone()),
+            duration_ms: update.duration_ms.or(old.duration_ms),
+            summary: update.summary.clone().or(old.summary.clone()),
+            ..old.clone()
+        };
+        if new == old {
+            return Ok(false);
+        }
+        let done = sqlx::query(
+            "UPDATE ci_jobs SET state = $1, result = $2, raw_result = $3, external_id = $4, \
+             log_url = $5, duration_ms = $6, summary = $7, updated_at = $8 \
+             WHERE id = $9 AND state <> 'completed'",
+        )
+        .bind(new.state.as_str())
+        .bind(new.result.map(JobResult::as_str))
+        .bind(&new.raw_result)
+        .bind(&new.external_id)
+        .bind(&new.log_url)
+        .bind(new.duration_ms)
+        .bind(&new.summary)
+        .bind(now)
+        .bind(old.id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            self.touch_ci_run(run_id).await?;
+        }
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn touch_ci_run(&self, run_id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ci_runs SET last_change_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Retries (attempts after the first) used by every run of a request.
+    pub async fn ci_retries_of_request(&self, id: RequestId) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM ci_jobs j JOIN ci_runs r ON r.id = j.run_id \
+             WHERE r.request_id = $1 AND j.attempt > 1",
+        )
+        .bind(id.0)
+        .fetch_one(&self.pool)
+        .await?;
+        col(&row, "n")
+    }
+
+    /// Retries used on a try repository since `since_ms`.
+    pub async fn ci_retries_of_repo_since(
+        &self,
+        repo: &str,
+        since_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM ci_jobs j JOIN ci_runs r ON r.id = j.run_id \
+             WHERE r.repo = $1 AND j.attempt > 1 AND j.created_at >= $2",
+        )
+        .bind(repo)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        col(&row, "n")
+    }
+
+    /// Makes the passes of a request's patches unusable for reuse (an operator asked for
+    /// a fresh run). Returns how many runs it touched.
+    pub async fn forget_reusable_runs(&self, id: RequestId) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE ci_runs SET reusable = 0 WHERE reusable = 1 AND content_key IN \
+             (SELECT content_key FROM ci_runs WHERE request_id = $1 AND content_key IS NOT NULL)",
+        )
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Records a webhook delivery's signature; false if it was seen before (a replay).
+    /// Deliveries older than `keep_ms` are forgotten (their timestamps are refused anyway).
+    pub async fn record_delivery(&self, digest: &str, keep_ms: i64) -> Result<bool, StoreError> {
+        let now = now_ms();
+        sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < $1")
+            .bind(now.saturating_sub(keep_ms))
+            .execute(&self.pool)
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO webhook_deliveries (digest, received_at) VALUES ($1, $2) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

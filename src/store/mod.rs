@@ -13,7 +13,9 @@ mod repositories;
 mod requests;
 mod status;
 
-pub use ci::{CiRun, CiState, NewCiRun};
+pub use ci::{
+    CiJob, CiRun, CiState, JobOutcome, JobResult, JobState, JobUpdate, NewCiRun, RunReport, outcomes,
+};
 pub use coordination::{DestinationLock, Leadership, WakeListener};
 pub use db::{Backend, Store, StoreError, ms, now_ms};
 pub use heartbeats::Heartbeat;

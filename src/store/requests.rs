@@ -21,6 +21,8 @@ pub struct Effects {
     pub try_revision: Option<String>,
     /// A CI run to queue.
     pub ci_run: Option<NewCiRun>,
+    /// The finished try run and its jobs (for the try report).
+    pub ci_report: Option<super::ci::RunReport>,
     /// A destination (by position) that landed as a revision.
     pub landed: Option<(i64, String)>,
     /// Reports to the tracker about this change.

@@ -26,6 +26,9 @@ pub struct RequestDetail {
     pub events: Vec<Event>,
     /// Its latest CI run, as JSON.
     pub ci_run: Option<Value>,
+    /// Every attempt of every job of that run.
+    #[serde(default)]
+    pub ci_jobs: Vec<Value>,
     /// Reports to its bug (comments, whiteboard edits) and whether they were delivered.
     pub reports: Vec<Value>,
 }
@@ -98,11 +101,19 @@ pub(super) async fn show(
         return Err(ApiError::NotFound(format!("there is no request {id}")));
     };
     let ci_run: Option<CiRun> = store.ci_run_for(id).await?;
+    let ci_jobs = match &ci_run {
+        Some(run) => store.ci_jobs(run.id).await?,
+        None => Vec::new(),
+    };
     Ok(Json(RequestDetail {
         request,
         patches: store.patches(id).await?,
         events: store.events(id).await?,
         ci_run: ci_run.and_then(|r| serde_json::to_value(r).ok()),
+        ci_jobs: ci_jobs
+            .into_iter()
+            .filter_map(|j| serde_json::to_value(j).ok())
+            .collect(),
         reports: store
             .reports_of(id)
             .await?
@@ -242,15 +253,76 @@ pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Value>,
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// Options of a retry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RetryOptions {
+    /// Test on try again even if the same patches on the same base passed recently.
+    #[serde(default)]
+    fresh_try: bool,
+}
+
 pub(super) async fn retry(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    body: Option<Json<RetryOptions>>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(crate::config::Scope::Operator)?;
     let id = parse_id(&id)?;
+    let options = body.map(|Json(o)| o).unwrap_or_default();
+    let mut forgotten = 0;
+    if options.fresh_try {
+        if state.ctx.store.request(id).await?.is_none() {
+            return Err(ApiError::NotFound(format!("there is no request {id}")));
+        }
+        forgotten = state.ctx.store.forget_reusable_runs(id).await?;
+        state
+            .ctx
+            .store
+            .note(
+                id,
+                "fresh_try",
+                &format!("operator:{}", caller.user),
+                &format!(
+                    "a fresh try run was asked for: {forgotten} earlier pass(es) of these patches \
+                     will not be reused"
+                ),
+            )
+            .await?;
+    }
     let stage = retry_request(&state, &caller.user, id).await?;
-    Ok(Json(json!({ "id": id, "stage": stage })))
+    Ok(Json(
+        json!({ "id": id, "stage": stage, "fresh_try": options.fresh_try, "passes_forgotten": forgotten }),
+    ))
+}
+
+/// `POST /api/ci/results`: a CI's signed job results (see `ci::webhook`).
+pub(super) async fn ci_results(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    use crate::ci::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookError, deliver};
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match deliver(
+        &state.ctx,
+        header(TIMESTAMP_HEADER),
+        header(SIGNATURE_HEADER),
+        &body,
+    )
+    .await
+    {
+        Ok(accepted) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::to_value(accepted).unwrap_or(Value::Null)),
+        )),
+        Err(WebhookError::BadRequest(m)) => Err(ApiError::BadRequest(m)),
+        Err(WebhookError::Unauthorized(m)) => Err(ApiError::Unauthorized(m)),
+        Err(WebhookError::NotFound(m)) => Err(ApiError::NotFound(m)),
+        Err(WebhookError::Conflict(m)) => Err(ApiError::Conflict(m)),
+        Err(WebhookError::Store(e)) => Err(e.into()),
+    }
 }
 
 /// Retries a failed request from the stage it failed in; `user` is recorded.

@@ -58,6 +58,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/api/modules/{name}/resume", post(api::resume_module))
         .route("/api/modules/{name}/kick", post(api::kick_module))
         .route("/api/bugzilla/requests", post(api::create_for_bug))
+        .route("/api/ci/results", post(api::ci_results))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(

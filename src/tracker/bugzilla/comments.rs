@@ -4,7 +4,13 @@
 
 use crate::config::Config;
 use crate::request::{FailureCategory, Request, Transition};
-use crate::store::{Effects, NewReport, ReportKind};
+use crate::store::{Effects, JobResult, NewReport, ReportKind, RunReport};
+
+/// Most lines of one failed job's log in a comment.
+const TAIL_LINES: usize = 15;
+
+/// Most characters of one failed job's log in a comment.
+const TAIL_CHARS: usize = 2_000;
 
 /// Longest comment text; tool output beyond it is cut (Bugzilla allows 65,535).
 const MAX_COMMENT: usize = 20_000;
@@ -96,7 +102,6 @@ fn for_transition(
             ))
         }
         Transition::TryPassed { land } => {
-            let first = detail.lines().next().unwrap_or(detail);
             let next = if *land {
                 format!(
                     "Landing on {} next.",
@@ -110,12 +115,27 @@ fn for_transition(
             } else {
                 "This was a try-only request: nothing more to do.".to_owned()
             };
-            let how = first.trim_start_matches("try passed: ");
-            let how = how.split(';').next().unwrap_or(how);
-            Some(format!(
-                "Try results for request {id}: 1 job, 1 passed, 0 failed ({how}).\nLog: {}/ci-log\n{next}",
-                request_url(config, request)
-            ))
+            let results = match &effects.ci_report {
+                Some(report) => try_report(config, request, report),
+                None => {
+                    let first = detail.lines().next().unwrap_or(detail);
+                    let how = first.trim_start_matches("try passed: ");
+                    let how = how.split(';').next().unwrap_or(how);
+                    format!(
+                        "Try results for request {id}: 1 job, 1 passed, 0 failed ({how}).\nLog: {}/ci-log",
+                        request_url(config, request)
+                    )
+                }
+            };
+            Some(format!("{results}\n{next}"))
+        }
+        Transition::Fail(FailureCategory::TryFailed) if effects.ci_report.is_some() => {
+            let report = effects.ci_report.as_ref()?;
+            Some(trimmed(&failed(
+                request,
+                FailureCategory::TryFailed,
+                &try_report(config, request, report),
+            )))
         }
         Transition::DestinationLanded { last: true } => {
             let mut lines = Vec::new();
@@ -143,6 +163,107 @@ fn for_transition(
         Transition::StartGathering => Some(accepted(config, request)),
         Transition::Gathered | Transition::Authorized | Transition::Applied => None,
     }
+}
+
+/// The try report, as the 2012 service wrote it: counts, then each failed job with its
+/// log link and last lines, each intermittent one with its attempts.
+fn try_report(config: &Config, request: &Request, report: &RunReport) -> String {
+    let id = request.id;
+    let run = &report.run;
+    let revision = link(config, &run.repo, &run.revision);
+    if let Some(from) = run.reused_from {
+        return format!(
+            "Try results for request {id}: not tested again. The same patches on the same base \
+             already passed on {} in run {from}, so that run was reused ({}).\nThis push: {revision}",
+            run.repo,
+            run.summary.clone().unwrap_or_default()
+        );
+    }
+    let outcomes = report.outcomes();
+    let passed = outcomes
+        .iter()
+        .filter(|o| o.last.result.is_some_and(JobResult::is_good))
+        .count();
+    let intermittent: Vec<_> = outcomes.iter().filter(|o| o.intermittent).collect();
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| !o.last.result.is_some_and(JobResult::is_good))
+        .collect();
+    let mut text = format!(
+        "Try results for request {id}: {} job{}, {passed} passed, {} failed",
+        outcomes.len(),
+        if outcomes.len() == 1 { "" } else { "s" },
+        failed.len()
+    );
+    if !intermittent.is_empty() {
+        text.push_str(&format!(", {} intermittent", intermittent.len()));
+    }
+    text.push_str(&format!(" ({revision}).\n"));
+    if outcomes.is_empty() {
+        text.push_str(&format!("{}\n", run.summary.clone().unwrap_or_default()));
+    }
+    let retries = report.jobs.iter().filter(|j| j.attempt > 1).count();
+    if retries > 0 {
+        text.push_str(&format!("Retries: {retries}.\n"));
+    }
+    if let Some(quota) = run
+        .summary
+        .as_deref()
+        .and_then(|s| s.split("; not retried: ").nth(1))
+    {
+        text.push_str(&format!("Not retried: {quota}.\n"));
+    }
+    for outcome in &failed {
+        let last = outcome.last;
+        let word = last
+            .raw_result
+            .clone()
+            .or_else(|| last.result.map(|r| r.as_str().to_owned()))
+            .unwrap_or_else(|| "not finished".to_owned());
+        text.push_str(&format!("\nFailed: {} ({word}", outcome.name));
+        if outcome.attempts > 1 {
+            text.push_str(&format!(", after {} attempts", outcome.attempts));
+        }
+        text.push(')');
+        let log = last
+            .log_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/ci-log", request_url(config, request)));
+        text.push_str(&format!("\nLog: {log}\n"));
+        if let Some(tail) = &last.summary {
+            let lines: Vec<&str> = tail.lines().collect();
+            let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+            let mut cut: String = tail.chars().rev().take(TAIL_CHARS).collect();
+            cut = cut.chars().rev().collect();
+            for line in cut.lines() {
+                text.push_str(&format!("  {line}\n"));
+            }
+        }
+    }
+    for outcome in &intermittent {
+        let earlier: Vec<String> = report
+            .jobs
+            .iter()
+            .filter(|j| j.name == outcome.name && j.attempt < outcome.last.attempt)
+            .map(|j| {
+                j.raw_result
+                    .clone()
+                    .or_else(|| j.result.map(|r| r.as_str().to_owned()))
+                    .unwrap_or_default()
+            })
+            .collect();
+        text.push_str(&format!(
+            "\nIntermittent: {} ({}, then passed on attempt {})",
+            outcome.name,
+            earlier.join(", "),
+            outcome.last.attempt
+        ));
+        if let Some(url) = &outcome.last.log_url {
+            text.push_str(&format!("\nLog: {url}"));
+        }
+        text.push('\n');
+    }
+    text.trim_end().to_owned()
 }
 
 fn failed(request: &Request, category: FailureCategory, detail: &str) -> String {

@@ -15,9 +15,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{RepoConfig, RepoKind};
 use crate::runtime::{Context, ModuleStatus, Work, actor_of, metrics};
-use crate::store::{CiRun, CiState, ms};
+use crate::store::{CiRun, CiState, JobResult, JobState, JobUpdate, ms};
 use crate::vcs::git::GitCiCheckout;
 use crate::vcs::{CiCheckout, VcsSettings};
+
+use super::super::judge::quota;
+use super::super::policy::{Decision, decide};
+
+/// The one job of a built-in run: the try repository's `ci_command`.
+pub const JOB: &str = "ci_command";
 
 /// How many lines of the log end the summary shows.
 const SUMMARY_LINES: usize = 15;
@@ -86,130 +92,234 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
         }
     }
     let logs = ctx.config.data_dir.join("logs");
-    let log_path = logs.join(format!("ci-run-{}.log", run.id));
-    let checkout_dir = ctx
-        .config
-        .data_dir
-        .join("ci")
-        .join(format!("{}-run-{}", repo.name, run.id));
-    let checkout = checkout_for(ctx, &repo);
-    let _ = ctx
-        .store
-        .note(
-            run.request_id,
-            "ci_started",
-            owner,
-            &format!(
-                "CI run {} (attempt {}) started on {} for {}",
-                run.id,
-                run.attempts,
-                repo.name,
-                short(&run.revision)
-            ),
-        )
-        .await;
     if let Err(e) = std::fs::create_dir_all(&logs) {
         tracing::error!(error = %e, "cannot create the log directory");
     }
-    if let Err(e) = checkout
-        .checkout(repo.push_url(), &run.ref_name, &run.revision, &checkout_dir)
-        .await
-    {
-        // The runner could not even get the code: try again later rather than blame the
-        // patch. The lease expiring makes another attempt.
-        tracing::warn!(run = run.id, error = %e, "CI checkout failed");
+    let checkout = checkout_for(ctx, &repo);
+    // Attempts of the command already made (a crash or a retry before this claim).
+    let mut attempt = match ctx.store.ci_jobs(run.id).await {
+        Ok(jobs) => jobs
+            .iter()
+            .filter(|j| j.state == JobState::Completed)
+            .map(|j| j.attempt)
+            .max()
+            .unwrap_or(0)
+            + 1,
+        Err(e) => {
+            tracing::warn!(run = run.id, error = %e, "cannot read the run's jobs");
+            return;
+        }
+    };
+    let mut earlier = Vec::new();
+    loop {
+        let log_path = if attempt == 1 {
+            logs.join(format!("ci-run-{}.log", run.id))
+        } else {
+            logs.join(format!("ci-run-{}-attempt-{attempt}.log", run.id))
+        };
+        let checkout_dir = ctx
+            .config
+            .data_dir
+            .join("ci")
+            .join(format!("{}-run-{}-{attempt}", repo.name, run.id));
         let _ = ctx
             .store
             .note(
                 run.request_id,
-                "ci_checkout_failed",
-                actor_of(owner),
-                &e.to_string(),
+                "ci_started",
+                owner,
+                &format!(
+                    "CI run {} (attempt {attempt}) started on {} for {}",
+                    run.id,
+                    repo.name,
+                    short(&run.revision)
+                ),
             )
             .await;
-        if run.attempts >= MAX_CHECKOUT_ATTEMPTS {
-            let summary = format!(
-                "the CI runner could not check out {} after {} attempts: {e}",
-                short(&run.revision),
-                run.attempts
-            );
-            finish(ctx, owner, &run, CiState::Failed, None, &summary, "").await;
+        if let Err(e) = checkout
+            .checkout(repo.push_url(), &run.ref_name, &run.revision, &checkout_dir)
+            .await
+        {
+            // The runner could not even get the code: try again later rather than blame
+            // the patch. The lease expiring makes another attempt.
+            tracing::warn!(run = run.id, error = %e, "CI checkout failed");
+            let _ = ctx
+                .store
+                .note(
+                    run.request_id,
+                    "ci_checkout_failed",
+                    actor_of(owner),
+                    &e.to_string(),
+                )
+                .await;
+            if run.attempts >= MAX_CHECKOUT_ATTEMPTS {
+                let summary = format!(
+                    "the CI runner could not check out {} after {} attempts: {e}",
+                    short(&run.revision),
+                    run.attempts
+                );
+                finish(ctx, owner, &run, CiState::Failed, None, &summary, "").await;
+            }
+            return;
         }
+        let try_syntax = request
+            .as_ref()
+            .and_then(|r| r.try_syntax.clone())
+            .unwrap_or_default();
+        let command = repo.ci_command.clone().unwrap_or_else(|| "true".to_owned());
+        let timeout = Duration::from_secs(repo.ci_timeout_seconds);
+        let started = Instant::now();
+        let outcome = run_command(
+            ctx,
+            owner,
+            &run,
+            &command,
+            &checkout_dir,
+            &log_path,
+            timeout,
+            &try_syntax,
+            shutdown,
+        )
+        .await;
+        let elapsed = started.elapsed();
+        if let Err(e) = checkout.remove(&checkout_dir).await {
+            tracing::warn!(error = %e, "cannot remove the CI checkout");
+        }
+        let log_tail = read_tail(&log_path);
+        let (state, exit_code, headline, result, word) = match outcome {
+            Outcome::Exited(0) => (
+                CiState::Passed,
+                Some(0),
+                format!("passed in {:.1} s", elapsed.as_secs_f64()),
+                JobResult::Success,
+                "exit 0".to_owned(),
+            ),
+            Outcome::Exited(code) => (
+                CiState::Failed,
+                Some(i64::from(code)),
+                format!(
+                    "failed with exit code {code} after {:.1} s",
+                    elapsed.as_secs_f64()
+                ),
+                JobResult::Failed,
+                format!("exit {code}"),
+            ),
+            Outcome::TimedOut => (
+                CiState::TimedOut,
+                None,
+                format!("killed after its {} s timeout", timeout.as_secs()),
+                JobResult::Infra,
+                "timeout".to_owned(),
+            ),
+            Outcome::Interrupted => return, // shutdown: the lease lapses and the run starts again
+            Outcome::Abandoned(stage) => (
+                CiState::Failed,
+                None,
+                format!(
+                    "stopped after {:.1} s: the request is {stage}",
+                    elapsed.as_secs_f64()
+                ),
+                JobResult::Cancelled,
+                "abandoned".to_owned(),
+            ),
+            Outcome::SpawnFailed(e) => (
+                CiState::Failed,
+                None,
+                format!("could not start `sh -c {command}`: {e}"),
+                JobResult::Infra,
+                "spawn failed".to_owned(),
+            ),
+        };
+        let update = JobUpdate {
+            name: JOB.to_owned(),
+            attempt,
+            state: Some(JobState::Completed),
+            result: Some(result),
+            raw_result: Some(word.clone()),
+            external_id: None,
+            log_url: Some(format!(
+                "{}/api/requests/{}/ci-log",
+                ctx.config.public_url(),
+                run.request_id
+            )),
+            duration_ms: Some(ms(elapsed)),
+            summary: (!result.is_good() && !log_tail.is_empty()).then(|| log_tail.clone()),
+        };
+        if let Err(e) = ctx.store.record_ci_job(run.id, &update).await {
+            tracing::warn!(run = run.id, error = %e, "cannot record the CI job");
+            return;
+        }
+        if let Some(retry) = retry_due(ctx, &repo, &run).await {
+            let _ = ctx
+                .store
+                .request_ci_job(run.id, JOB, retry.attempt)
+                .await;
+            metrics::ci_retry(&repo.name, retry.reason.as_str());
+            let _ = ctx
+                .store
+                .note(
+                    run.request_id,
+                    "ci_retry",
+                    actor_of(owner),
+                    &format!(
+                        "CI run {}: attempt {attempt} {headline}; running it again (attempt {}, {} retry)",
+                        run.id,
+                        retry.attempt,
+                        retry.reason.as_str()
+                    ),
+                )
+                .await;
+            earlier.push(format!("attempt {attempt} {word}"));
+            attempt = retry.attempt;
+            continue;
+        }
+        let headline = if earlier.is_empty() {
+            headline
+        } else if result.is_good() {
+            metrics::ci_intermittent(&repo.name);
+            format!("{headline} on attempt {attempt}, intermittent ({})", earlier.join(", "))
+        } else {
+            format!("{headline} on attempt {attempt} ({})", earlier.join(", "))
+        };
+        let summary = if log_tail.is_empty() {
+            headline
+        } else {
+            format!("{headline}; last lines of the log:\n{log_tail}")
+        };
+        metrics::ci_job(&repo.name, result.as_str());
+        finish(
+            ctx,
+            owner,
+            &run,
+            state,
+            exit_code,
+            &summary,
+            &log_path.to_string_lossy(),
+        )
+        .await;
         return;
     }
-    let try_syntax = request
-        .as_ref()
-        .and_then(|r| r.try_syntax.clone())
-        .unwrap_or_default();
-    let command = repo.ci_command.clone().unwrap_or_else(|| "true".to_owned());
-    let timeout = Duration::from_secs(repo.ci_timeout_seconds);
-    let started = Instant::now();
-    let outcome = run_command(
-        ctx,
-        owner,
-        &run,
-        &command,
-        &checkout_dir,
-        &log_path,
-        timeout,
-        &try_syntax,
-        shutdown,
-    )
-    .await;
-    let elapsed = started.elapsed();
-    if let Err(e) = checkout.remove(&checkout_dir).await {
-        tracing::warn!(error = %e, "cannot remove the CI checkout");
+}
+
+/// The retry the policy asks for after the latest attempt, if any.
+async fn retry_due(
+    ctx: &Context,
+    repo: &RepoConfig,
+    run: &CiRun,
+) -> Option<super::super::policy::Retry> {
+    let jobs = ctx.store.ci_jobs(run.id).await.ok()?;
+    let quota = quota(ctx, repo, run).await.ok()?;
+    match decide(
+        &jobs,
+        &[JOB.to_owned()],
+        true,
+        repo.retry_rules(),
+        true,
+        quota,
+    ) {
+        Decision::Wait { mut retries } => retries.pop(),
+        _ => None,
     }
-    let log_tail = read_tail(&log_path);
-    let (state, exit_code, headline) = match outcome {
-        Outcome::Exited(0) => (
-            CiState::Passed,
-            Some(0),
-            format!("passed in {:.1} s", elapsed.as_secs_f64()),
-        ),
-        Outcome::Exited(code) => (
-            CiState::Failed,
-            Some(i64::from(code)),
-            format!(
-                "failed with exit code {code} after {:.1} s",
-                elapsed.as_secs_f64()
-            ),
-        ),
-        Outcome::TimedOut => (
-            CiState::TimedOut,
-            None,
-            format!("killed after its {} s timeout", timeout.as_secs()),
-        ),
-        Outcome::Interrupted => return, // shutdown: the lease lapses and the run starts again
-        Outcome::Abandoned(stage) => (
-            CiState::Failed,
-            None,
-            format!(
-                "stopped after {:.1} s: the request is {stage}",
-                elapsed.as_secs_f64()
-            ),
-        ),
-        Outcome::SpawnFailed(e) => (
-            CiState::Failed,
-            None,
-            format!("could not start `sh -c {command}`: {e}"),
-        ),
-    };
-    let summary = if log_tail.is_empty() {
-        headline
-    } else {
-        format!("{headline}; last lines of the log:\n{log_tail}")
-    };
-    finish(
-        ctx,
-        owner,
-        &run,
-        state,
-        exit_code,
-        &summary,
-        &log_path.to_string_lossy(),
-    )
-    .await;
 }
 
 async fn finish(

@@ -1,0 +1,304 @@
+//! Buildbot's HTTP interfaces as Autoland uses them: the force scheduler over JSON-RPC
+//! and the data API (`/api/v2`). Shapes as a Buildbot 4.3 master answers them (its JSON
+//! comes as `text/plain`, times are whole epoch seconds, results are codes).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::super::adapter::CiError;
+
+/// Buildbot's result codes.
+pub const SUCCESS: i64 = 0;
+/// Passed with warnings.
+pub const WARNINGS: i64 = 1;
+/// The build failed.
+pub const FAILURE: i64 = 2;
+/// Not run (collapsed, or skipped by a step condition).
+pub const SKIPPED: i64 = 3;
+/// An exception in the master or a step.
+pub const EXCEPTION: i64 = 4;
+/// The build is to be retried (lost worker, master killed).
+pub const RETRY: i64 = 5;
+/// Cancelled (by a person or a master shutdown).
+pub const CANCELLED: i64 = 6;
+
+/// The name of a result code.
+pub fn result_name(code: i64) -> String {
+    match code {
+        SUCCESS => "SUCCESS".to_owned(),
+        WARNINGS => "WARNINGS".to_owned(),
+        FAILURE => "FAILURE".to_owned(),
+        SKIPPED => "SKIPPED".to_owned(),
+        EXCEPTION => "EXCEPTION".to_owned(),
+        RETRY => "RETRY".to_owned(),
+        CANCELLED => "CANCELLED".to_owned(),
+        other => format!("result {other}"),
+    }
+}
+
+/// A buildset (what one force call creates).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Buildset {
+    /// Its id.
+    pub bsid: i64,
+    /// The reason given (Buildbot prefixes who forced it).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A build request: one builder's share of a buildset.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BuildRequest {
+    /// Its id.
+    pub buildrequestid: i64,
+    /// A worker has it.
+    #[serde(default)]
+    pub claimed: bool,
+    /// It has its result.
+    #[serde(default)]
+    pub complete: bool,
+    /// The result code (-1 or null while not complete).
+    #[serde(default)]
+    pub results: Option<i64>,
+}
+
+/// One build of a build request (a request can have several: retries).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Build {
+    /// Its id.
+    pub buildid: i64,
+    /// Its number within its builder.
+    pub number: i64,
+    /// Its builder.
+    pub builderid: i64,
+    /// Started (epoch seconds).
+    #[serde(default)]
+    pub started_at: Option<i64>,
+    /// Finished (epoch seconds).
+    #[serde(default)]
+    pub complete_at: Option<i64>,
+    /// Finished.
+    #[serde(default)]
+    pub complete: bool,
+    /// What it is doing or how it ended, in words.
+    #[serde(default)]
+    pub state_string: Option<String>,
+}
+
+/// A step of a build.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Step {
+    /// Its id.
+    pub stepid: i64,
+    /// Its name.
+    pub name: String,
+    /// Result code once complete.
+    #[serde(default)]
+    pub results: Option<i64>,
+}
+
+/// A log of a step.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Log {
+    /// Its id.
+    pub logid: i64,
+    /// Its name (`stdio`).
+    pub name: String,
+}
+
+/// A Buildbot master.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    /// A client of the master at `base` (`http://host:8010`).
+    pub fn new(base: &str, timeout: Duration, user_agent: &str) -> Result<Client, CiError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(user_agent)
+            .build()
+            .map_err(|e| CiError::Unreachable(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The master's address.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, CiError> {
+        let url = format!("{}/api/v2/{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| CiError::Unreachable(format!("Buildbot at {} is unreachable: {e}", self.base)))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| CiError::Unreachable(format!("Buildbot at {}: {e}", self.base)))?;
+        if !status.is_success() {
+            return Err(CiError::Unreachable(format!(
+                "Buildbot at {} answered {status} to GET /api/v2/{path}: {}",
+                self.base,
+                first_line(&body)
+            )));
+        }
+        serde_json::from_str(&body).map_err(|e| {
+            CiError::Unreachable(format!(
+                "Buildbot at {} sent something that is not JSON for /api/v2/{path}: {e}",
+                self.base
+            ))
+        })
+    }
+
+    fn list<T: for<'de> Deserialize<'de>>(value: Value, key: &str) -> Result<Vec<T>, CiError> {
+        let items = value.get(key).cloned().unwrap_or(Value::Array(Vec::new()));
+        serde_json::from_value(items)
+            .map_err(|e| CiError::Unreachable(format!("unexpected Buildbot `{key}` list: {e}")))
+    }
+
+    /// The newest buildsets, newest first.
+    pub async fn recent_buildsets(&self, limit: u32) -> Result<Vec<Buildset>, CiError> {
+        Self::list(
+            self.get(&format!("buildsets?order=-bsid&limit={limit}")).await?,
+            "buildsets",
+        )
+    }
+
+    /// The build requests of a buildset.
+    pub async fn buildrequests_of(&self, bsid: i64) -> Result<Vec<BuildRequest>, CiError> {
+        Self::list(
+            self.get(&format!("buildrequests?buildsetid={bsid}")).await?,
+            "buildrequests",
+        )
+    }
+
+    /// A build request.
+    pub async fn buildrequest(&self, id: i64) -> Result<Option<BuildRequest>, CiError> {
+        let list: Vec<BuildRequest> =
+            Self::list(self.get(&format!("buildrequests/{id}")).await?, "buildrequests")?;
+        Ok(list.into_iter().next())
+    }
+
+    /// The builds of a build request, oldest first.
+    pub async fn builds_of(&self, buildrequest: i64) -> Result<Vec<Build>, CiError> {
+        let mut builds: Vec<Build> = Self::list(
+            self.get(&format!("builds?buildrequestid={buildrequest}")).await?,
+            "builds",
+        )?;
+        builds.sort_by_key(|b| b.buildid);
+        Ok(builds)
+    }
+
+    /// The steps of a build.
+    pub async fn steps(&self, build: i64) -> Result<Vec<Step>, CiError> {
+        Self::list(self.get(&format!("builds/{build}/steps")).await?, "steps")
+    }
+
+    /// The logs of a step.
+    pub async fn logs(&self, step: i64) -> Result<Vec<Log>, CiError> {
+        Self::list(self.get(&format!("steps/{step}/logs")).await?, "logs")
+    }
+
+    /// A log's text.
+    pub async fn log_text(&self, log: i64) -> Result<String, CiError> {
+        let url = format!("{}/api/v2/logs/{log}/raw", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| CiError::Unreachable(format!("Buildbot at {} is unreachable: {e}", self.base)))?;
+        response
+            .text()
+            .await
+            .map_err(|e| CiError::Unreachable(format!("Buildbot at {}: {e}", self.base)))
+    }
+
+    /// Forces `builder` through the force scheduler `scheduler`; returns the buildset and
+    /// the build request.
+    pub async fn force(
+        &self,
+        scheduler: &str,
+        builder: &str,
+        repository: &str,
+        branch: &str,
+        revision: &str,
+        reason: &str,
+    ) -> Result<(i64, i64), CiError> {
+        let body = json!({
+            "jsonrpc": "2.0",
+            "method": "force",
+            "id": 1,
+            "params": {
+                "builderNames": [builder],
+                "repository": repository,
+                "branch": branch,
+                "revision": revision,
+                "reason": reason,
+            }
+        });
+        let url = format!("{}/api/v2/forceschedulers/{scheduler}", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| CiError::Unreachable(format!("Buildbot at {} is unreachable: {e}", self.base)))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| CiError::Unreachable(format!("Buildbot at {}: {e}", self.base)))?;
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if let Some(error) = answer.get("error") {
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message");
+            return Err(CiError::Refused(format!(
+                "Buildbot refused to force builder `{builder}` with scheduler `{scheduler}` \
+                 (HTTP {status}): {message}"
+            )));
+        }
+        if !status.is_success() {
+            return Err(CiError::Unreachable(format!(
+                "Buildbot at {} answered {status} to the force call: {}",
+                self.base,
+                first_line(&text)
+            )));
+        }
+        let result = answer.get("result").cloned().unwrap_or(Value::Null);
+        let bsid = result.get(0).and_then(Value::as_i64);
+        let brid = result
+            .get(1)
+            .and_then(Value::as_object)
+            .and_then(|m| m.values().next())
+            .and_then(Value::as_i64);
+        match (bsid, brid) {
+            (Some(bsid), Some(brid)) => Ok((bsid, brid)),
+            _ => Err(CiError::Unreachable(format!(
+                "unexpected answer to the force call: {}",
+                first_line(&text)
+            ))),
+        }
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    let line = text.lines().next().unwrap_or("");
+    line.get(..300).unwrap_or(line)
+}

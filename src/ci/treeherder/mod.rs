@@ -1,0 +1,5 @@
+//! Treeherder (its read-only REST API): `adapter.rs`.
+
+mod adapter;
+
+pub use adapter::Treeherder;
