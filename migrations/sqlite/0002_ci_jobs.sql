@@ -2,7 +2,6 @@
 ALTER TABLE ci_runs ADD COLUMN ci TEXT NOT NULL DEFAULT 'local';
 ALTER TABLE ci_runs ADD COLUMN external_id TEXT;
 ALTER TABLE ci_runs ADD COLUMN content_key TEXT;
-ALTER TABLE ci_runs ADD COLUMN reusable BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE ci_runs ADD COLUMN reused_from BIGINT;
 ALTER TABLE ci_runs ADD COLUMN next_check_at BIGINT;
 ALTER TABLE ci_runs ADD COLUMN last_change_at BIGINT;

@@ -7,7 +7,9 @@
 //!   quota; a job that needs a retry when either is spent is final, and the verdict says
 //!   which quota stopped it.
 //! - Only a CI that takes orders is retried by Autoland (Buildbot, the built-in runner);
-//!   for the others (Treeherder, the webhook) the CI's own later attempts count.
+//!   for the others (Treeherder, the webhook) the CI's own later attempts count, and a job
+//!   whose result is `retry` (the CI runs it again itself) keeps the run waiting for the
+//!   next attempt.
 //! - A job that failed and then passed is intermittent: the run passes and says so.
 
 use crate::config::RetryRules;
@@ -110,6 +112,16 @@ pub fn decide(
             continue;
         };
         if result.is_good() {
+            continue;
+        }
+        if !can_retry
+            && last
+                .raw_result
+                .as_deref()
+                .is_some_and(|w| w.eq_ignore_ascii_case("retry"))
+        {
+            // The CI said it runs the job again itself: wait for that attempt.
+            running = true;
             continue;
         }
         let same = |r: JobResult| {
@@ -368,6 +380,13 @@ mod tests {
             decide(&jobs, &[], true, RULES, false, PLENTY),
             Decision::Failed { .. }
         ));
+        // The CI retries on its own (`retry`): wait for its next attempt.
+        let mut again = job("test", 1, Some(JobResult::Infra));
+        again.raw_result = Some("retry".to_owned());
+        assert_eq!(
+            decide(&[again], &[], true, RULES, false, PLENTY),
+            Decision::Wait { retries: vec![] }
+        );
         // Not complete yet: wait, even with every job done.
         assert_eq!(
             decide(&jobs, &[], false, RULES, false, PLENTY),

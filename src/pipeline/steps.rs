@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::patch::with_trailer;
 use crate::permissions;
-use crate::request::{API_SOURCE, FailureCategory, Patch, Request, Stage, TRAILER_KEY, Transition};
+use crate::request::{API_SOURCE, FRESH_TRY, FailureCategory, Patch, Request, Stage, TRAILER_KEY, Transition};
 use crate::runtime::{Context, GatherError, metrics};
 use crate::store::{Effects, NewCiRun, StoreError};
 use crate::vcs::{CommitSpec, PushTarget, VcsError, WorkingCopy};
@@ -397,6 +397,7 @@ impl Step<'_> {
         found: bool,
     ) -> Result<(), StepError> {
         let try_repo = self.ctx.config.repo(&self.request.try_repo);
+        let fresh = self.ctx.store.has_event(self.request.id, FRESH_TRY).await?;
         let content_key = match base {
             Some(base) => Some(
                 self.content_key(base, &self.ctx.store.patches(self.request.id).await?),
@@ -435,6 +436,7 @@ impl Step<'_> {
                             .to_owned(),
                         content_key,
                         reuse_within_ms: try_repo
+                            .filter(|_| !fresh)
                             .map(|r| {
                                 i64::try_from(r.reuse_hours)
                                     .unwrap_or(0)

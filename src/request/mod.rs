@@ -125,6 +125,10 @@ pub struct Destination {
 /// Every other source names the tracker that owns the request (see `runtime::tracker`).
 pub const API_SOURCE: &str = "api";
 
+/// The event that asks for a fresh try run: the request's next try push is tested even if
+/// the same patches on the same base passed recently.
+pub const FRESH_TRY: &str = "fresh_try";
+
 /// A landing request as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {

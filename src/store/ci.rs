@@ -364,7 +364,7 @@ pub(super) async fn insert_ci_run(
         (Some(key), within) if within > 0 => {
             let row = sqlx::query(
                 "SELECT id, revision, finished_at FROM ci_runs WHERE repo = $1 \
-                 AND content_key = $2 AND state = 'passed' AND reusable = 1 \
+                 AND content_key = $2 AND state = 'passed' \
                  AND finished_at >= $3 ORDER BY id DESC LIMIT 1",
             )
             .bind(&run.repo)
@@ -825,19 +825,6 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         col(&row, "n")
-    }
-
-    /// Makes the passes of a request's patches unusable for reuse (an operator asked for
-    /// a fresh run). Returns how many runs it touched.
-    pub async fn forget_reusable_runs(&self, id: RequestId) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE ci_runs SET reusable = 0 WHERE reusable = 1 AND content_key IN \
-             (SELECT content_key FROM ci_runs WHERE request_id = $1 AND content_key IS NOT NULL)",
-        )
-        .bind(id.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
     }
 
     /// Records a webhook delivery's signature; false if it was seen before (a replay).

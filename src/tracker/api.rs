@@ -50,6 +50,9 @@ pub struct SubmitRequest {
     /// Bug number.
     #[serde(default)]
     pub bug: Option<i64>,
+    /// Test on try even if the same patches on the same base passed recently.
+    #[serde(default)]
+    pub fresh_try: bool,
 }
 
 /// Who is calling, from their token.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::request::{Event, Patch, Request, RequestId, Stage, Transition};
+use crate::request::{Event, FRESH_TRY, Patch, Request, RequestId, Stage, Transition};
 use crate::runtime::status::Verdict;
 use crate::runtime::{Work, metrics};
 use crate::store::{CiRun, Effects, ListFilter, StoreError};
@@ -59,6 +59,13 @@ pub(super) async fn create(
         validate(&state.ctx.config, &submit, &caller).map_err(|e| ApiError::BadRequest(e.0))?;
     let actor = format!("api:{} ({})", caller.user, caller.token);
     let id = state.ctx.store.insert_request(&new, &actor, &[]).await?;
+    if submit.fresh_try {
+        state
+            .ctx
+            .store
+            .note(id, FRESH_TRY, &actor, "a fresh try run was asked for: no reuse")
+            .await?;
+    }
     state.ctx.wake(Work::Pushers).await;
     tracing::info!(request = %id, requester = %new.requester, "request received through the API");
     Ok((
@@ -271,29 +278,21 @@ pub(super) async fn retry(
     caller.require(crate::config::Scope::Operator)?;
     let id = parse_id(&id)?;
     let options = body.map(|Json(o)| o).unwrap_or_default();
-    let mut forgotten = 0;
-    if options.fresh_try {
-        if state.ctx.store.request(id).await?.is_none() {
-            return Err(ApiError::NotFound(format!("there is no request {id}")));
-        }
-        forgotten = state.ctx.store.forget_reusable_runs(id).await?;
+    if options.fresh_try && state.ctx.store.request(id).await?.is_some() {
         state
             .ctx
             .store
             .note(
                 id,
-                "fresh_try",
+                FRESH_TRY,
                 &format!("operator:{}", caller.user),
-                &format!(
-                    "a fresh try run was asked for: {forgotten} earlier pass(es) of these patches \
-                     will not be reused"
-                ),
+                "a fresh try run was asked for: no reuse",
             )
             .await?;
     }
     let stage = retry_request(&state, &caller.user, id).await?;
     Ok(Json(
-        json!({ "id": id, "stage": stage, "fresh_try": options.fresh_try, "passes_forgotten": forgotten }),
+        json!({ "id": id, "stage": stage, "fresh_try": options.fresh_try }),
     ))
 }
 

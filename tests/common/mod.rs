@@ -50,6 +50,8 @@ pub struct Options {
     /// hg only: serve both repositories over HTTP (`hg serve` on 127.0.0.1) and point the
     /// configuration at those URLs.
     pub http: bool,
+    /// Extra TOML for the try repository (`ci = ...`, retry settings, its CI's table).
+    pub try_extra: String,
 }
 
 impl Default for Options {
@@ -68,6 +70,7 @@ impl Default for Options {
             ci_fails_first: false,
             postgres: false,
             http: false,
+            try_extra: String::new(),
         }
     }
 }
@@ -356,6 +359,7 @@ try = true
 base = "central"
 ci_command = "{ci}"
 ci_timeout_seconds = 60
+{try_extra}
 
 [permissions.users]
 {users}
@@ -409,6 +413,7 @@ service = true
                 .map(|u| format!("tree_status_url = \"{u}\""))
                 .unwrap_or_default(),
             operator_hash = hash_token("test-token-operator"),
+            try_extra = options.try_extra,
         );
         let config = match &options.bugzilla {
             Some(url) => {

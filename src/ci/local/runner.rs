@@ -249,7 +249,10 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
             tracing::warn!(run = run.id, error = %e, "cannot record the CI job");
             return;
         }
-        if let Some(retry) = retry_due(ctx, &repo, &run).await {
+        let decision = decision(ctx, &repo, &run).await;
+        if let Some(Decision::Wait { mut retries }) = decision.clone()
+            && let Some(retry) = retries.pop()
+        {
             let _ = ctx
                 .store
                 .request_ci_job(run.id, JOB, retry.attempt)
@@ -281,6 +284,12 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
         } else {
             format!("{headline} on attempt {attempt} ({})", earlier.join(", "))
         };
+        let headline = match decision {
+            Some(Decision::Failed {
+                quota: Some(quota), ..
+            }) => format!("{headline}; not retried: {quota}"),
+            _ => headline,
+        };
         let summary = if log_tail.is_empty() {
             headline
         } else {
@@ -301,25 +310,18 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
     }
 }
 
-/// The retry the policy asks for after the latest attempt, if any.
-async fn retry_due(
-    ctx: &Context,
-    repo: &RepoConfig,
-    run: &CiRun,
-) -> Option<super::super::policy::Retry> {
+/// What the retry policy says after the latest attempt.
+async fn decision(ctx: &Context, repo: &RepoConfig, run: &CiRun) -> Option<Decision> {
     let jobs = ctx.store.ci_jobs(run.id).await.ok()?;
     let quota = quota(ctx, repo, run).await.ok()?;
-    match decide(
+    Some(decide(
         &jobs,
         &[JOB.to_owned()],
         true,
         repo.retry_rules(),
         true,
         quota,
-    ) {
-        Decision::Wait { mut retries } => retries.pop(),
-        _ => None,
-    }
+    ))
 }
 
 async fn finish(

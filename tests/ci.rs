@@ -1,0 +1,258 @@
+//! Try results from CIs other than a plain run of the built-in runner: the signed webhook,
+//! retries of failed jobs within quotas (on the built-in runner, which Autoland can ask for
+//! another attempt), intermittents, and reuse of a try run that already passed.
+
+mod common;
+
+use std::time::Duration;
+
+use autoland::ci::webhook::sign;
+use common::{Change, Env, Options};
+use serde_json::{Value, json};
+
+const LIMIT: Duration = Duration::from_secs(90);
+const SECRET: &str = "webhook-secret-for-tests";
+
+fn webhook_options() -> Options {
+    Options {
+        try_extra: "ci = \"webhook\"\n[repositories.webhook]\nsecret_file = \"webhook-secret\"\n\
+                    jobs = [\"build\", \"test\"]\n"
+            .to_owned(),
+        ..Options::default()
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Posts a delivery signed with `secret` at `timestamp`; returns status and body.
+async fn deliver(base: &str, secret: &str, timestamp: i64, body: &Value) -> (u16, Value) {
+    let text = body.to_string();
+    let signature = sign(secret, &timestamp.to_string(), text.as_bytes()).unwrap();
+    post_raw(base, &timestamp.to_string(), &signature, &text).await
+}
+
+async fn post_raw(base: &str, timestamp: &str, signature: &str, text: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/ci/results"))
+        .header("content-type", "application/json")
+        .header("x-autoland-timestamp", timestamp)
+        .header("x-autoland-signature", signature)
+        .body(text.to_owned())
+        .send()
+        .await
+        .expect("server answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn event_detail(detail: &Value, kind: &str) -> String {
+    detail["events"]
+        .as_array()
+        .and_then(|events| events.iter().rev().find(|e| e["kind"] == kind))
+        .and_then(|e| e["detail"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn webhook_results_land_a_request_and_bad_deliveries_are_refused() {
+    let env = Env::new(webhook_options());
+    std::fs::write(env.path().join("webhook-secret"), format!("{SECRET}\n")).unwrap();
+    let running = env.start().await;
+    let api = &running.api;
+    let base = api.base.clone();
+    let id = env.submit_one(api, "Bug 1 - hooked", "src/hook.txt", "hooked\n").await;
+    let detail = api
+        .wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
+        .await;
+    let revision = detail["request"]["try_revision"].as_str().unwrap().to_owned();
+    let job = |name: &str, result: &str, attempt: i64| {
+        json!({"name": name, "result": result, "attempt": attempt,
+               "log_url": format!("https://ci.example.com/{name}/{attempt}"),
+               "duration_seconds": 1.5, "summary": format!("{name} said {result}")})
+    };
+    let build = json!({"repo": "try", "revision": revision, "jobs": [job("build", "success", 1)]});
+
+    // Wrong secret, stale timestamp, missing headers, garbage signature: 401.
+    let (status, body) = deliver(&base, "not-the-secret-at-all", now(), &build).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("signature"), "{body}");
+    let (status, body) = deliver(&base, SECRET, now() - 3600, &build).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("replay"), "{body}");
+    let (status, _) = post_raw(&base, &now().to_string(), "sha256=zz", &build.to_string()).await;
+    assert_eq!(status, 401);
+    // Signed, but for a revision Autoland never pushed: 404.
+    let unknown = json!({"repo": "try", "revision": "0".repeat(40), "jobs": [job("build", "success", 1)]});
+    let (status, body) = deliver(&base, SECRET, now(), &unknown).await;
+    assert_eq!(status, 404, "{body}");
+    // A malformed result word: 400 naming it.
+    let bad = json!({"repo": "try", "revision": revision, "jobs": [job("build", "sort-of", 1)]});
+    let (status, body) = deliver(&base, SECRET, now(), &bad).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("sort-of"), "{body}");
+
+    // The good one is taken; the very same delivery again is a replay.
+    let timestamp = now();
+    let text = build.to_string();
+    let signature = sign(SECRET, &timestamp.to_string(), text.as_bytes()).unwrap();
+    let (status, body) = post_raw(&base, &timestamp.to_string(), &signature, &text).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["state"], "running", "{body}");
+    let (status, body) = post_raw(&base, &timestamp.to_string(), &signature, &text).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("replay"), "{body}");
+
+    // `test` hits `retry` (the CI runs it again), then passes on its second attempt:
+    // intermittent, and the run passes.
+    let failed = json!({"repo": "try", "revision": revision, "jobs": [job("test", "retry", 1)]});
+    let (status, body) = deliver(&base, SECRET, now(), &failed).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["state"], "running", "a job with a later attempt to come: {body}");
+    let passed = json!({"repo": "try", "revision": revision, "jobs": [job("test", "success", 2)]});
+    let (status, body) = deliver(&base, SECRET, now(), &passed).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["state"], "passed", "{body}");
+
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let jobs = detail["ci_jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3, "{jobs:#?}");
+    assert!(jobs.iter().any(|j| j["name"] == "test"
+        && j["attempt"] == 2
+        && j["log_url"] == "https://ci.example.com/test/2"
+        && j["duration_ms"] == 1500));
+    let verdict = event_detail(&detail, "try_passed");
+    assert!(verdict.contains("intermittent: test"), "{verdict}");
+    assert!(verdict.contains("2 jobs: 2 passed, 0 failed"), "{verdict}");
+    // A verdict is final: more results for the run are refused.
+    let late = json!({"repo": "try", "revision": revision, "jobs": [job("test", "testfailed", 3)]});
+    let (status, _) = deliver(&base, SECRET, now(), &late).await;
+    assert_eq!(status, 409);
+    running.service.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_webhook_job_fails_the_request_with_its_log() {
+    let env = Env::new(webhook_options());
+    std::fs::write(env.path().join("webhook-secret"), SECRET).unwrap();
+    let running = env.start().await;
+    let api = &running.api;
+    let id = env.submit_one(api, "Bug 2 - broken", "src/b.txt", "b\n").await;
+    let detail = api
+        .wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
+        .await;
+    let revision = detail["request"]["try_revision"].as_str().unwrap().to_owned();
+    let body = json!({"repo": "try", "revision": revision, "complete": true, "jobs": [
+        {"name": "build", "result": "success"},
+        {"name": "test", "result": "failure", "log_url": "https://ci.example.com/t/9",
+         "summary": "line 1\nassertion failed: 2 == 3"}]});
+    let (status, answer) = deliver(&api.base, SECRET, now(), &body).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["state"], "failed", "{answer}");
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "failed");
+    assert_eq!(detail["request"]["failure"], "try_failed");
+    let why = detail["request"]["failure_detail"].as_str().unwrap();
+    assert!(why.contains("failed: test (failure) log: https://ci.example.com/t/9"), "{why}");
+    running.service.stop().await;
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_request_quota_with_a_message_naming_job_and_quota() {
+    let env = Env::new(Options {
+        ci_command: "echo 'always broken'; exit 1".to_owned(),
+        try_extra: "retry_failed_jobs = 3\nretry_quota_per_request = 1\n".to_owned(),
+        ..Options::default()
+    });
+    let running = env.start().await;
+    let api = &running.api;
+    let id = env.submit_one(api, "Bug 3 - red", "src/r.txt", "r\n").await;
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "failed", "{detail:#}");
+    let jobs = detail["ci_jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "one try and one retry: {jobs:#?}");
+    let retries: Vec<_> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "ci_retry")
+        .collect();
+    assert_eq!(retries.len(), 1, "{retries:#?}");
+    let why = detail["request"]["failure_detail"].as_str().unwrap();
+    assert!(why.contains("ci_command"), "{why}");
+    assert!(
+        why.contains("retry_quota_per_request") && why.contains("used its 1 retries"),
+        "{why}"
+    );
+    let text = reqwest::get(format!("{}/metrics", api.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("autoland_ci_retries_total"), "{text}");
+    running.service.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_that_fails_then_passes_is_intermittent_and_lands() {
+    let env = Env::new(Options {
+        ci_fails_first: true,
+        try_extra: "retry_failed_jobs = 1\n".to_owned(),
+        ..Options::default()
+    });
+    let running = env.start().await;
+    let api = &running.api;
+    let id = env.submit_one(api, "Bug 4 - flaky", "src/f.txt", "f\n").await;
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let verdict = event_detail(&detail, "try_passed");
+    assert!(verdict.contains("intermittent"), "{verdict}");
+    assert_eq!(detail["ci_jobs"].as_array().unwrap().len(), 2);
+    running.service.stop().await;
+}
+
+#[tokio::test]
+async fn a_passed_run_is_reused_for_the_same_patches_unless_a_fresh_run_is_asked() {
+    let env = Env::new(Options::default());
+    let running = env.start().await;
+    let api = &running.api;
+    let patches = env.patches(&[Change {
+        author: "Alice <alice@example.com>",
+        subject: "Bug 5 - same",
+        files: &[("src/same.txt", "same\n")],
+    }]);
+    // Try-only: central does not move, so the next request has the same base.
+    let first = api.submit(&patches, &["try"], json!({})).await;
+    let detail = api.wait_terminal(first, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let first_run = detail["ci_run"]["id"].as_i64().unwrap();
+    assert!(detail["ci_run"]["reused_from"].is_null());
+
+    let second = api.submit(&patches, &["try"], json!({})).await;
+    let detail = api.wait_terminal(second, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    assert_eq!(detail["ci_run"]["reused_from"], first_run, "{detail:#}");
+    let verdict = event_detail(&detail, "try_passed");
+    assert!(verdict.contains("not tested again"), "{verdict}");
+    assert!(
+        !detail["events"].as_array().unwrap().iter().any(|e| e["kind"] == "ci_started"),
+        "a reused run runs nothing"
+    );
+
+    let third = api.submit(&patches, &["try"], json!({"fresh_try": true})).await;
+    let detail = api.wait_terminal(third, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    assert!(detail["ci_run"]["reused_from"].is_null(), "{detail:#}");
+    assert!(
+        detail["events"].as_array().unwrap().iter().any(|e| e["kind"] == "ci_started"),
+        "a fresh run was asked for"
+    );
+    running.service.stop().await;
+}
