@@ -13,7 +13,7 @@ use super::session::{COOKIE_NAME, Session, same_token};
 use super::state::AppState;
 use crate::request::{Patch, Request, RequestId};
 use crate::runtime::status::Overview;
-use crate::store::CiRun;
+use crate::store::{CiJob, CiRun};
 
 #[derive(Template)]
 #[template(path = "status.html")]
@@ -40,8 +40,42 @@ struct RequestPage {
     r: Request,
     patches: Vec<Patch>,
     ci: Option<CiRun>,
+    jobs: Vec<JobLine>,
     events: Vec<EventLine>,
     operator: Option<Session>,
+}
+
+/// One attempt of one CI job, as the request page shows it.
+struct JobLine {
+    name: String,
+    attempt: i64,
+    state: &'static str,
+    result: String,
+    duration: String,
+    log_url: Option<String>,
+}
+
+impl JobLine {
+    fn of(job: CiJob) -> JobLine {
+        JobLine {
+            state: job.state.as_str(),
+            result: job
+                .raw_result
+                .clone()
+                .or_else(|| job.result.map(|r| r.as_str().to_owned()))
+                .unwrap_or_default(),
+            duration: job
+                .duration_ms
+                .map(|d| format!("{:.1} s", d as f64 / 1000.0))
+                .unwrap_or_default(),
+            // Only web links: a CI's answer is not trusted to be one.
+            log_url: job
+                .log_url
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            name: job.name,
+            attempt: job.attempt,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -107,11 +141,21 @@ pub(super) async fn request(
             detail: e.detail,
         })
         .collect();
+    let ci = store.ci_run_for(id).await?;
     render(&RequestPage {
         instance: state.ctx.instance.clone(),
         refresh: !r.stage.is_terminal(),
         patches: store.patches(id).await?,
-        ci: store.ci_run_for(id).await?,
+        jobs: match &ci {
+            Some(run) => store
+                .ci_jobs(run.id)
+                .await?
+                .into_iter()
+                .map(JobLine::of)
+                .collect(),
+            None => Vec::new(),
+        },
+        ci,
         r,
         events,
         operator: state.sessions.from_headers(&headers),
