@@ -48,5 +48,5 @@ pub mod demo;
 pub mod ops;
 /// Starting a process: the one place that lists the modules.
 pub mod service;
-/// Faithful simulators of services that cannot run here (Bugzilla).
+/// Faithful simulators of services that cannot run here (Bugzilla, Treeherder).
 pub mod simulator;
