@@ -242,3 +242,159 @@ async fn the_official_client_reads_pushes_and_pages_through_jobs() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Autoland reading its try runs from Treeherder (the simulator above).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Env, Options};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn treeherder_options(url: &str, extra: &str) -> Options {
+    Options {
+        try_extra: format!(
+            "ci = \"treeherder\"\n[repositories.treeherder]\nurl = \"{url}\"\nproject = \"{PROJECT}\"\n\
+             poll_ms = 100\n{extra}"
+        ),
+        ..Options::default()
+    }
+}
+
+async fn try_revision(api: &common::Api, id: i64) -> String {
+    let detail = api
+        .wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
+        .await;
+    detail["request"]["try_revision"]
+        .as_str()
+        .expect("try revision")
+        .to_owned()
+}
+
+fn completed(name: &str, result: JobResult) -> JobSpec {
+    JobSpec {
+        state: JobState::Completed,
+        result,
+        ..JobSpec::new(name, "T", "linux64")
+    }
+}
+
+#[tokio::test]
+async fn a_treeherder_push_with_pages_late_and_retried_jobs_passes_after_it_settles() {
+    let sim = Simulator::start().await.expect("simulator starts");
+    let env = Env::new(treeherder_options(sim.url(), "settle_seconds = 2\n"));
+    let running = env.start().await;
+    let api = &running.api;
+    let id = env.submit_one(api, "Bug 7 - th", "src/th.txt", "th\n").await;
+    let revision = try_revision(api, id).await;
+    // Nothing on Treeherder yet: the run waits.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let push = sim.add_push(PROJECT, &revision, AUTHOR).unwrap();
+    // More than one page (2000 a page) of passed jobs, and one still running.
+    for i in 0..2001 {
+        sim.add_job(push, completed(&format!("test-{i}"), JobResult::Success))
+            .unwrap();
+    }
+    let flaky = sim
+        .add_job(
+            push,
+            JobSpec {
+                state: JobState::Running,
+                ..JobSpec::new("mochitest", "M", "linux64")
+            },
+        )
+        .unwrap();
+    api.wait_for(id, LIMIT, |d| {
+        d["ci_jobs"].as_array().is_some_and(|j| j.len() == 2002)
+    })
+    .await;
+    // It ends `retry` (the CI runs it again), and the second run passes, late.
+    sim.update_job(flaky, JobState::Completed, JobResult::Retry)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sim.add_job(push, completed("mochitest", JobResult::Success))
+        .unwrap();
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{}", detail["events"]);
+    let verdict = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "try_passed")
+        .map(|e| e["detail"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    assert!(verdict.contains("2002 jobs: 2002 passed, 0 failed"), "{verdict}");
+    assert!(verdict.contains("intermittent: linux64 mochitest"), "{verdict}");
+    // It paged, and said who it is.
+    let requests = sim.requests();
+    let job_pages: Vec<_> = requests.iter().filter(|r| r.path == "/api/jobs/").collect();
+    assert!(job_pages.iter().any(|r| r.query.contains("page=2")), "{job_pages:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.user_agent.as_deref().is_some_and(|ua| ua.starts_with("autoland/"))),
+        "every call names Autoland"
+    );
+    running.service.stop().await;
+}
+
+#[tokio::test]
+async fn a_treeherder_push_that_never_completes_times_out_as_configured() {
+    let sim = Simulator::start().await.expect("simulator starts");
+    let env = Env::new(treeherder_options(
+        sim.url(),
+        "settle_seconds = 1\ncomplete_within_seconds = 3\n",
+    ));
+    let running = env.start().await;
+    let api = &running.api;
+    let id = env.submit_one(api, "Bug 8 - stuck", "src/st.txt", "st\n").await;
+    let revision = try_revision(api, id).await;
+    let push = sim.add_push(PROJECT, &revision, AUTHOR).unwrap();
+    sim.add_job(
+        push,
+        JobSpec {
+            state: JobState::Running,
+            ..JobSpec::new("forever", "F", "linux64")
+        },
+    )
+    .unwrap();
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "failed");
+    assert_eq!(detail["request"]["failure"], "timed_out", "{detail:#}");
+    let why = detail["request"]["failure_detail"].as_str().unwrap();
+    assert!(why.contains("did not complete the run within 3 s"), "{why}");
+    running.service.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_treeherder_job_fails_the_request_with_its_log_lines() {
+    let sim = Simulator::start().await.expect("simulator starts");
+    let env = Env::new(treeherder_options(sim.url(), "settle_seconds = 1\n"));
+    let running = env.start().await;
+    let api = &running.api;
+    let id = env.submit_one(api, "Bug 9 - red", "src/red.txt", "red\n").await;
+    let revision = try_revision(api, id).await;
+    let push = sim.add_push(PROJECT, &revision, AUTHOR).unwrap();
+    sim.add_job(push, completed("build", JobResult::Success)).unwrap();
+    sim.add_job(
+        push,
+        JobSpec {
+            log_text: Some("setting up\nTEST-UNEXPECTED-FAIL | test_thing.js | 1 != 2\n".to_owned()),
+            ..completed("xpcshell", JobResult::Testfailed)
+        },
+    )
+    .unwrap();
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["failure"], "try_failed", "{detail:#}");
+    let jobs = detail["ci_jobs"].as_array().unwrap();
+    let failed = jobs.iter().find(|j| j["name"] == "linux64 xpcshell").unwrap();
+    assert!(
+        failed["summary"].as_str().unwrap().contains("TEST-UNEXPECTED-FAIL"),
+        "{failed}"
+    );
+    assert!(failed["log_url"].as_str().unwrap().contains("live_backing.log"), "{failed}");
+    running.service.stop().await;
+}

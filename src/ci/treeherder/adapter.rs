@@ -40,9 +40,13 @@ pub struct Treeherder {
     base: String,
 }
 
+/// The fields of a job Autoland reads. `/api/jobs/` sends each job as a list of values
+/// named by the page's `job_property_names`; objects are taken too.
 #[derive(Debug, Clone, Deserialize)]
 struct Job {
     id: i64,
+    #[serde(default)]
+    push_id: Option<i64>,
     #[serde(default)]
     job_type_name: Option<String>,
     #[serde(default)]
@@ -51,10 +55,40 @@ struct Job {
     state: Option<String>,
     #[serde(default)]
     result: Option<String>,
+    /// Minutes, as Treeherder computes it (at least 1).
     #[serde(default)]
-    start_timestamp: Option<i64>,
-    #[serde(default)]
-    end_timestamp: Option<i64>,
+    duration: Option<i64>,
+}
+
+/// One page's jobs, as objects.
+fn jobs_of_page(page: &Value) -> Result<Vec<Job>, CiError> {
+    let names: Vec<&str> = page
+        .get("job_property_names")
+        .and_then(Value::as_array)
+        .map(|n| n.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let rows = page
+        .get("results")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    rows.into_iter()
+        .map(|row| {
+            let object = match row {
+                Value::Array(values) => Value::Object(
+                    names
+                        .iter()
+                        .zip(values)
+                        .map(|(name, value)| ((*name).to_owned(), value))
+                        .collect(),
+                ),
+                other => other,
+            };
+            serde_json::from_value(object).map_err(|e| {
+                CiError::Unreachable(format!("unexpected job in Treeherder's job list: {e}"))
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,11 +166,15 @@ impl Treeherder {
         let mut jobs = Vec::new();
         for _ in 0..MAX_PAGES {
             let page = self.get(&url).await?;
-            let results = page.get("results").cloned().unwrap_or(Value::Array(Vec::new()));
-            let mut batch: Vec<Job> = serde_json::from_value(results).map_err(|e| {
-                CiError::Unreachable(format!("unexpected job list from Treeherder: {e}"))
-            })?;
-            jobs.append(&mut batch);
+            // A filter Treeherder did not apply would hand over another push's jobs.
+            let batch = jobs_of_page(&page)?;
+            if let Some(other) = batch.iter().find(|j| j.push_id.is_some_and(|p| p != push)) {
+                return Err(CiError::Unreachable(format!(
+                    "Treeherder answered jobs of push {:?} when asked for push {push}",
+                    other.push_id
+                )));
+            }
+            jobs.extend(batch);
             match page.get("next").and_then(Value::as_str) {
                 Some(next) if !next.is_empty() => url = self.same_host(next),
                 _ => return Ok(jobs),
@@ -305,10 +343,10 @@ impl CiAdapter for Treeherder {
                 raw_result: job.result.clone().filter(|_| state == JobState::Completed),
                 external_id: Some(job.id.to_string()),
                 log_url: log_url.or_else(|| Some(self.job_page(run, job.id))),
-                duration_ms: match (job.start_timestamp, job.end_timestamp) {
-                    (Some(s), Some(e)) if e >= s => Some((e - s) * 1000),
-                    _ => None,
-                },
+                duration_ms: job
+                    .duration
+                    .filter(|_| state == JobState::Completed)
+                    .map(|minutes| minutes.saturating_mul(60_000)),
                 summary,
             });
         }
