@@ -36,6 +36,7 @@ pub async fn run(
             return;
         }
         let mut looked = 0;
+        let mut trouble = None;
         loop {
             match ctx
                 .store
@@ -44,7 +45,10 @@ pub async fn run(
             {
                 Ok(Some(run)) => {
                     looked += 1;
-                    let next = look(&ctx, &adapters, &owner, &run).await;
+                    let (next, problem) = look(&ctx, &adapters, &owner, &run).await;
+                    if problem.is_some() {
+                        trouble = problem;
+                    }
                     if let Err(e) = ctx.store.release_ci_run(run.id, &owner, ms(next)).await {
                         status.error(format!("cannot release CI run {}: {e}", run.id));
                     }
@@ -59,8 +63,10 @@ pub async fn run(
                 }
             }
         }
-        if looked > 0 {
-            status.set(format!("looked at {looked} CI run(s)"));
+        match trouble {
+            Some(problem) => status.error(problem),
+            None if looked > 0 => status.set(format!("looked at {looked} CI run(s)")),
+            None => {}
         }
         // Sleep until the next run is due, a new run is queued, or the poll interval.
         let due = ctx.store.next_ci_check(&kinds).await.ok().flatten();
@@ -75,15 +81,21 @@ pub async fn run(
     }
 }
 
-/// One look at `run`; returns when to look again.
-async fn look(ctx: &Context, adapters: &CiAdapters, owner: &str, run: &CiRun) -> Duration {
+/// One look at `run`; returns when to look again, and what went wrong if the CI could
+/// not be asked or read.
+async fn look(
+    ctx: &Context,
+    adapters: &CiAdapters,
+    owner: &str,
+    run: &CiRun,
+) -> (Duration, Option<String>) {
     let actor = actor_of(owner);
     let retry_later = Duration::from_secs(5);
     let Some(repo) = ctx.config.repo(&run.repo).cloned() else {
         let summary = format!("try repository `{}` is no longer configured", run.repo);
         let _ = conclude(ctx, &fallback_repo(run), run, CiState::Failed, &summary, &[], actor)
             .await;
-        return retry_later;
+        return (retry_later, None);
     };
     let Some(adapter) = adapters.for_repo(&run.repo).cloned() else {
         let summary = format!(
@@ -93,17 +105,24 @@ async fn look(ctx: &Context, adapters: &CiAdapters, owner: &str, run: &CiRun) ->
             repo.ci.as_str()
         );
         let _ = conclude(ctx, &repo, run, CiState::Failed, &summary, &[], actor).await;
-        return retry_later;
+        return (retry_later, None);
     };
     match drive(ctx, &repo, adapter.as_ref(), run, actor).await {
-        Ok(()) => adapter.poll_interval(),
+        Ok(()) => (adapter.poll_interval(), None),
         Err(e) => {
             tracing::warn!(run = run.id, error = %e, "cannot look at a CI run");
-            let _ = ctx
-                .store
-                .note(run.request_id, "ci_unreachable", actor, &e.to_string())
-                .await;
-            adapter.poll_interval().max(retry_later)
+            // One event per outage, not one per look.
+            let last = ctx.store.last_event(run.request_id).await.ok().flatten();
+            if !last.is_some_and(|e| e.kind == "ci_unreachable") {
+                let _ = ctx
+                    .store
+                    .note(run.request_id, "ci_unreachable", actor, &e.to_string())
+                    .await;
+            }
+            (
+                adapter.poll_interval().max(retry_later),
+                Some(format!("CI run {} on `{}`: {e}", run.id, run.repo)),
+            )
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct RepoView {
     pub kind: String,
     /// A try repository.
     pub is_try: bool,
+    /// For a try repository: the CI that tests it (`local`, `buildbot`, ...) and where.
+    pub ci: Option<String>,
     /// Closed by an operator: why and by whom (landings wait).
     pub closed: Option<String>,
 }
@@ -245,6 +247,18 @@ pub async fn overview(
                     name: r.name.clone(),
                     kind: format!("{:?}", r.kind).to_lowercase(),
                     is_try: r.is_try,
+                    ci: r.is_try.then(|| {
+                        let place = match (&r.buildbot, &r.treeherder) {
+                            (Some(b), _) => format!(" at {}", crate::secrets::scrub(&b.url)),
+                            (_, Some(t)) => format!(
+                                " at {} ({})",
+                                crate::secrets::scrub(&t.url),
+                                t.project
+                            ),
+                            _ => String::new(),
+                        };
+                        format!("{}{place}", r.ci.as_str())
+                    }),
                     closed: closed
                         .iter()
                         .find(|c| c.repo == r.name)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::{BuildbotConfig, CiKind, RepoConfig};
+use crate::config::{BuildbotConfig, CiKind, RepoConfig, RepoKind};
 use crate::store::{CiJob, CiRun, JobResult, JobState, JobUpdate};
 
 use super::super::adapter::{CiAdapter, CiError, Observation};
@@ -28,6 +28,8 @@ pub struct Buildbot {
     client: Client,
     settings: BuildbotConfig,
     repository: String,
+    /// For Mercurial: the branch the try push is on (git pushes have their own ref).
+    hg_branch: Option<String>,
 }
 
 impl Buildbot {
@@ -49,6 +51,7 @@ impl Buildbot {
             client,
             settings,
             repository,
+            hg_branch: (repo.kind == RepoKind::Hg).then(|| repo.branch().to_owned()),
         })
     }
 
@@ -150,7 +153,7 @@ impl CiAdapter for Buildbot {
                 &self.settings.scheduler,
                 &job.name,
                 &self.repository,
-                &run.ref_name,
+                self.hg_branch.as_deref().unwrap_or(&run.ref_name),
                 &run.revision,
                 &token,
             )
