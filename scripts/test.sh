@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs or starts what the tests need
-# (git, Mercurial, PostgreSQL, Chromium and playwright-core for the browser test), then
+# (git, Mercurial, PostgreSQL, a Python venv with Buildbot and treeherder-client, Chromium
+# and playwright-core for the browser test), then
 # checks formatting and lints, and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,10 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 fi
 
+echo "== Python venv: Buildbot master and worker, treeherder-client (scripts/python-env.sh)"
+AUTOLAND_VENV="$(scripts/python-env.sh)"
+export AUTOLAND_VENV
+
 echo "== browser test dependencies (playwright-core, drives Debian's Chromium)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
@@ -37,4 +42,4 @@ echo "== cargo test (SQLite)"
 cargo test 2>&1
 echo "== end-to-end suites again on PostgreSQL"
 AUTOLAND_TEST_DATABASE=postgres cargo test --test landing --test crash --test hg \
-  --test intake --test operations --test status --test bugzilla --test browser 2>&1
+  --test intake --test operations --test status --test bugzilla --test browser --test ci 2>&1
