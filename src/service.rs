@@ -192,7 +192,9 @@ pub fn ci_adapters(config: &Config, instance: &str) -> CiAdapters {
         };
         match adapter {
             Ok(adapter) => adapters.insert(&repo.name, adapter),
-            Err(e) => tracing::error!(repo = %repo.name, error = %e, "cannot set up the CI adapter"),
+            Err(e) => {
+                tracing::error!(repo = %repo.name, error = %e, "cannot set up the CI adapter")
+            }
         }
     }
     adapters

@@ -66,11 +66,16 @@ async fn webhook_results_land_a_request_and_bad_deliveries_are_refused() {
     let running = env.start().await;
     let api = &running.api;
     let base = api.base.clone();
-    let id = env.submit_one(api, "Bug 1 - hooked", "src/hook.txt", "hooked\n").await;
+    let id = env
+        .submit_one(api, "Bug 1 - hooked", "src/hook.txt", "hooked\n")
+        .await;
     let detail = api
         .wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
         .await;
-    let revision = detail["request"]["try_revision"].as_str().unwrap().to_owned();
+    let revision = detail["request"]["try_revision"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let job = |name: &str, result: &str, attempt: i64| {
         json!({"name": name, "result": result, "attempt": attempt,
                "log_url": format!("https://ci.example.com/{name}/{attempt}"),
@@ -81,21 +86,31 @@ async fn webhook_results_land_a_request_and_bad_deliveries_are_refused() {
     // Wrong secret, stale timestamp, missing headers, garbage signature: 401.
     let (status, body) = deliver(&base, "not-the-secret-at-all", now(), &build).await;
     assert_eq!(status, 401, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("signature"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("signature"),
+        "{body}"
+    );
     let (status, body) = deliver(&base, SECRET, now() - 3600, &build).await;
     assert_eq!(status, 401, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("replay"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("replay"),
+        "{body}"
+    );
     let (status, _) = post_raw(&base, &now().to_string(), "sha256=zz", &build.to_string()).await;
     assert_eq!(status, 401);
     // Signed, but for a revision Autoland never pushed: 404.
-    let unknown = json!({"repo": "try", "revision": "0".repeat(40), "jobs": [job("build", "success", 1)]});
+    let unknown =
+        json!({"repo": "try", "revision": "0".repeat(40), "jobs": [job("build", "success", 1)]});
     let (status, body) = deliver(&base, SECRET, now(), &unknown).await;
     assert_eq!(status, 404, "{body}");
     // A malformed result word: 400 naming it.
     let bad = json!({"repo": "try", "revision": revision, "jobs": [job("build", "sort-of", 1)]});
     let (status, body) = deliver(&base, SECRET, now(), &bad).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("sort-of"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("sort-of"),
+        "{body}"
+    );
 
     // The good one is taken; the very same delivery again is a replay.
     let timestamp = now();
@@ -106,14 +121,20 @@ async fn webhook_results_land_a_request_and_bad_deliveries_are_refused() {
     assert_eq!(body["state"], "running", "{body}");
     let (status, body) = post_raw(&base, &timestamp.to_string(), &signature, &text).await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("replay"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("replay"),
+        "{body}"
+    );
 
     // `test` hits `retry` (the CI runs it again), then passes on its second attempt:
     // intermittent, and the run passes.
     let failed = json!({"repo": "try", "revision": revision, "jobs": [job("test", "retry", 1)]});
     let (status, body) = deliver(&base, SECRET, now(), &failed).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body["state"], "running", "a job with a later attempt to come: {body}");
+    assert_eq!(
+        body["state"], "running",
+        "a job with a later attempt to come: {body}"
+    );
     let passed = json!({"repo": "try", "revision": revision, "jobs": [job("test", "success", 2)]});
     let (status, body) = deliver(&base, SECRET, now(), &passed).await;
     assert_eq!(status, 202, "{body}");
@@ -143,11 +164,16 @@ async fn a_failing_webhook_job_fails_the_request_with_its_log() {
     std::fs::write(env.path().join("webhook-secret"), SECRET).unwrap();
     let running = env.start().await;
     let api = &running.api;
-    let id = env.submit_one(api, "Bug 2 - broken", "src/b.txt", "b\n").await;
+    let id = env
+        .submit_one(api, "Bug 2 - broken", "src/b.txt", "b\n")
+        .await;
     let detail = api
         .wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
         .await;
-    let revision = detail["request"]["try_revision"].as_str().unwrap().to_owned();
+    let revision = detail["request"]["try_revision"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let body = json!({"repo": "try", "revision": revision, "complete": true, "jobs": [
         {"name": "build", "result": "success"},
         {"name": "test", "result": "failure", "log_url": "https://ci.example.com/t/9",
@@ -159,7 +185,10 @@ async fn a_failing_webhook_job_fails_the_request_with_its_log() {
     assert_eq!(detail["request"]["stage"], "failed");
     assert_eq!(detail["request"]["failure"], "try_failed");
     let why = detail["request"]["failure_detail"].as_str().unwrap();
-    assert!(why.contains("failed: test (failure) log: https://ci.example.com/t/9"), "{why}");
+    assert!(
+        why.contains("failed: test (failure) log: https://ci.example.com/t/9"),
+        "{why}"
+    );
     running.service.stop().await;
 }
 
@@ -209,7 +238,9 @@ async fn a_job_that_fails_then_passes_is_intermittent_and_lands() {
     });
     let running = env.start().await;
     let api = &running.api;
-    let id = env.submit_one(api, "Bug 4 - flaky", "src/f.txt", "f\n").await;
+    let id = env
+        .submit_one(api, "Bug 4 - flaky", "src/f.txt", "f\n")
+        .await;
     let detail = api.wait_terminal(id, LIMIT).await;
     assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
     let verdict = event_detail(&detail, "try_passed");
@@ -242,16 +273,26 @@ async fn a_passed_run_is_reused_for_the_same_patches_unless_a_fresh_run_is_asked
     let verdict = event_detail(&detail, "try_passed");
     assert!(verdict.contains("not tested again"), "{verdict}");
     assert!(
-        !detail["events"].as_array().unwrap().iter().any(|e| e["kind"] == "ci_started"),
+        !detail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "ci_started"),
         "a reused run runs nothing"
     );
 
-    let third = api.submit(&patches, &["try"], json!({"fresh_try": true})).await;
+    let third = api
+        .submit(&patches, &["try"], json!({"fresh_try": true}))
+        .await;
     let detail = api.wait_terminal(third, LIMIT).await;
     assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
     assert!(detail["ci_run"]["reused_from"].is_null(), "{detail:#}");
     assert!(
-        detail["events"].as_array().unwrap().iter().any(|e| e["kind"] == "ci_started"),
+        detail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "ci_started"),
         "a fresh run was asked for"
     );
     running.service.stop().await;

@@ -288,7 +288,9 @@ async fn a_treeherder_push_with_pages_late_and_retried_jobs_passes_after_it_sett
     let env = Env::new(treeherder_options(sim.url(), "settle_seconds = 2\n"));
     let running = env.start().await;
     let api = &running.api;
-    let id = env.submit_one(api, "Bug 7 - th", "src/th.txt", "th\n").await;
+    let id = env
+        .submit_one(api, "Bug 7 - th", "src/th.txt", "th\n")
+        .await;
     let revision = try_revision(api, id).await;
     // Nothing on Treeherder yet: the run waits.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -326,16 +328,26 @@ async fn a_treeherder_push_with_pages_late_and_retried_jobs_passes_after_it_sett
         .find(|e| e["kind"] == "try_passed")
         .map(|e| e["detail"].as_str().unwrap_or("").to_owned())
         .unwrap_or_default();
-    assert!(verdict.contains("2002 jobs: 2002 passed, 0 failed"), "{verdict}");
-    assert!(verdict.contains("intermittent: linux64 mochitest"), "{verdict}");
+    assert!(
+        verdict.contains("2002 jobs: 2002 passed, 0 failed"),
+        "{verdict}"
+    );
+    assert!(
+        verdict.contains("intermittent: linux64 mochitest"),
+        "{verdict}"
+    );
     // It paged, and said who it is.
     let requests = sim.requests();
     let job_pages: Vec<_> = requests.iter().filter(|r| r.path == "/api/jobs/").collect();
-    assert!(job_pages.iter().any(|r| r.query.contains("page=2")), "{job_pages:?}");
     assert!(
-        requests
-            .iter()
-            .all(|r| r.user_agent.as_deref().is_some_and(|ua| ua.starts_with("autoland/"))),
+        job_pages.iter().any(|r| r.query.contains("page=2")),
+        "{job_pages:?}"
+    );
+    assert!(
+        requests.iter().all(|r| r
+            .user_agent
+            .as_deref()
+            .is_some_and(|ua| ua.starts_with("autoland/"))),
         "every call names Autoland"
     );
     running.service.stop().await;
@@ -350,7 +362,9 @@ async fn a_treeherder_push_that_never_completes_times_out_as_configured() {
     ));
     let running = env.start().await;
     let api = &running.api;
-    let id = env.submit_one(api, "Bug 8 - stuck", "src/st.txt", "st\n").await;
+    let id = env
+        .submit_one(api, "Bug 8 - stuck", "src/st.txt", "st\n")
+        .await;
     let revision = try_revision(api, id).await;
     let push = sim.add_push(PROJECT, &revision, AUTHOR).unwrap();
     sim.add_job(
@@ -375,14 +389,19 @@ async fn a_failed_treeherder_job_fails_the_request_with_its_log_lines() {
     let env = Env::new(treeherder_options(sim.url(), "settle_seconds = 1\n"));
     let running = env.start().await;
     let api = &running.api;
-    let id = env.submit_one(api, "Bug 9 - red", "src/red.txt", "red\n").await;
+    let id = env
+        .submit_one(api, "Bug 9 - red", "src/red.txt", "red\n")
+        .await;
     let revision = try_revision(api, id).await;
     let push = sim.add_push(PROJECT, &revision, AUTHOR).unwrap();
-    sim.add_job(push, completed("build", JobResult::Success)).unwrap();
+    sim.add_job(push, completed("build", JobResult::Success))
+        .unwrap();
     sim.add_job(
         push,
         JobSpec {
-            log_text: Some("setting up\nTEST-UNEXPECTED-FAIL | test_thing.js | 1 != 2\n".to_owned()),
+            log_text: Some(
+                "setting up\nTEST-UNEXPECTED-FAIL | test_thing.js | 1 != 2\n".to_owned(),
+            ),
             ..completed("xpcshell", JobResult::Testfailed)
         },
     )
@@ -390,11 +409,23 @@ async fn a_failed_treeherder_job_fails_the_request_with_its_log_lines() {
     let detail = api.wait_terminal(id, LIMIT).await;
     assert_eq!(detail["request"]["failure"], "try_failed", "{detail:#}");
     let jobs = detail["ci_jobs"].as_array().unwrap();
-    let failed = jobs.iter().find(|j| j["name"] == "linux64 xpcshell").unwrap();
+    let failed = jobs
+        .iter()
+        .find(|j| j["name"] == "linux64 xpcshell")
+        .unwrap();
     assert!(
-        failed["summary"].as_str().unwrap().contains("TEST-UNEXPECTED-FAIL"),
+        failed["summary"]
+            .as_str()
+            .unwrap()
+            .contains("TEST-UNEXPECTED-FAIL"),
         "{failed}"
     );
-    assert!(failed["log_url"].as_str().unwrap().contains("live_backing.log"), "{failed}");
+    assert!(
+        failed["log_url"]
+            .as_str()
+            .unwrap()
+            .contains("live_backing.log"),
+        "{failed}"
+    );
     running.service.stop().await;
 }

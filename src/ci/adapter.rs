@@ -90,8 +90,11 @@ impl CiAdapters {
 
     /// The kinds of CI these adapters talk to (as stored with each run).
     pub fn kinds(&self) -> Vec<&'static str> {
-        let mut kinds: Vec<&'static str> =
-            self.by_repo.iter().map(|(_, a)| a.kind().as_str()).collect();
+        let mut kinds: Vec<&'static str> = self
+            .by_repo
+            .iter()
+            .map(|(_, a)| a.kind().as_str())
+            .collect();
         kinds.sort_unstable();
         kinds.dedup();
         kinds

@@ -24,7 +24,10 @@ pub async fn quota(ctx: &Context, repo: &RepoConfig, run: &CiRun) -> Result<Quot
     let rules = repo.retry_rules();
     let used_request = ctx.store.ci_retries_of_request(run.request_id).await?;
     let day_ago = now_ms().saturating_sub(24 * 3600 * 1000);
-    let used_day = ctx.store.ci_retries_of_repo_since(&repo.name, day_ago).await?;
+    let used_day = ctx
+        .store
+        .ci_retries_of_repo_since(&repo.name, day_ago)
+        .await?;
     Ok(Quota {
         request_left: i64::from(rules.per_request) - used_request,
         day_left: i64::from(rules.per_day) - used_day,
@@ -45,7 +48,14 @@ pub async fn judge(
 ) -> Result<Judged, StoreError> {
     let jobs = ctx.store.ci_jobs(run.id).await?;
     let quota = quota(ctx, repo, run).await?;
-    let decision = decide(&jobs, expected, complete, repo.retry_rules(), can_retry, quota);
+    let decision = decide(
+        &jobs,
+        expected,
+        complete,
+        repo.retry_rules(),
+        can_retry,
+        quota,
+    );
     match decision {
         Decision::Wait { retries } => {
             for retry in &retries {
@@ -128,7 +138,11 @@ pub fn describe(jobs: &[CiJob], decision: &Decision) -> String {
         .iter()
         .filter(|o| o.last.result.is_some_and(JobResult::is_good))
         .count();
-    let intermittent: Vec<&str> = all.iter().filter(|o| o.intermittent).map(|o| o.name).collect();
+    let intermittent: Vec<&str> = all
+        .iter()
+        .filter(|o| o.intermittent)
+        .map(|o| o.name)
+        .collect();
     let failed: Vec<&str> = all
         .iter()
         .filter(|o| !o.last.result.is_some_and(JobResult::is_good))

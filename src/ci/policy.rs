@@ -257,7 +257,10 @@ mod tests {
 
     #[test]
     fn a_running_or_missing_job_waits() {
-        let jobs = [job("build", 1, Some(JobResult::Success)), job("test", 1, None)];
+        let jobs = [
+            job("build", 1, Some(JobResult::Success)),
+            job("test", 1, None),
+        ];
         let d = decide(&jobs, &names(&["build", "test"]), true, RULES, true, PLENTY);
         assert_eq!(d, Decision::Wait { retries: vec![] });
         let jobs = [job("build", 1, Some(JobResult::Success))];
@@ -296,7 +299,10 @@ mod tests {
             job("build", 2, Some(JobResult::Infra)),
         ];
         let d = decide(&jobs, &names(&["build"]), true, RULES, true, PLENTY);
-        assert!(matches!(&d, Decision::Wait { retries } if retries[0].attempt == 3), "{d:?}");
+        assert!(
+            matches!(&d, Decision::Wait { retries } if retries[0].attempt == 3),
+            "{d:?}"
+        );
         jobs.push(job("build", 3, Some(JobResult::Success)));
         let d = decide(&jobs, &names(&["build"]), true, RULES, true, PLENTY);
         assert_eq!(
@@ -359,7 +365,10 @@ mod tests {
             ..PLENTY
         };
         let d = decide(&jobs, &names(&["a", "b"]), true, RULES, true, one);
-        assert!(matches!(&d, Decision::Wait { retries } if retries.len() == 1), "{d:?}");
+        assert!(
+            matches!(&d, Decision::Wait { retries } if retries.len() == 1),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -93,8 +93,16 @@ async fn look(
     let retry_later = Duration::from_secs(5);
     let Some(repo) = ctx.config.repo(&run.repo).cloned() else {
         let summary = format!("try repository `{}` is no longer configured", run.repo);
-        let _ = conclude(ctx, &fallback_repo(run), run, CiState::Failed, &summary, &[], actor)
-            .await;
+        let _ = conclude(
+            ctx,
+            &fallback_repo(run),
+            run,
+            CiState::Failed,
+            &summary,
+            &[],
+            actor,
+        )
+        .await;
         return (retry_later, None);
     };
     let Some(adapter) = adapters.for_repo(&run.repo).cloned() else {
@@ -113,7 +121,7 @@ async fn look(
             tracing::warn!(run = run.id, error = %e, "cannot look at a CI run");
             // One event per outage, not one per look.
             let last = ctx.store.last_event(run.request_id).await.ok().flatten();
-            if !last.is_some_and(|e| e.kind == "ci_unreachable") {
+            if last.is_none_or(|e| e.kind != "ci_unreachable") {
                 let _ = ctx
                     .store
                     .note(run.request_id, "ci_unreachable", actor, &e.to_string())

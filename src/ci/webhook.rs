@@ -144,7 +144,9 @@ pub async fn deliver(
         .ok_or_else(|| WebhookError::NotFound("the repository has no webhook table".to_owned()))?;
     let secret = settings.secret(&repo.name).map_err(|e| {
         tracing::error!(error = %e, "the webhook secret cannot be read");
-        WebhookError::Unauthorized("the webhook secret of this repository is not available".to_owned())
+        WebhookError::Unauthorized(
+            "the webhook secret of this repository is not available".to_owned(),
+        )
     })?;
     let timestamp = timestamp
         .ok_or_else(|| WebhookError::Unauthorized(format!("missing {TIMESTAMP_HEADER} header")))?;
@@ -259,7 +261,10 @@ fn update_of(job: &JobReport) -> Result<JobUpdate, WebhookError> {
         (Some("pending") | Some("queued"), None) => JobState::Pending,
         (Some("running") | None, None) => JobState::Running,
         (Some("completed"), None) => {
-            return bad(format!("job `{}`: a completed job needs a result", job.name));
+            return bad(format!(
+                "job `{}`: a completed job needs a result",
+                job.name
+            ));
         }
         (Some(other), None) => {
             return bad(format!(
@@ -271,7 +276,10 @@ fn update_of(job: &JobReport) -> Result<JobUpdate, WebhookError> {
     if let Some(url) = &job.log_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
-        return bad(format!("job `{}`: log_url must be an http(s) URL", job.name));
+        return bad(format!(
+            "job `{}`: log_url must be an http(s) URL",
+            job.name
+        ));
     }
     let summary = job.summary.as_ref().map(|s| {
         let lines: Vec<&str> = s.lines().collect();

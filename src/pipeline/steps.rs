@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use crate::patch::with_trailer;
 use crate::permissions;
-use crate::request::{API_SOURCE, FRESH_TRY, FailureCategory, Patch, Request, Stage, TRAILER_KEY, Transition};
+use crate::request::{
+    API_SOURCE, FRESH_TRY, FailureCategory, Patch, Request, Stage, TRAILER_KEY, Transition,
+};
 use crate::runtime::{Context, GatherError, metrics};
 use crate::store::{Effects, NewCiRun, StoreError};
 use crate::vcs::{CommitSpec, PushTarget, VcsError, WorkingCopy};
@@ -399,9 +401,9 @@ impl Step<'_> {
         let try_repo = self.ctx.config.repo(&self.request.try_repo);
         let fresh = self.ctx.store.has_event(self.request.id, FRESH_TRY).await?;
         let content_key = match base {
-            Some(base) => Some(
-                self.content_key(base, &self.ctx.store.patches(self.request.id).await?),
-            ),
+            Some(base) => {
+                Some(self.content_key(base, &self.ctx.store.patches(self.request.id).await?))
+            }
             None => None,
         };
         let try_ref = PushTarget::try_ref(&self.request.uid);

@@ -105,17 +105,16 @@ pub fn try_detail(report: &RunReport) -> String {
         CiState::TimedOut => "try run timed out",
         _ => "try failed",
     };
-    let mut text = format!(
-        "{verdict}: {}",
-        run.summary.clone().unwrap_or_default()
-    );
+    let mut text = format!("{verdict}: {}", run.summary.clone().unwrap_or_default());
     if let Some(log) = run.log_path.as_deref().filter(|l| !l.is_empty()) {
         text.push_str(&format!("\nlog: {log}"));
     }
     for outcome in report.outcomes() {
         let last = outcome.last;
         let word = last.raw_result.clone().unwrap_or_else(|| {
-            last.result.map(|r| r.as_str().to_owned()).unwrap_or_default()
+            last.result
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default()
         });
         if outcome.intermittent {
             text.push_str(&format!(

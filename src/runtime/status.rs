@@ -250,11 +250,9 @@ pub async fn overview(
                     ci: r.is_try.then(|| {
                         let place = match (&r.buildbot, &r.treeherder) {
                             (Some(b), _) => format!(" at {}", crate::secrets::scrub(&b.url)),
-                            (_, Some(t)) => format!(
-                                " at {} ({})",
-                                crate::secrets::scrub(&t.url),
-                                t.project
-                            ),
+                            (_, Some(t)) => {
+                                format!(" at {} ({})", crate::secrets::scrub(&t.url), t.project)
+                            }
                             _ => String::new(),
                         };
                         format!("{}{place}", r.ci.as_str())

@@ -481,13 +481,12 @@ impl Store {
 
     /// Whether a request has an event of `kind`.
     pub async fn has_event(&self, id: RequestId, kind: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM events WHERE request_id = $1 AND kind = $2",
-        )
-        .bind(id.0)
-        .bind(kind)
-        .fetch_one(&self.pool)
-        .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM events WHERE request_id = $1 AND kind = $2")
+                .bind(id.0)
+                .bind(kind)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(col::<i64>(&row, "n")? > 0)
     }
 

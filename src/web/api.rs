@@ -63,7 +63,12 @@ pub(super) async fn create(
         state
             .ctx
             .store
-            .note(id, FRESH_TRY, &actor, "a fresh try run was asked for: no reuse")
+            .note(
+                id,
+                FRESH_TRY,
+                &actor,
+                "a fresh try run was asked for: no reuse",
+            )
             .await?;
     }
     state.ctx.wake(Work::Pushers).await;

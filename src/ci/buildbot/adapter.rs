@@ -36,7 +36,10 @@ impl Buildbot {
     /// The adapter of try repository `repo` (which has a `[buildbot]` table).
     pub fn new(repo: &RepoConfig, user_agent: &str) -> Result<Buildbot, CiError> {
         let settings = repo.buildbot.clone().ok_or_else(|| {
-            CiError::Refused(format!("repository `{}` has no buildbot settings", repo.name))
+            CiError::Refused(format!(
+                "repository `{}` has no buildbot settings",
+                repo.name
+            ))
         })?;
         let client = Client::new(
             &settings.url,
@@ -167,7 +170,11 @@ impl CiAdapter for Buildbot {
             if job.state == JobState::Completed || job.state == JobState::Requested {
                 continue;
             }
-            let Some(id) = job.external_id.as_deref().and_then(|i| i.parse::<i64>().ok()) else {
+            let Some(id) = job
+                .external_id
+                .as_deref()
+                .and_then(|i| i.parse::<i64>().ok())
+            else {
                 continue;
             };
             let Some(request) = self.client.buildrequest(id).await? else {
@@ -215,9 +222,10 @@ impl CiAdapter for Buildbot {
                         None => state,
                     })
                 }
-                None if !result.is_good() => {
-                    Some("completed without a build (collapsed or cancelled before it started)".to_owned())
-                }
+                None if !result.is_good() => Some(
+                    "completed without a build (collapsed or cancelled before it started)"
+                        .to_owned(),
+                ),
                 _ => None,
             };
             updates.push(JobUpdate {

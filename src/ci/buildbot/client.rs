@@ -136,12 +136,9 @@ impl Client {
 
     async fn get(&self, path: &str) -> Result<Value, CiError> {
         let url = format!("{}/api/v2/{path}", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| CiError::Unreachable(format!("Buildbot at {} is unreachable: {e}", self.base)))?;
+        let response = self.http.get(&url).send().await.map_err(|e| {
+            CiError::Unreachable(format!("Buildbot at {} is unreachable: {e}", self.base))
+        })?;
         let status = response.status();
         let body = response
             .text()
@@ -171,7 +168,8 @@ impl Client {
     /// The newest buildsets, newest first.
     pub async fn recent_buildsets(&self, limit: u32) -> Result<Vec<Buildset>, CiError> {
         Self::list(
-            self.get(&format!("buildsets?order=-bsid&limit={limit}")).await?,
+            self.get(&format!("buildsets?order=-bsid&limit={limit}"))
+                .await?,
             "buildsets",
         )
     }
@@ -179,22 +177,26 @@ impl Client {
     /// The build requests of a buildset.
     pub async fn buildrequests_of(&self, bsid: i64) -> Result<Vec<BuildRequest>, CiError> {
         Self::list(
-            self.get(&format!("buildrequests?buildsetid={bsid}")).await?,
+            self.get(&format!("buildrequests?buildsetid={bsid}"))
+                .await?,
             "buildrequests",
         )
     }
 
     /// A build request.
     pub async fn buildrequest(&self, id: i64) -> Result<Option<BuildRequest>, CiError> {
-        let list: Vec<BuildRequest> =
-            Self::list(self.get(&format!("buildrequests/{id}")).await?, "buildrequests")?;
+        let list: Vec<BuildRequest> = Self::list(
+            self.get(&format!("buildrequests/{id}")).await?,
+            "buildrequests",
+        )?;
         Ok(list.into_iter().next())
     }
 
     /// The builds of a build request, oldest first.
     pub async fn builds_of(&self, buildrequest: i64) -> Result<Vec<Build>, CiError> {
         let mut builds: Vec<Build> = Self::list(
-            self.get(&format!("builds?buildrequestid={buildrequest}")).await?,
+            self.get(&format!("builds?buildrequestid={buildrequest}"))
+                .await?,
             "builds",
         )?;
         builds.sort_by_key(|b| b.buildid);
@@ -214,12 +216,9 @@ impl Client {
     /// A log's text.
     pub async fn log_text(&self, log: i64) -> Result<String, CiError> {
         let url = format!("{}/api/v2/logs/{log}/raw", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| CiError::Unreachable(format!("Buildbot at {} is unreachable: {e}", self.base)))?;
+        let response = self.http.get(&url).send().await.map_err(|e| {
+            CiError::Unreachable(format!("Buildbot at {} is unreachable: {e}", self.base))
+        })?;
         response
             .text()
             .await
@@ -257,7 +256,9 @@ impl Client {
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| CiError::Unreachable(format!("Buildbot at {} is unreachable: {e}", self.base)))?;
+            .map_err(|e| {
+                CiError::Unreachable(format!("Buildbot at {} is unreachable: {e}", self.base))
+            })?;
         let status = response.status();
         let text = response
             .text()

@@ -98,13 +98,14 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
     let checkout = checkout_for(ctx, &repo);
     // Attempts of the command already made (a crash or a retry before this claim).
     let mut attempt = match ctx.store.ci_jobs(run.id).await {
-        Ok(jobs) => jobs
-            .iter()
-            .filter(|j| j.state == JobState::Completed)
-            .map(|j| j.attempt)
-            .max()
-            .unwrap_or(0)
-            + 1,
+        Ok(jobs) => {
+            jobs.iter()
+                .filter(|j| j.state == JobState::Completed)
+                .map(|j| j.attempt)
+                .max()
+                .unwrap_or(0)
+                + 1
+        }
         Err(e) => {
             tracing::warn!(run = run.id, error = %e, "cannot read the run's jobs");
             return;
@@ -253,10 +254,7 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
         if let Some(Decision::Wait { mut retries }) = decision.clone()
             && let Some(retry) = retries.pop()
         {
-            let _ = ctx
-                .store
-                .request_ci_job(run.id, JOB, retry.attempt)
-                .await;
+            let _ = ctx.store.request_ci_job(run.id, JOB, retry.attempt).await;
             metrics::ci_retry(&repo.name, retry.reason.as_str());
             let _ = ctx
                 .store
@@ -280,7 +278,10 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
             headline
         } else if result.is_good() {
             metrics::ci_intermittent(&repo.name);
-            format!("{headline} on attempt {attempt}, intermittent ({})", earlier.join(", "))
+            format!(
+                "{headline} on attempt {attempt}, intermittent ({})",
+                earlier.join(", ")
+            )
         } else {
             format!("{headline} on attempt {attempt} ({})", earlier.join(", "))
         };

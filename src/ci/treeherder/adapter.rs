@@ -143,7 +143,9 @@ impl Treeherder {
             )));
         }
         serde_json::from_str(&text).map_err(|e| {
-            CiError::Unreachable(format!("Treeherder sent something that is not JSON for {url}: {e}"))
+            CiError::Unreachable(format!(
+                "Treeherder sent something that is not JSON for {url}: {e}"
+            ))
         })
     }
 
@@ -271,7 +273,11 @@ impl CiAdapter for Treeherder {
     }
 
     async fn observe(&self, run: &CiRun, recorded: &[CiJob]) -> Result<Observation, CiError> {
-        let push = match run.external_id.as_deref().and_then(|p| p.parse::<i64>().ok()) {
+        let push = match run
+            .external_id
+            .as_deref()
+            .and_then(|p| p.parse::<i64>().ok())
+        {
             Some(push) => push,
             None => match self.push_id(&run.revision).await? {
                 Some(push) => push,
