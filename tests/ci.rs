@@ -297,3 +297,55 @@ async fn a_passed_run_is_reused_for_the_same_patches_unless_a_fresh_run_is_asked
     );
     running.service.stop().await;
 }
+
+/// The README's `curl` line for a CI job, run as written (with this server's address).
+#[tokio::test]
+async fn the_readme_webhook_example_works_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```sh\nbody=")
+        .expect("the README has the webhook example")
+        + 6;
+    let end = start + readme[start..].find("```").unwrap();
+    let env = Env::new(Options {
+        try_extra: "ci = \"webhook\"\n[repositories.webhook]\nsecret_file = \"webhook-secret\"\n\
+                    jobs = [\"lint\"]\n"
+            .to_owned(),
+        ..Options::default()
+    });
+    std::fs::write(env.path().join("webhook-secret"), SECRET).unwrap();
+    let running = env.start().await;
+    let api = &running.api;
+    let script = readme[start..end].replace("https://autoland.example.com", &api.base);
+    let id = env
+        .submit_one(api, "Bug 6 - readme", "src/readme.txt", "r\n")
+        .await;
+    let detail = api
+        .wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
+        .await;
+    let revision = detail["request"]["try_revision"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let output = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env("REVISION", &revision)
+        .env("JOB_NAME", "lint")
+        .env("RESULT", "success")
+        .env("LOG_URL", "https://ci.example.com/lint/1")
+        .env("AUTOLAND_WEBHOOK_SECRET", SECRET)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    running.service.stop().await;
+}
