@@ -13,6 +13,7 @@ use autoland::service::{self, Service};
 use serde_json::{Value, json};
 
 pub mod bugzilla;
+pub mod buildbot;
 pub mod fleet;
 
 /// The test suite that a try run executes: fails when any tracked file says BROKEN.

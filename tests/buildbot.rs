@@ -1,0 +1,398 @@
+//! Smoke tests of the Buildbot harness (tests/common/buildbot.rs): a real Buildbot 4.3
+//! master and worker from the venv that scripts/python-env.sh makes. They show what the
+//! master does with what a repository's `autoland-ci.sh` says, for git and hg, and what a
+//! clean restart and a crash of the master do to a running build.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::buildbot::{Buildbot, EXIT_EXCEPTION, results};
+use common::{git, hg};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// A git repository whose `main` has only a README, and one commit per `(name, script)`,
+/// each on its own `refs/heads/autoland/<name>` and on no other branch. Returns the
+/// revisions, in order.
+fn git_repo(dir: &Path, scripts: &[(&str, &str)]) -> Vec<String> {
+    std::fs::create_dir_all(dir).expect("make the repository dir");
+    git(dir, &["init", "--quiet", "--initial-branch=main"]);
+    std::fs::write(dir.join("README"), "base\n").expect("write README");
+    git(dir, &["add", "README"]);
+    git(dir, &["commit", "--quiet", "-m", "base"]);
+    let mut revs = Vec::new();
+    for (name, script) in scripts {
+        git(dir, &["checkout", "--quiet", "--detach", "main"]);
+        std::fs::write(dir.join("autoland-ci.sh"), script).expect("write autoland-ci.sh");
+        git(dir, &["add", "autoland-ci.sh"]);
+        git(dir, &["commit", "--quiet", "-m", name]);
+        let rev = git(dir, &["rev-parse", "HEAD"]).trim().to_owned();
+        git(
+            dir,
+            &["update-ref", &format!("refs/heads/autoland/{name}"), &rev],
+        );
+        revs.push(rev);
+    }
+    git(dir, &["checkout", "--quiet", "main"]);
+    revs
+}
+
+/// An hg repository with one commit per script (each a child of the previous). Returns the
+/// revisions (full hashes), in order.
+fn hg_repo(dir: &Path, scripts: &[&str]) -> Vec<String> {
+    std::fs::create_dir_all(dir).expect("make the repository dir");
+    hg(dir, &["init"]);
+    let mut revs = Vec::new();
+    for (i, script) in scripts.iter().enumerate() {
+        std::fs::write(dir.join("autoland-ci.sh"), script).expect("write autoland-ci.sh");
+        if i == 0 {
+            hg(dir, &["add", "autoland-ci.sh"]);
+        }
+        hg(dir, &["commit", "-m", &format!("commit {i}")]);
+        revs.push(
+            hg(dir, &["log", "-r", ".", "-T", "{node}"])
+                .trim()
+                .to_owned(),
+        );
+    }
+    revs
+}
+
+/// Prints the revision the tree is at, then exits with `code`.
+fn git_script(code: i32) -> String {
+    format!("echo \"autoland-ci.sh for $1 at $(git rev-parse HEAD)\"\nexit {code}\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_builders_pass_fail_or_raise_an_exception_as_the_repository_says() {
+    let t0 = Instant::now();
+    let bb = Buildbot::start().await;
+    eprintln!("Buildbot::start took {:?}", bb.start_time);
+    let repo = bb.path().join("repo");
+    let revs = git_repo(
+        &repo,
+        &[
+            ("pass", &git_script(0)),
+            ("fail", &git_script(1)),
+            ("infra", &git_script(EXIT_EXCEPTION)),
+        ],
+    );
+    // Each revision is reachable only from its refs/heads/autoland/<name>.
+    for rev in &revs {
+        let on_main = std::process::Command::new("git")
+            .args(["merge-base", "--is-ancestor", rev, "main"])
+            .current_dir(&repo)
+            .status()
+            .expect("git runs");
+        assert!(!on_main.success());
+    }
+
+    // And a commit only on a ref outside refs/heads (not cloned: the step fetches it).
+    git(&repo, &["checkout", "--quiet", "--detach", "main"]);
+    std::fs::write(repo.join("autoland-ci.sh"), git_script(0)).expect("write autoland-ci.sh");
+    git(&repo, &["add", "autoland-ci.sh"]);
+    git(&repo, &["commit", "--quiet", "-m", "elsewhere"]);
+    let elsewhere = git(&repo, &["rev-parse", "HEAD"]).trim().to_owned();
+    git(
+        &repo,
+        &["update-ref", "refs/autoland/elsewhere", &elsewhere],
+    );
+    git(&repo, &["checkout", "--quiet", "main"]);
+
+    // A file:// URL, not a path: git then clones as from a server (only refs/heads/* and
+    // tags, only reachable objects), where a path would copy every object.
+    let url = format!("file://{}", repo.display());
+    let repository = url.as_str();
+    // (name, ref, revision, expected results); the same revision twice: no collapsing.
+    let cases = [
+        (
+            "pass",
+            "refs/heads/autoland/pass",
+            &revs[0],
+            results::SUCCESS,
+        ),
+        (
+            "fail",
+            "refs/heads/autoland/fail",
+            &revs[1],
+            results::FAILURE,
+        ),
+        (
+            "infra",
+            "refs/heads/autoland/infra",
+            &revs[2],
+            results::EXCEPTION,
+        ),
+        (
+            "pass-again",
+            "refs/heads/autoland/pass",
+            &revs[0],
+            results::SUCCESS,
+        ),
+    ];
+    let forced_at = Instant::now();
+    let mut forced = Vec::new();
+    for (name, branch, rev, _) in &cases {
+        let reason = format!("autoland job {name} attempt 1");
+        let f = bb
+            .force(&["git-build", "git-test"], repository, branch, rev, &reason)
+            .await;
+        assert_eq!(f.requests.len(), 2, "{f:?}");
+        forced.push((f, reason));
+    }
+    eprintln!("{} force calls took {:?}", cases.len(), forced_at.elapsed());
+
+    let ids: Vec<u64> = forced
+        .iter()
+        .flat_map(|(f, _)| f.requests.values().copied())
+        .collect();
+    let done = bb.wait_complete(&ids, LIMIT).await;
+    eprintln!(
+        "{} git builds complete {:?} after the force calls",
+        ids.len(),
+        forced_at.elapsed()
+    );
+    let builds = bb.builds().await;
+    let builder_ids = bb.builder_ids().await;
+    for ((f, reason), (name, _, rev, expected)) in forced.iter().zip(cases) {
+        for (builder, brid) in &f.requests {
+            let br = done
+                .iter()
+                .find(|r| r.id == *brid)
+                .expect("a requested buildrequest");
+            assert_eq!(br.builder, *builder);
+            assert_eq!(br.buildset, f.buildset);
+            assert_eq!(br.results, Some(expected), "{name} on {builder}: {br:?}");
+            // Exactly one build per request.
+            let of_br: Vec<_> = builds.iter().filter(|b| b.buildrequest == *brid).collect();
+            assert_eq!(of_br.len(), 1, "{name} on {builder}: {of_br:?}");
+            let build = of_br[0];
+            assert_eq!(build.results, Some(expected), "{build:?}");
+            assert_eq!(br.build_numbers, vec![build.number]);
+            // The checkout is at the revision, and the script's output is in the stdio log.
+            let log = bb.stdio(build.id, "autoland-ci").await;
+            assert!(
+                log.contains(&format!("autoland-ci.sh for {builder} at {rev}")),
+                "{log}"
+            );
+            let steps = bb.steps(build.id).await;
+            let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["worker_preparation", "checkout", "autoland-ci"]);
+            assert_eq!(steps[1].results, Some(results::SUCCESS));
+            assert_eq!(steps[2].results, Some(expected));
+            assert_eq!(build.builder_id, builder_ids[builder.as_str()]);
+            eprintln!(
+                "{name} on {builder}: results {:?}, state {:?}, {}",
+                build.results,
+                build.state,
+                bb.build_url(build.builder_id, build.number)
+            );
+        }
+        // The buildset is found again by its reason.
+        assert_eq!(bb.buildsets_with_reason(reason).await, vec![f.buildset]);
+        let bs = bb.get(&format!("buildsets/{}", f.buildset)).await;
+        assert_eq!(bs["buildsets"][0]["reason"], reason.as_str());
+        assert_eq!(bs["buildsets"][0]["results"], expected);
+    }
+    assert!(bb.buildsets_with_reason("no such reason").await.is_empty());
+
+    // The build pages for humans are served.
+    let index = reqwest::get(format!("{}/", bb.url()))
+        .await
+        .expect("GET /")
+        .text()
+        .await
+        .expect("the index page");
+    assert!(index.to_lowercase().contains("buildbot"), "{index}");
+
+    // Errors: an unknown builder, a bad revision.
+    let (status, answer) = bb
+        .json_rpc(
+            "forceschedulers/autoland",
+            "force",
+            serde_json::json!({"builderNames": ["no-such-builder"], "username": "autoland"}),
+        )
+        .await;
+    eprintln!("unknown builder: HTTP {status} {answer}");
+    assert!(status >= 400, "{status} {answer}");
+    assert!(answer.get("error").is_some(), "{answer}");
+    let f = bb
+        .force(
+            &["git-test"],
+            repository,
+            "refs/heads/autoland/pass",
+            "0123456789012345678901234567890123456789",
+            "bad revision",
+        )
+        .await;
+    let br = &bb.wait_complete(&[f.requests["git-test"]], LIMIT).await[0];
+    assert_eq!(br.results, Some(results::FAILURE), "{br:?}");
+    let build = &bb.builds_of(br.id).await[0];
+    let checkout = &bb.steps(build.id).await[1];
+    assert_eq!(checkout.results, Some(results::FAILURE), "{checkout:?}");
+
+    // A revision reachable only from a ref outside refs/heads.
+    let f = bb
+        .force(
+            &["git-test"],
+            repository,
+            "refs/autoland/elsewhere",
+            &elsewhere,
+            "elsewhere",
+        )
+        .await;
+    let br = &bb.wait_complete(&[f.requests["git-test"]], LIMIT).await[0];
+    assert_eq!(br.results, Some(results::SUCCESS), "{br:?}");
+    let build = &bb.builds_of(br.id).await[0];
+    let log = bb.stdio(build.id, "checkout").await;
+    assert!(log.contains("git fetch -f"), "{log}");
+    let log = bb.stdio(build.id, "autoland-ci").await;
+    assert!(log.contains(&format!("at {elsewhere}")), "{log}");
+    eprintln!("test took {:?}", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hg_builder_checks_out_the_given_revision() {
+    let bb = Buildbot::start().await;
+    eprintln!("Buildbot::start took {:?}", bb.start_time);
+    let repo = bb.path().join("hgrepo");
+    let script = |code: i32| {
+        format!("echo \"autoland-ci.sh for $1 at $(hg log -r . -T '{{node}}')\"\nexit {code}\n")
+    };
+    // The older revision passes, its child fails: the build must check out the one asked.
+    let revs = hg_repo(&repo, &[&script(0), &script(1), &script(EXIT_EXCEPTION)]);
+    let repository = repo.to_str().expect("a UTF-8 path");
+    let mut ids = Vec::new();
+    for rev in &revs {
+        let f = bb
+            .force(&["hg-test"], repository, "", rev, &format!("hg {rev}"))
+            .await;
+        ids.push(f.requests["hg-test"]);
+    }
+    let done = bb.wait_complete(&ids, LIMIT).await;
+    let got: Vec<Option<i64>> = done.iter().map(|r| r.results).collect();
+    assert_eq!(
+        got,
+        [
+            Some(results::SUCCESS),
+            Some(results::FAILURE),
+            Some(results::EXCEPTION)
+        ]
+    );
+    for (br, rev) in done.iter().zip(&revs) {
+        assert_eq!(br.builder, "hg-test");
+        assert_eq!(br.build_numbers.len(), 1, "{br:?}");
+        let build = &bb.builds_of(br.id).await[0];
+        let log = bb.stdio(build.id, "autoland-ci").await;
+        assert!(
+            log.contains(&format!("autoland-ci.sh for hg-test at {rev}")),
+            "{log}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_master_restart_cancels_the_running_build() {
+    let mut bb = Buildbot::start().await;
+    let repo = bb.path().join("repo");
+    let revs = git_repo(
+        &repo,
+        &[
+            ("slow", "echo sleeping; sleep 60; echo slept\n"),
+            ("pass", &git_script(0)),
+        ],
+    );
+    let repository = repo.to_str().expect("a UTF-8 path");
+    let f = bb
+        .force(
+            &["git-test"],
+            repository,
+            "refs/heads/autoland/slow",
+            &revs[0],
+            "slow 1",
+        )
+        .await;
+    let brid = f.requests["git-test"];
+    bb.wait_step_started(brid, "autoland-ci", LIMIT).await;
+
+    let t = Instant::now();
+    bb.restart_master().await;
+    eprintln!(
+        "restart_master (stop, start, worker back) took {:?}",
+        t.elapsed()
+    );
+
+    // Per the notes: the build ends CANCELLED and the request is completed, not retried.
+    let br = bb.buildrequest(brid).await;
+    eprintln!(
+        "after a clean restart: {br:?}, builds {:?}",
+        bb.builds().await
+    );
+    assert!(br.complete, "{br:?}");
+    assert_eq!(br.results, Some(results::CANCELLED), "{br:?}");
+    assert_eq!(br.build_numbers.len(), 1, "{br:?}");
+    let build = &bb.builds_of(brid).await[0];
+    assert_eq!(build.results, Some(results::CANCELLED), "{build:?}");
+    // Still so a while later: nothing retries it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(bb.buildrequest(brid).await, br);
+
+    // The restarted master builds.
+    let f = bb
+        .force(
+            &["git-build"],
+            repository,
+            "refs/heads/autoland/pass",
+            &revs[1],
+            "after restart",
+        )
+        .await;
+    assert!(f.buildset > 1);
+    let br = &bb.wait_complete(&[f.requests["git-build"]], LIMIT).await[0];
+    assert_eq!(br.results, Some(results::SUCCESS), "{br:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_retries_the_running_build_on_the_same_request() {
+    let mut bb = Buildbot::start().await;
+    let repo = bb.path().join("repo");
+    // Sleeps the first time only (a marker outside the repository), then passes.
+    let marker = bb.path().join("slept-once");
+    let script = format!(
+        "if [ ! -e '{m}' ]; then touch '{m}'; echo sleeping; sleep 60; fi\necho done\n",
+        m = marker.display()
+    );
+    let revs = git_repo(&repo, &[("once", &script)]);
+    let repository = repo.to_str().expect("a UTF-8 path");
+    let f = bb
+        .force(
+            &["git-build"],
+            repository,
+            "refs/heads/autoland/once",
+            &revs[0],
+            "killed",
+        )
+        .await;
+    let brid = f.requests["git-build"];
+    bb.wait_step_started(brid, "autoland-ci", LIMIT).await;
+    while !marker.exists() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let t = Instant::now();
+    bb.kill_master_and_start().await;
+    eprintln!("kill_master_and_start (worker back) took {:?}", t.elapsed());
+    let br = &bb.wait_complete(&[brid], LIMIT).await[0];
+    let builds = bb.builds_of(brid).await;
+    eprintln!("after SIGKILL: {br:?}, builds {builds:?}");
+    assert_eq!(br.results, Some(results::SUCCESS), "{br:?}");
+    assert_eq!(builds.len(), 2, "{builds:?}");
+    assert_eq!(builds[0].results, Some(results::RETRY), "{builds:?}");
+    assert_eq!(builds[1].results, Some(results::SUCCESS), "{builds:?}");
+    // One buildset, one request: Buildbot retried it by itself.
+    let all: HashSet<u64> = bb.buildrequests().await.iter().map(|r| r.id).collect();
+    assert_eq!(all, HashSet::from([brid]));
+}
