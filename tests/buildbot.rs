@@ -5,12 +5,14 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::buildbot::{Buildbot, EXIT_EXCEPTION, results};
-use common::{git, hg};
+use common::{Api, Change, Env, Kind, Options, free_port, git, hg, wait_for_file, wait_healthy};
+use serde_json::{Value, json};
+use std::process::Child;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -395,4 +397,252 @@ async fn a_killed_master_retries_the_running_build_on_the_same_request() {
     // One buildset, one request: Buildbot retried it by itself.
     let all: HashSet<u64> = bb.buildrequests().await.iter().map(|r| r.id).collect();
     assert_eq!(all, HashSet::from([brid]));
+}
+
+// ---------------------------------------------------------------------------------------
+// Autoland asking a real Buildbot for the builds of its try pushes and reading them back.
+
+fn autoland_options(kind: Kind, bb: &Buildbot) -> Options {
+    let builders = match kind {
+        Kind::Git => "[\"git-build\", \"git-test\"]",
+        Kind::Hg => "[\"hg-test\"]",
+    };
+    Options {
+        kind,
+        try_extra: format!(
+            "ci = \"buildbot\"\n[repositories.buildbot]\nurl = \"{}\"\nbuilders = {builders}\npoll_ms = 100\n",
+            bb.url()
+        ),
+        ..Options::default()
+    }
+}
+
+/// A patch whose `autoland-ci.sh` is what the builders run.
+fn ci_patch(env: &Env, subject: &str, script: &str) -> Vec<String> {
+    env.patches(&[Change {
+        author: "Alice <alice@example.com>",
+        subject,
+        files: &[("autoland-ci.sh", script), ("src/change.txt", subject)],
+    }])
+}
+
+/// How many build requests and builds each builder has, from Buildbot's own API.
+async fn counts(bb: &Buildbot) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let mut requests = BTreeMap::new();
+    for r in bb.buildrequests().await {
+        *requests.entry(r.builder.clone()).or_insert(0) += 1;
+    }
+    let mut builds = BTreeMap::new();
+    for b in bb.builds().await {
+        *builds.entry(b.builder.clone()).or_insert(0) += 1;
+    }
+    (requests, builds)
+}
+
+fn map(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+fn event(detail: &Value, kind: &str) -> String {
+    detail["events"]
+        .as_array()
+        .and_then(|e| e.iter().rev().find(|e| e["kind"] == kind))
+        .and_then(|e| e["detail"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn passes_and_fails_on_buildbot(kind: Kind) {
+    let bb = Buildbot::start().await;
+    let env = Env::new(autoland_options(kind, &bb));
+    let running = env.start().await;
+    let api = &running.api;
+    let good = ci_patch(&env, "Bug 1 - good", "echo 'all good'\n");
+    let id = api.submit(&good, &["try", "central"], json!({})).await;
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let jobs = detail["ci_jobs"].as_array().unwrap();
+    assert!(
+        jobs.iter().all(|j| j["raw_result"] == "SUCCESS"),
+        "{jobs:#?}"
+    );
+    assert!(
+        jobs.iter()
+            .all(|j| j["log_url"].as_str().unwrap().starts_with(&bb.url())),
+        "log links point at Buildbot: {jobs:#?}"
+    );
+    let builders: Vec<&str> = match kind {
+        Kind::Git => vec!["git-build", "git-test"],
+        Kind::Hg => vec!["hg-test"],
+    };
+    let one_each: Vec<(&str, usize)> = builders.iter().map(|b| (*b, 1)).collect();
+    assert_eq!(counts(&bb).await, (map(&one_each), map(&one_each)));
+
+    // The tests fail on every attempt: one retry (retry_failed_jobs = 1), then a failure
+    // naming the job, with its log link and last lines.
+    let bad = ci_patch(
+        &env,
+        "Bug 2 - bad",
+        "echo 'TEST-UNEXPECTED-FAIL | test_thing | 1 != 2'\nexit 1\n",
+    );
+    let id = api.submit(&bad, &["try", "central"], json!({})).await;
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["failure"], "try_failed", "{detail:#}");
+    let why = detail["request"]["failure_detail"].as_str().unwrap();
+    let last = builders[builders.len() - 1];
+    assert!(
+        why.contains(&format!("failed: {last} (FAILURE, 2 attempts)")),
+        "{why}"
+    );
+    assert!(why.contains(&format!("{}/#/builders/", bb.url())), "{why}");
+    let jobs = detail["ci_jobs"].as_array().unwrap();
+    assert!(
+        jobs.iter().any(|j| j["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("TEST-UNEXPECTED-FAIL"))),
+        "{jobs:#?}"
+    );
+    let two_each: Vec<(&str, usize)> = builders.iter().map(|b| (*b, 3)).collect();
+    assert_eq!(
+        counts(&bb).await,
+        (map(&two_each), map(&two_each)),
+        "1 + 2 per builder"
+    );
+    running.service.stop().await;
+}
+
+#[tokio::test]
+async fn buildbot_passes_and_fails_on_git() {
+    passes_and_fails_on_buildbot(Kind::Git).await;
+}
+
+#[tokio::test]
+async fn buildbot_passes_and_fails_on_hg() {
+    passes_and_fails_on_buildbot(Kind::Hg).await;
+}
+
+#[tokio::test]
+async fn an_infrastructure_exception_then_a_pass_is_intermittent() {
+    let bb = Buildbot::start().await;
+    let env = Env::new(autoland_options(Kind::Git, &bb));
+    let marker = env.path().join("exception-once");
+    let running = env.start().await;
+    let api = &running.api;
+    // git-build hits an "infrastructure" exception (exit 75 → EXCEPTION) once.
+    let script = format!(
+        "if [ \"$1\" = git-build ] && [ ! -e '{m}' ]; then touch '{m}'; echo 'worker lost its disk'; exit 75; fi\necho ok\n",
+        m = marker.display()
+    );
+    let id = api
+        .submit(
+            &ci_patch(&env, "Bug 3 - flaky", &script),
+            &["try", "central"],
+            json!({}),
+        )
+        .await;
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let verdict = event(&detail, "try_passed");
+    assert!(verdict.contains("intermittent: git-build"), "{verdict}");
+    assert!(
+        event(&detail, "ci_retry").contains("EXCEPTION"),
+        "{detail:#}"
+    );
+    assert_eq!(
+        counts(&bb).await,
+        (
+            map(&[("git-build", 2), ("git-test", 1)]),
+            map(&[("git-build", 2), ("git-test", 1)])
+        )
+    );
+    running.service.stop().await;
+}
+
+fn kill9(mut child: Child) {
+    child.kill().expect("SIGKILL autoland");
+    child.wait().expect("reap autoland");
+}
+
+async fn serve(env: &Env, port: u16) -> (Child, Api) {
+    let child = env.spawn_serve(port);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&base, Duration::from_secs(30)).await;
+    (child, Api::new(&base, &env.token))
+}
+
+/// A script that says it started, then waits for `release` to exist.
+fn waiting_script(started: &std::path::Path, release: &std::path::Path) -> String {
+    format!(
+        "touch '{s}-'\"$1\"\nwhile [ ! -e '{r}' ]; do sleep 0.1; done\necho released\n",
+        s = started.display(),
+        r = release.display()
+    )
+}
+
+#[tokio::test]
+async fn autoland_killed_while_builds_run_neither_loses_nor_repeats_a_build() {
+    let bb = Buildbot::start().await;
+    let env = Env::new(autoland_options(Kind::Git, &bb));
+    let started = env.path().join("started");
+    let release = env.path().join("release");
+    let port = free_port();
+    let (child, api) = serve(&env, port).await;
+    let patch = ci_patch(&env, "Bug 4 - slow", &waiting_script(&started, &release));
+    let id = api.submit(&patch, &["try", "central"], json!({})).await;
+    wait_for_file(&env.path().join("started-git-build"), LIMIT).await;
+    wait_for_file(&env.path().join("started-git-test"), LIMIT).await;
+    kill9(child);
+    let (child, api) = serve(&env, port).await;
+    std::fs::write(&release, "").unwrap();
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(
+        detail["request"]["stage"],
+        "landed",
+        "{detail:#}\n{}",
+        env.process_logs()
+    );
+    let one = map(&[("git-build", 1), ("git-test", 1)]);
+    assert_eq!(counts(&bb).await, (one.clone(), one));
+    kill9(child);
+}
+
+#[tokio::test]
+async fn a_buildbot_master_restarted_during_a_build_gets_the_build_asked_again() {
+    let mut bb = Buildbot::start().await;
+    let env = Env::new(autoland_options(Kind::Git, &bb));
+    let started = env.path().join("started");
+    let release = env.path().join("release");
+    let running = env.start().await;
+    let api = &running.api;
+    let patch = ci_patch(&env, "Bug 5 - restart", &waiting_script(&started, &release));
+    let id = api.submit(&patch, &["try", "central"], json!({})).await;
+    wait_for_file(&env.path().join("started-git-build"), LIMIT).await;
+    wait_for_file(&env.path().join("started-git-test"), LIMIT).await;
+    // A clean restart cancels the running builds and does not retry them itself.
+    bb.restart_master().await;
+    std::fs::write(&release, "").unwrap();
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let verdict = event(&detail, "try_passed");
+    assert!(verdict.contains("intermittent"), "{verdict}");
+    // Per job: attempt 1 cancelled by the shutdown, attempt 2 passed; one build each.
+    let two = map(&[("git-build", 2), ("git-test", 2)]);
+    assert_eq!(counts(&bb).await, (two.clone(), two));
+    let results: Vec<i64> = bb
+        .buildrequests()
+        .await
+        .iter()
+        .filter_map(|r| r.results)
+        .collect();
+    assert_eq!(
+        results.iter().filter(|r| **r == 6).count(),
+        2,
+        "{results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|r| **r == 0).count(),
+        2,
+        "{results:?}"
+    );
+    running.service.stop().await;
 }
