@@ -646,3 +646,98 @@ async fn a_buildbot_master_restarted_during_a_build_gets_the_build_asked_again()
     );
     running.service.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Latency benchmark (not part of CI): `scripts/bench-ci.sh` runs it and prints the table.
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn event_at(detail: &Value, kind: &str) -> i64 {
+    detail["events"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["kind"] == kind))
+        .and_then(|e| e["at"].as_i64())
+        .unwrap_or_else(|| panic!("no {kind} event: {detail:#}"))
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Time from the try push to Buildbot having the build request, and from the last job's
+/// end (the last line of the job's command) to Autoland's `try_passed` transition.
+#[tokio::test]
+#[ignore = "benchmark: scripts/bench-ci.sh"]
+async fn latency_benchmark() {
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let poll_ms: u64 = std::env::var("BENCH_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let bb = Buildbot::start().await;
+    let env = Env::new(Options {
+        try_extra: format!(
+            "ci = \"buildbot\"\n[repositories.buildbot]\nurl = \"{}\"\nbuilders = [\"git-test\"]\npoll_ms = {poll_ms}\n",
+            bb.url()
+        ),
+        ..Options::default()
+    });
+    let running = env.start().await;
+    let api = &running.api;
+    let mut to_request = Vec::new();
+    let mut to_transition = Vec::new();
+    for round in 0..rounds {
+        let stamp = env.path().join(format!("ended-{round}"));
+        let script = format!(
+            "echo working\necho $(($(date +%s%N) / 1000000)) > '{}'\n",
+            stamp.display()
+        );
+        let patches = ci_patch(&env, &format!("Round {round}"), &script);
+        let known = bb.buildrequests().await.len();
+        let id = api.submit(&patches, &["try"], json!({})).await;
+        // Watch Buildbot for the new build request.
+        let seen = loop {
+            if bb.buildrequests().await.len() > known {
+                break now_ms();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let detail = api.wait_terminal(id, LIMIT).await;
+        assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+        let pushed = event_at(&detail, "pushed_to_try");
+        let passed = event_at(&detail, "try_passed");
+        let ended: i64 = std::fs::read_to_string(&stamp)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        to_request.push(seen - pushed);
+        to_transition.push(passed - ended);
+    }
+    to_request.sort_unstable();
+    to_transition.sort_unstable();
+    println!("\nBuildbot latency, {rounds} try runs, poll_ms = {poll_ms} (ms)");
+    println!("| measure | median | p90 | max |");
+    println!("|---|---|---|---|");
+    for (name, values) in [
+        ("try push → build request on Buildbot", &to_request),
+        ("last job's end → Autoland's transition", &to_transition),
+    ] {
+        println!(
+            "| {name} | {} | {} | {} |",
+            percentile(values, 0.5),
+            percentile(values, 0.9),
+            values[values.len() - 1]
+        );
+    }
+    running.service.stop().await;
+}

@@ -64,6 +64,9 @@ pub enum RequestCommand {
     Retry {
         /// Request id.
         id: i64,
+        /// Test on try again even if the same patches on the same base passed recently.
+        #[arg(long)]
+        fresh_try: bool,
     },
     /// Close a repository: landings on it wait until it is reopened (operator token).
     Close {
@@ -183,9 +186,12 @@ pub(super) async fn run(
             );
             Ok(ExitCode::SUCCESS)
         }
-        RequestCommand::Retry { id } => {
+        RequestCommand::Retry { id, fresh_try } => {
             let answer = client
-                .post(&format!("/api/requests/{id}/retry"), &json!({}))
+                .post(
+                    &format!("/api/requests/{id}/retry"),
+                    &json!({ "fresh_try": fresh_try }),
+                )
                 .await?;
             println!(
                 "request {id} retried; it is {}",

@@ -401,6 +401,106 @@ mod tests {
             .unwrap_or_default()
     }
 
+    fn job(name: &str, attempt: i64, result: JobResult, raw: &str) -> crate::store::CiJob {
+        crate::store::CiJob {
+            id: attempt,
+            run_id: 3,
+            name: name.into(),
+            attempt,
+            state: crate::store::JobState::Completed,
+            result: Some(result),
+            raw_result: Some(raw.into()),
+            external_id: None,
+            log_url: Some(format!("https://ci.example.com/{name}/{attempt}")),
+            duration_ms: Some(1000),
+            summary: (!result.is_good()).then(|| {
+                (1..=20)
+                    .map(|i| format!("line {i}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }),
+        }
+    }
+
+    fn report(jobs: Vec<crate::store::CiJob>, summary: &str) -> RunReport {
+        RunReport {
+            run: crate::store::CiRun {
+                id: 3,
+                request_id: RequestId(7),
+                repo: "try".into(),
+                revision: "abc123".into(),
+                ref_name: "refs/heads/autoland/u".into(),
+                ci: "buildbot".into(),
+                state: crate::store::CiState::Failed,
+                attempts: 1,
+                exit_code: None,
+                summary: Some(summary.into()),
+                log_path: None,
+                external_id: None,
+                reused_from: None,
+                created_at: 0,
+                finished_at: None,
+                last_change_at: None,
+            },
+            jobs,
+        }
+    }
+
+    #[test]
+    fn a_try_failure_lists_each_job_like_the_2012_report() {
+        let jobs = vec![
+            job("build", 1, JobResult::Infra, "EXCEPTION"),
+            job("build", 2, JobResult::Success, "SUCCESS"),
+            job("lint", 1, JobResult::Success, "SUCCESS"),
+            job("test", 1, JobResult::Failed, "FAILURE"),
+            job("test", 2, JobResult::Failed, "FAILURE"),
+        ];
+        let text = comment(
+            Stage::AwaitingTry,
+            Transition::Fail(FailureCategory::TryFailed),
+            "try failed",
+            Effects {
+                ci_report: Some(report(jobs, "3 jobs: 2 passed, 1 failed")),
+                ..Effects::default()
+            },
+        );
+        let expected_tail: String = (6..=20).map(|i| format!("  line {i}\n")).collect();
+        assert_eq!(
+            text,
+            format!(
+                "Autoland stopped because the try run failed; nothing was landed (request 7, \
+                 try_failed).\n\nTry results for request 7: 3 jobs, 2 passed, 1 failed, 1 \
+                 intermittent (try revision abc123).\nRetries: 2.\n\nFailed: test (FAILURE, \
+                 after 2 attempts)\nLog: https://ci.example.com/test/2\n{expected_tail}\n\
+                 Intermittent: build (EXCEPTION, then passed on attempt 2)\n\
+                 Log: https://ci.example.com/build/2\n\nLook at the log, fix the patch, and try again."
+            )
+        );
+    }
+
+    #[test]
+    fn a_quota_that_stopped_a_retry_is_named() {
+        let text = comment(
+            Stage::AwaitingTry,
+            Transition::Fail(FailureCategory::TryFailed),
+            "try failed",
+            Effects {
+                ci_report: Some(report(
+                    vec![job("test", 1, JobResult::Failed, "FAILURE")],
+                    "1 job: 0 passed, 1 failed; failed: test; not retried: this request has \
+                     used its 4 retries (retry_quota_per_request)",
+                )),
+                ..Effects::default()
+            },
+        );
+        assert!(
+            text.contains(
+                "Not retried: this request has used its 4 retries (retry_quota_per_request)."
+            ),
+            "{text}"
+        );
+    }
+
     #[test]
     fn accepted() {
         assert_eq!(
