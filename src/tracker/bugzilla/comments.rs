@@ -202,6 +202,12 @@ fn try_report(config: &Config, request: &Request, report: &RunReport) -> String 
     if outcomes.is_empty() {
         text.push_str(&format!("{}\n", run.summary.clone().unwrap_or_default()));
     }
+    if let [only] = outcomes.as_slice()
+        && failed.is_empty()
+        && let Some(log) = &only.last.log_url
+    {
+        text.push_str(&format!("Log: {log}\n"));
+    }
     let retries = report.jobs.iter().filter(|j| j.attempt > 1).count();
     if retries > 0 {
         text.push_str(&format!("Retries: {retries}.\n"));
