@@ -647,6 +647,98 @@ async fn a_buildbot_master_restarted_during_a_build_gets_the_build_asked_again()
     running.service.stop().await;
 }
 
+/// The crash window between forcing a build and recording its build request: the
+/// adapter, asked to start a job whose build request already exists (sent by a process
+/// that died), finds it by its reason instead of forcing a second one.
+#[tokio::test]
+async fn a_job_forced_before_a_crash_is_found_again_not_forced_twice() {
+    use autoland::ci::CiAdapter;
+    use autoland::ci::buildbot::Buildbot as Adapter;
+    use autoland::config::{BuildbotConfig, CiKind, RepoConfig, RepoKind};
+    use autoland::request::RequestId;
+    use autoland::store::{CiJob, CiRun, CiState, JobState};
+
+    let bb = Buildbot::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo_dir = dir.path().join("try.git");
+    std::fs::create_dir_all(&repo_dir).unwrap();
+    git(&repo_dir, &["init", "--quiet", "--initial-branch=main"]);
+    std::fs::write(repo_dir.join("autoland-ci.sh"), "echo ok\n").unwrap();
+    git(&repo_dir, &["add", "."]);
+    git(
+        &repo_dir,
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "--quiet",
+            "-m",
+            "c",
+        ],
+    );
+    let revision = git(&repo_dir, &["rev-parse", "HEAD"]).trim().to_owned();
+    let url = format!("file://{}", repo_dir.display());
+    let repo = RepoConfig {
+        is_try: true,
+        ci: CiKind::Buildbot,
+        buildbot: Some(BuildbotConfig {
+            url: bb.url(),
+            scheduler: "autoland".into(),
+            builders: vec!["git-build".into()],
+            repository: Some(url.clone()),
+            poll_ms: 100,
+            timeout_seconds: 30,
+        }),
+        ..RepoConfig::new("try", RepoKind::Git, &url, "scm_level_1")
+    };
+    let adapter = Adapter::new(&repo, "autoland-test").unwrap();
+    let run = CiRun {
+        id: 41,
+        request_id: RequestId(1),
+        repo: "try".into(),
+        revision: revision.clone(),
+        ref_name: "refs/heads/main".into(),
+        ci: "buildbot".into(),
+        state: CiState::Running,
+        attempts: 1,
+        exit_code: None,
+        summary: None,
+        log_path: None,
+        external_id: None,
+        reused_from: None,
+        created_at: 0,
+        finished_at: None,
+        last_change_at: None,
+        complete_at: None,
+    };
+    let job = CiJob {
+        id: 1,
+        run_id: 41,
+        name: "git-build".into(),
+        attempt: 1,
+        state: JobState::Requested,
+        result: None,
+        raw_result: None,
+        external_id: None,
+        log_url: None,
+        duration_ms: None,
+        summary: None,
+    };
+    // The first start forces; a second start of the same attempt (as after a crash
+    // before its id was recorded) finds that build request.
+    let first = adapter.start_job(&run, &job).await.unwrap();
+    let again = adapter.start_job(&run, &job).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(bb.buildrequests().await.len(), 1);
+    // Another attempt is another build request.
+    let next = CiJob { attempt: 2, ..job };
+    let second = adapter.start_job(&run, &next).await.unwrap();
+    assert_ne!(first, second);
+    assert_eq!(bb.buildrequests().await.len(), 2);
+}
+
 // ---------------------------------------------------------------------------------------
 // Latency benchmark (not part of CI): `scripts/bench-ci.sh` runs it and prints the table.
 

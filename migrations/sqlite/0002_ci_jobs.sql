@@ -5,6 +5,7 @@ ALTER TABLE ci_runs ADD COLUMN content_key TEXT;
 ALTER TABLE ci_runs ADD COLUMN reused_from BIGINT;
 ALTER TABLE ci_runs ADD COLUMN next_check_at BIGINT;
 ALTER TABLE ci_runs ADD COLUMN last_change_at BIGINT;
+ALTER TABLE ci_runs ADD COLUMN complete_at BIGINT;
 CREATE INDEX ci_runs_reuse ON ci_runs (repo, content_key);
 
 CREATE TABLE ci_jobs (

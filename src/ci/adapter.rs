@@ -105,3 +105,19 @@ impl CiAdapters {
         self.by_repo.is_empty()
     }
 }
+
+/// The last `lines` lines of a response's body, read as a stream so that a huge log is
+/// never held in memory (at most the last 1 MiB is kept).
+pub async fn tail_of(mut response: reqwest::Response, lines: usize) -> String {
+    const KEEP: usize = 1 << 20;
+    let mut kept: Vec<u8> = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        kept.extend_from_slice(&chunk);
+        if kept.len() > 2 * KEEP {
+            kept.drain(..kept.len() - KEEP);
+        }
+    }
+    let text = String::from_utf8_lossy(&kept);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

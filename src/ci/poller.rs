@@ -115,8 +115,9 @@ async fn look(
         let _ = conclude(ctx, &repo, run, CiState::Failed, &summary, &[], actor).await;
         return (retry_later, None);
     };
-    match drive(ctx, &repo, adapter.as_ref(), run, actor).await {
+    match drive(ctx, &repo, adapter.as_ref(), run, owner).await {
         Ok(()) => (adapter.poll_interval(), None),
+        Err(LookError::LostLease) => (adapter.poll_interval(), None),
         Err(e) => {
             tracing::warn!(run = run.id, error = %e, "cannot look at a CI run");
             // One event per outage, not one per look.
@@ -146,6 +147,8 @@ enum LookError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Ci(#[from] CiError),
+    #[error("lost the run's lease during a look (another poller has it now)")]
+    LostLease,
 }
 
 async fn drive(
@@ -153,8 +156,9 @@ async fn drive(
     repo: &RepoConfig,
     adapter: &dyn CiAdapter,
     run: &CiRun,
-    actor: &str,
+    owner: &str,
 ) -> Result<(), LookError> {
+    let actor = actor_of(owner);
     if let Some(request) = ctx.store.request(run.request_id).await?
         && request.stage.is_terminal()
     {
@@ -181,7 +185,7 @@ async fn drive(
         }
     }
     // 2. Start what is recorded and not sent.
-    start_requested(ctx, adapter, run, actor).await?;
+    start_requested(ctx, adapter, run, owner).await?;
     // 3. Read the CI.
     let jobs = ctx.store.ci_jobs(run.id).await?;
     let seen = adapter.observe(run, &jobs).await?;
@@ -207,7 +211,7 @@ async fn drive(
     if let Judged::Waiting(retries) = judged
         && !retries.is_empty()
     {
-        start_requested(ctx, adapter, run, actor).await?;
+        start_requested(ctx, adapter, run, owner).await?;
     }
     Ok(())
 }
@@ -217,10 +221,20 @@ async fn start_requested(
     ctx: &Context,
     adapter: &dyn CiAdapter,
     run: &CiRun,
-    actor: &str,
+    owner: &str,
 ) -> Result<(), LookError> {
+    let actor = actor_of(owner);
     let jobs = ctx.store.ci_jobs(run.id).await?;
     for job in jobs.iter().filter(|j| j.state == JobState::Requested) {
+        // A look can take long (a slow CI): never ask for a job once another poller may
+        // have taken the run over.
+        if !ctx
+            .store
+            .renew_ci_lease(run.id, owner, ms(ctx.config.lease()))
+            .await?
+        {
+            return Err(LookError::LostLease);
+        }
         match adapter.start_job(run, job).await {
             Ok(external) => {
                 ctx.store

@@ -153,8 +153,8 @@ pub async fn deliver(
     let sent: i64 = timestamp.trim().parse().map_err(|_| {
         WebhookError::Unauthorized(format!("{TIMESTAMP_HEADER} must be epoch seconds"))
     })?;
-    let skew = (now_ms() / 1000 - sent).abs();
-    let max_skew = i64::try_from(settings.max_skew_seconds).unwrap_or(i64::MAX);
+    let skew = (now_ms() / 1000).abs_diff(sent);
+    let max_skew = settings.max_skew_seconds;
     if skew > max_skew {
         return Err(WebhookError::Unauthorized(format!(
             "the timestamp is {skew} s away from now (at most {max_skew} s): refused as a possible replay"
@@ -173,15 +173,8 @@ pub async fn deliver(
     mac(&secret, timestamp.trim(), body)?
         .verify_slice(&given)
         .map_err(|_| WebhookError::Unauthorized("the signature does not match".to_owned()))?;
-    if !ctx
-        .store
-        .record_delivery(&hex::encode(&given), max_skew.saturating_mul(2000))
-        .await?
-    {
-        return Err(WebhookError::Conflict(
-            "this delivery was already received (replay refused)".to_owned(),
-        ));
-    }
+    // Everything that can refuse the delivery comes before it is remembered, so that a
+    // CI resending after a 404 (a push whose run is not committed yet) or a 500 is heard.
     let run = ctx
         .store
         .ci_run_of_revision(&repo.name, &delivery.revision)
@@ -203,24 +196,73 @@ pub async fn deliver(
     for job in &delivery.jobs {
         updates.push(update_of(job)?);
     }
+    let digest = hex::encode(&given);
+    if !ctx
+        .store
+        .record_delivery(&digest, replay_window_ms(ctx))
+        .await?
+    {
+        return Err(WebhookError::Conflict(
+            "this delivery was already received (replay refused)".to_owned(),
+        ));
+    }
+    match record(ctx, &repo, &settings, &run, &updates, delivery.complete).await {
+        Ok(accepted) => Ok(accepted),
+        Err(e) => {
+            // Not taken: let the CI's retry of the same delivery in.
+            if let Err(forget) = ctx.store.forget_delivery(&digest).await {
+                tracing::warn!(error = %forget, "cannot forget a failed webhook delivery");
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// How long delivery signatures are remembered: twice the widest timestamp window of any
+/// webhook repository (a delivery older than its window is refused by its timestamp).
+fn replay_window_ms(ctx: &Context) -> i64 {
+    let widest = ctx
+        .config
+        .repositories
+        .iter()
+        .filter_map(|r| r.webhook.as_ref())
+        .map(|w| w.max_skew_seconds)
+        .max()
+        .unwrap_or(300);
+    i64::try_from(widest)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(2000)
+}
+
+/// Writes a checked delivery's jobs and judges the run.
+async fn record(
+    ctx: &Context,
+    repo: &crate::config::RepoConfig,
+    settings: &crate::config::WebhookConfig,
+    run: &crate::store::CiRun,
+    updates: &[JobUpdate],
+    complete: bool,
+) -> Result<Accepted, StoreError> {
     ctx.store.start_ci_run(run.id).await?;
+    if complete {
+        ctx.store.mark_ci_run_complete(run.id).await?;
+    }
     let mut recorded = 0;
-    for update in &updates {
+    for update in updates {
         if ctx.store.record_ci_job(run.id, update).await? {
             recorded += 1;
         }
     }
+    // Read again: another delivery may have said `complete` meanwhile.
+    let complete = complete
+        || !settings.jobs.is_empty()
+        || ctx
+            .store
+            .ci_run(run.id)
+            .await?
+            .is_some_and(|r| r.complete_at.is_some());
     let actor = format!("{}/webhook", ctx.instance);
-    let judged = judge(
-        ctx,
-        &repo,
-        &run,
-        &settings.jobs,
-        delivery.complete || !settings.jobs.is_empty(),
-        false,
-        &actor,
-    )
-    .await?;
+    let judged = judge(ctx, repo, run, &settings.jobs, complete, false, &actor).await?;
     let state = match judged {
         Judged::Concluded(state) => state.as_str().to_owned(),
         Judged::Waiting(_) => "running".to_owned(),

@@ -205,6 +205,8 @@ pub struct CiRun {
     pub finished_at: Option<i64>,
     /// When a job last appeared or changed (ms).
     pub last_change_at: Option<i64>,
+    /// When the CI said no more jobs will come (a webhook's `"complete": true`).
+    pub complete_at: Option<i64>,
 }
 
 /// One attempt of one job of a run.
@@ -328,12 +330,13 @@ fn run_from_row(row: &AnyRow) -> Result<CiRun, StoreError> {
         created_at: col(row, "created_at")?,
         finished_at: col(row, "finished_at")?,
         last_change_at: col(row, "last_change_at")?,
+        complete_at: col(row, "complete_at")?,
     })
 }
 
 const RUN_COLUMNS: &str = "id, request_id, repo, revision, ref_name, ci, state, attempts, \
      exit_code, summary, log_path, external_id, reused_from, created_at, finished_at, \
-     last_change_at";
+     last_change_at, complete_at";
 
 fn job_from_row(row: &AnyRow) -> Result<CiJob, StoreError> {
     Ok(CiJob {
@@ -364,12 +367,13 @@ pub(super) async fn insert_ci_run(
         (Some(key), within) if within > 0 => {
             let row = sqlx::query(
                 "SELECT id, revision, finished_at FROM ci_runs WHERE repo = $1 \
-                 AND content_key = $2 AND state = 'passed' \
-                 AND finished_at >= $3 ORDER BY id DESC LIMIT 1",
+                 AND content_key = $2 AND state = 'passed' AND reused_from IS NULL \
+                 AND ci = $4 AND finished_at >= $3 ORDER BY id DESC LIMIT 1",
             )
             .bind(&run.repo)
             .bind(key)
             .bind(now.saturating_sub(within))
+            .bind(&run.ci)
             .fetch_optional(&mut **tx)
             .await?;
             match row {
@@ -509,7 +513,8 @@ impl Store {
         Ok(())
     }
 
-    /// The earliest time (ms, database clock) an external run is due, if any is waiting.
+    /// How long (ms, database clock) until an external run is due (its next check, or its
+    /// holder's lease running out), if any is waiting.
     pub async fn next_ci_check(&self, kinds: &[&str]) -> Result<Option<i64>, StoreError> {
         if kinds.is_empty() {
             return Ok(None);
@@ -520,8 +525,9 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let row = sqlx::query(&format!(
-            "SELECT MIN(COALESCE(next_check_at, 0)) AS due, MAX({now}) AS now FROM ci_runs \
-             WHERE ci IN ({list}) AND state IN ('queued', 'running')",
+            "SELECT MIN(CASE WHEN COALESCE(lease_until, 0) > COALESCE(next_check_at, 0) \
+             THEN lease_until ELSE COALESCE(next_check_at, 0) END) AS due, MAX({now}) AS now \
+             FROM ci_runs WHERE ci IN ({list}) AND state IN ('queued', 'running')",
             now = self.now_sql()
         ))
         .fetch_one(&self.pool)
@@ -610,6 +616,16 @@ impl Store {
         .bind(run_id)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Records that the CI will add no more jobs to a run.
+    pub async fn mark_ci_run_complete(&self, run_id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ci_runs SET complete_at = COALESCE(complete_at, $1) WHERE id = $2")
+            .bind(now_ms())
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -825,6 +841,15 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         col(&row, "n")
+    }
+
+    /// Forgets a delivery whose processing failed, so that the CI's resend is taken.
+    pub async fn forget_delivery(&self, digest: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM webhook_deliveries WHERE digest = $1")
+            .bind(digest)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Records a webhook delivery's signature; false if it was seen before (a replay).

@@ -20,9 +20,6 @@ use super::client::{
 /// How many lines of a failed step's log a report keeps.
 const TAIL_LINES: usize = 15;
 
-/// How many recent buildsets are searched for one sent before a crash.
-const LOOKBACK: u32 = 500;
-
 /// A Buildbot master testing one try repository.
 pub struct Buildbot {
     client: Client,
@@ -61,7 +58,7 @@ impl Buildbot {
     /// Marks the build request of one attempt, found again by it after a crash.
     fn token(run: &CiRun, job: &CiJob) -> String {
         format!(
-            "autoland:{}:run-{}:{}:attempt-{}",
+            "autoland:{}:run-{}:{}:attempt-{}:",
             run.revision.get(..12).unwrap_or(&run.revision),
             run.id,
             job.name,
@@ -92,14 +89,12 @@ impl Buildbot {
         let Some(log) = logs.iter().find(|l| l.name == "stdio").or(logs.first()) else {
             return Ok(Some(format!("step `{}` failed (no log)", step.name)));
         };
-        let text = self.client.log_text(log.logid).await?;
-        let lines: Vec<&str> = text.lines().collect();
-        let start = lines.len().saturating_sub(TAIL_LINES);
-        Ok(Some(format!(
-            "step `{}`:\n{}",
-            step.name,
-            lines[start..].join("\n")
-        )))
+        let tail = self
+            .client
+            .log_tail(log.logid, TAIL_LINES)
+            .await?
+            .unwrap_or_else(|| "(the log could not be read)".to_owned());
+        Ok(Some(format!("step `{}`:\n{tail}", step.name)))
     }
 }
 
@@ -135,8 +130,8 @@ impl CiAdapter for Buildbot {
 
     async fn start_job(&self, run: &CiRun, job: &CiJob) -> Result<String, CiError> {
         let token = Self::token(run, job);
-        // Sent before a crash? Then it is among the newest buildsets, with this token.
-        for buildset in self.client.recent_buildsets(LOOKBACK).await? {
+        // Sent before a crash? Then a buildset carries this token.
+        for buildset in self.client.buildsets_with(&token).await? {
             if buildset
                 .reason
                 .as_deref()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::super::adapter::CiError;
+use super::super::adapter::{CiError, tail_of};
 
 /// Buildbot's result codes.
 pub const SUCCESS: i64 = 0;
@@ -135,6 +135,16 @@ impl Client {
     }
 
     async fn get(&self, path: &str) -> Result<Value, CiError> {
+        self.get_opt(path).await?.ok_or_else(|| {
+            CiError::Unreachable(format!(
+                "Buildbot at {} answered 404 to GET /api/v2/{path}",
+                self.base
+            ))
+        })
+    }
+
+    /// GET; `None` when Buildbot says there is no such thing (404).
+    async fn get_opt(&self, path: &str) -> Result<Option<Value>, CiError> {
         let url = format!("{}/api/v2/{path}", self.base);
         let response = self.http.get(&url).send().await.map_err(|e| {
             CiError::Unreachable(format!("Buildbot at {} is unreachable: {e}", self.base))
@@ -144,6 +154,9 @@ impl Client {
             .text()
             .await
             .map_err(|e| CiError::Unreachable(format!("Buildbot at {}: {e}", self.base)))?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if !status.is_success() {
             return Err(CiError::Unreachable(format!(
                 "Buildbot at {} answered {status} to GET /api/v2/{path}: {}",
@@ -151,7 +164,7 @@ impl Client {
                 first_line(&body)
             )));
         }
-        serde_json::from_str(&body).map_err(|e| {
+        serde_json::from_str(&body).map(Some).map_err(|e| {
             CiError::Unreachable(format!(
                 "Buildbot at {} sent something that is not JSON for /api/v2/{path}: {e}",
                 self.base
@@ -165,11 +178,15 @@ impl Client {
             .map_err(|e| CiError::Unreachable(format!("unexpected Buildbot `{key}` list: {e}")))
     }
 
-    /// The newest buildsets, newest first.
-    pub async fn recent_buildsets(&self, limit: u32) -> Result<Vec<Buildset>, CiError> {
+    /// Every buildset whose reason contains `token` (searched by the master, over all
+    /// buildsets; Buildbot filters only on selected fields, hence the `field`s).
+    pub async fn buildsets_with(&self, token: &str) -> Result<Vec<Buildset>, CiError> {
+        let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
         Self::list(
-            self.get(&format!("buildsets?order=-bsid&limit={limit}"))
-                .await?,
+            self.get(&format!(
+                "buildsets?field=bsid&field=reason&reason__contains={token}"
+            ))
+            .await?,
             "buildsets",
         )
     }
@@ -185,10 +202,10 @@ impl Client {
 
     /// A build request.
     pub async fn buildrequest(&self, id: i64) -> Result<Option<BuildRequest>, CiError> {
-        let list: Vec<BuildRequest> = Self::list(
-            self.get(&format!("buildrequests/{id}")).await?,
-            "buildrequests",
-        )?;
+        let Some(answer) = self.get_opt(&format!("buildrequests/{id}")).await? else {
+            return Ok(None);
+        };
+        let list: Vec<BuildRequest> = Self::list(answer, "buildrequests")?;
         Ok(list.into_iter().next())
     }
 
@@ -213,16 +230,16 @@ impl Client {
         Self::list(self.get(&format!("steps/{step}/logs")).await?, "logs")
     }
 
-    /// A log's text.
-    pub async fn log_text(&self, log: i64) -> Result<String, CiError> {
+    /// The last `lines` lines of a log (read as a stream, keeping only its end).
+    pub async fn log_tail(&self, log: i64, lines: usize) -> Result<Option<String>, CiError> {
         let url = format!("{}/api/v2/logs/{log}/raw", self.base);
         let response = self.http.get(&url).send().await.map_err(|e| {
             CiError::Unreachable(format!("Buildbot at {} is unreachable: {e}", self.base))
         })?;
-        response
-            .text()
-            .await
-            .map_err(|e| CiError::Unreachable(format!("Buildbot at {}: {e}", self.base)))
+        if !response.status().is_success() {
+            return Ok(None);
+        }
+        Ok(Some(tail_of(response, lines).await))
     }
 
     /// Forces `builder` through the force scheduler `scheduler`; returns the buildset and
@@ -270,10 +287,22 @@ impl Client {
                 .get("message")
                 .and_then(Value::as_str)
                 .unwrap_or("no message");
-            return Err(CiError::Refused(format!(
+            let text = format!(
                 "Buildbot refused to force builder `{builder}` with scheduler `{scheduler}` \
                  (HTTP {status}): {message}"
-            )));
+            );
+            // A 5xx is the master failing (it may even have made the buildset): ask again,
+            // after looking for it. Only a call that can never succeed is refused: a bad
+            // request, or a scheduler or builder the master does not have.
+            let never = status.is_client_error()
+                || message.contains("builderNames")
+                || message.contains("no such scheduler")
+                || message.contains("not found");
+            return Err(if never {
+                CiError::Refused(text)
+            } else {
+                CiError::Unreachable(text)
+            });
         }
         if !status.is_success() {
             return Err(CiError::Unreachable(format!(

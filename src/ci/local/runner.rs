@@ -111,6 +111,37 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
             return;
         }
     };
+    // An attempt recorded before a crash whose verdict was not: finish with it, unless
+    // the policy wants another attempt (never run the command more than it allows).
+    if attempt > 1 {
+        match decision(ctx, &repo, &run).await {
+            Some(Decision::Wait { retries }) if !retries.is_empty() => {}
+            Some(Decision::Passed { .. }) | Some(Decision::Failed { .. }) => {
+                let jobs = ctx.store.ci_jobs(run.id).await.unwrap_or_default();
+                let last = jobs
+                    .iter()
+                    .filter(|j| j.name == JOB)
+                    .max_by_key(|j| j.attempt);
+                let (state, word) = match last {
+                    Some(job) if job.result.is_some_and(JobResult::is_good) => {
+                        (CiState::Passed, job.raw_result.clone().unwrap_or_default())
+                    }
+                    Some(job) if job.raw_result.as_deref() == Some("timeout") => {
+                        (CiState::TimedOut, "timeout".to_owned())
+                    }
+                    Some(job) => (CiState::Failed, job.raw_result.clone().unwrap_or_default()),
+                    None => (CiState::Failed, String::new()),
+                };
+                let summary = format!(
+                    "attempt {} ended ({word}) before a restart; its result stands",
+                    attempt - 1
+                );
+                finish(ctx, owner, &run, state, None, &summary, "").await;
+                return;
+            }
+            _ => {}
+        }
+    }
     let mut earlier = Vec::new();
     loop {
         let log_path = if attempt == 1 {

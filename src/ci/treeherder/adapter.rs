@@ -22,16 +22,13 @@ use serde_json::Value;
 use crate::config::{CiKind, RepoConfig, TreeherderConfig};
 use crate::store::{CiJob, CiRun, JobResult, JobState, JobUpdate, now_ms};
 
-use super::super::adapter::{CiAdapter, CiError, Observation};
+use super::super::adapter::{CiAdapter, CiError, Observation, tail_of};
 
 /// At most this many pages of jobs are read per look (2,000 jobs each by default).
 const MAX_PAGES: usize = 100;
 
 /// Lines of a failed job's log kept for the report.
 const TAIL_LINES: usize = 15;
-
-/// Most bytes of a log read for its last lines.
-const MAX_LOG_BYTES: usize = 4 << 20;
 
 /// A Treeherder project whose pushes are one try repository's runs.
 pub struct Treeherder {
@@ -217,11 +214,7 @@ impl Treeherder {
         if !response.status().is_success() {
             return None;
         }
-        let bytes = response.bytes().await.ok()?;
-        let start = bytes.len().saturating_sub(MAX_LOG_BYTES);
-        let text = String::from_utf8_lossy(&bytes[start..]);
-        let lines: Vec<&str> = text.lines().collect();
-        Some(lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n"))
+        Some(tail_of(response, TAIL_LINES).await)
     }
 
     fn job_page(&self, run: &CiRun, job: i64) -> String {

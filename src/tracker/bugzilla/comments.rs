@@ -127,7 +127,7 @@ fn for_transition(
                     )
                 }
             };
-            Some(format!("{results}\n{next}"))
+            Some(trimmed(&format!("{results}\n{next}")))
         }
         Transition::Fail(FailureCategory::TryFailed) if effects.ci_report.is_some() => {
             let report = effects.ci_report.as_ref()?;
@@ -246,7 +246,14 @@ fn try_report(config: &Config, request: &Request, report: &RunReport) -> String 
             }
         }
     }
-    for outcome in &intermittent {
+    const MAX_INTERMITTENT: usize = 20;
+    if intermittent.len() > MAX_INTERMITTENT {
+        text.push_str(&format!(
+            "\n{} intermittent jobs; the first {MAX_INTERMITTENT}:",
+            intermittent.len()
+        ));
+    }
+    for outcome in intermittent.iter().take(MAX_INTERMITTENT) {
         let earlier: Vec<String> = report
             .jobs
             .iter()
@@ -447,6 +454,7 @@ mod tests {
                 created_at: 0,
                 finished_at: None,
                 last_change_at: None,
+                complete_at: None,
             },
             jobs,
         }
