@@ -349,3 +349,55 @@ async fn the_readme_webhook_example_works_as_written() {
     assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
     running.service.stop().await;
 }
+
+/// A 404 (a run not known yet) does not burn the delivery: the CI's resend of the very same
+/// request is taken. `"complete": true` sent before the last job's result still counts.
+#[tokio::test]
+async fn a_refused_delivery_can_be_resent_and_complete_may_come_first() {
+    let env = Env::new(Options {
+        try_extra: "ci = \"webhook\"\n[repositories.webhook]\nsecret_file = \"webhook-secret\"\n"
+            .to_owned(),
+        ..Options::default()
+    });
+    std::fs::write(env.path().join("webhook-secret"), SECRET).unwrap();
+    let running = env.start().await;
+    let api = &running.api;
+    let base = api.base.clone();
+    let id = env
+        .submit_one(api, "Bug 10 - order", "src/o.txt", "o\n")
+        .await;
+    let detail = api
+        .wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
+        .await;
+    let revision = detail["request"]["try_revision"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The run's last delivery says `complete` while `build` still runs.
+    let early = json!({"repo": "try", "revision": revision, "complete": true,
+                       "jobs": [{"name": "build", "state": "running"}]});
+    let ts = now().to_string();
+    let text = early.to_string();
+    let sig = sign(SECRET, &ts, text.as_bytes()).unwrap();
+    let (status, body) = post_raw(&base, &ts, &sig, &text).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["state"], "running", "{body}");
+    // `complete` came first and is remembered; the job's result then ends the run.
+    let last = json!({"repo": "try", "revision": revision,
+                      "jobs": [{"name": "build", "result": "success"}]});
+    let (status, body) = deliver(&base, SECRET, now(), &last).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["state"], "passed", "{body}");
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+
+    // A delivery refused with 404 is not remembered: resending it gets 404 again, not 409.
+    let unknown = json!({"repo": "try", "revision": "f".repeat(40), "jobs": []});
+    let ts = now().to_string();
+    let text = unknown.to_string();
+    let sig = sign(SECRET, &ts, text.as_bytes()).unwrap();
+    assert_eq!(post_raw(&base, &ts, &sig, &text).await.0, 404);
+    assert_eq!(post_raw(&base, &ts, &sig, &text).await.0, 404);
+    running.service.stop().await;
+}
