@@ -1172,4 +1172,60 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("AUTOLAND_TEST_UNSET_VAR"), "{err}");
     }
+
+    #[test]
+    fn a_try_repository_needs_the_table_of_its_ci_and_only_that() {
+        let with = |extra: &str| {
+            parse(&GOOD.replace(
+                "ci_command = \"make test\"",
+                &format!("ci_command = \"make test\"\n{extra}"),
+            ))
+        };
+        let err = with("ci = \"buildbot\"").unwrap_err().to_string();
+        assert!(err.contains("no `[repositories.buildbot]` table"), "{err}");
+        let err = with(
+            "ci = \"webhook\"\n[repositories.treeherder]\nurl = \"http://t\"\nproject = \"try\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`[treeherder]` table but `ci = \"webhook\"`"),
+            "{err}"
+        );
+        let err = with(
+            "ci = \"buildbot\"\n[repositories.buildbot]\nurl = \"ftp://b\"\nbuilders = [\"a\"]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("must start with http"), "{err}");
+        let err =
+            with("ci = \"buildbot\"\n[repositories.buildbot]\nurl = \"http://b\"\nbuilders = []")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("at least one builder"), "{err}");
+        let err = with(
+            "ci = \"webhook\"\n[repositories.webhook]\nsecret_env = \"AUTOLAND_TEST_UNSET_SECRET\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("AUTOLAND_TEST_UNSET_SECRET"), "{err}");
+        let config = with("ci = \"buildbot\"\n[repositories.buildbot]\nurl = \"http://b:8010\"\nbuilders = [\"a\", \"b\"]").unwrap();
+        let rules = config.repo("try").unwrap().retry_rules();
+        assert_eq!((rules.failed, rules.infra), (1, 2));
+        let local = parse(GOOD).unwrap();
+        let rules = local.repo("try").unwrap().retry_rules();
+        assert_eq!(
+            (rules.failed, rules.infra),
+            (0, 0),
+            "the built-in runner is unchanged"
+        );
+        // CI settings on a destination are refused.
+        let err = parse(&GOOD.replace(
+            "level = \"scm_level_3\"",
+            "level = \"scm_level_3\"\nci = \"webhook\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("only apply to try repositories"), "{err}");
+    }
 }
