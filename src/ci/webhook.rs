@@ -3,7 +3,8 @@
 //!
 //! - Signature: `X-Autoland-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`
 //!   with the try repository's secret (from an environment variable or a file, never the
-//!   configuration), compared in constant time.
+//!   configuration), compared in constant time, before the body is even parsed (the
+//!   secret that verifies names the repository; the body must name the same one).
 //! - Replays: `X-Autoland-Timestamp` (epoch seconds) must be within `max_skew_seconds`
 //!   of now, and a signature is accepted once (remembered for that window).
 //! - Body: `{"repo": "try", "revision": "<full hash>", "jobs": [{"name", "result",
@@ -125,41 +126,14 @@ pub async fn deliver(
     signature: Option<&str>,
     body: &[u8],
 ) -> Result<Accepted, WebhookError> {
-    let delivery: Delivery = serde_json::from_slice(body)
-        .map_err(|e| WebhookError::BadRequest(format!("the body is not a CI result: {e}")))?;
-    let repo = ctx
-        .config
-        .repo(&delivery.repo)
-        .filter(|r| r.is_try && r.ci == CiKind::Webhook)
-        .ok_or_else(|| {
-            WebhookError::NotFound(format!(
-                "`{}` is not a try repository that takes webhook results",
-                delivery.repo
-            ))
-        })?
-        .clone();
-    let settings = repo
-        .webhook
-        .clone()
-        .ok_or_else(|| WebhookError::NotFound("the repository has no webhook table".to_owned()))?;
-    let secret = settings.secret(&repo.name).map_err(|e| {
-        tracing::error!(error = %e, "the webhook secret cannot be read");
-        WebhookError::Unauthorized(
-            "the webhook secret of this repository is not available".to_owned(),
-        )
-    })?;
+    // Authenticate before reading anything else: the signature must be made with the
+    // secret of a try repository that takes webhook results.
     let timestamp = timestamp
-        .ok_or_else(|| WebhookError::Unauthorized(format!("missing {TIMESTAMP_HEADER} header")))?;
-    let sent: i64 = timestamp.trim().parse().map_err(|_| {
+        .ok_or_else(|| WebhookError::Unauthorized(format!("missing {TIMESTAMP_HEADER} header")))?
+        .trim();
+    let sent: i64 = timestamp.parse().map_err(|_| {
         WebhookError::Unauthorized(format!("{TIMESTAMP_HEADER} must be epoch seconds"))
     })?;
-    let skew = (now_ms() / 1000).abs_diff(sent);
-    let max_skew = settings.max_skew_seconds;
-    if skew > max_skew {
-        return Err(WebhookError::Unauthorized(format!(
-            "the timestamp is {skew} s away from now (at most {max_skew} s): refused as a possible replay"
-        )));
-    }
     let signature = signature
         .ok_or_else(|| WebhookError::Unauthorized(format!("missing {SIGNATURE_HEADER} header")))?;
     let given = signature
@@ -169,10 +143,51 @@ pub async fn deliver(
         .ok_or_else(|| {
             WebhookError::Unauthorized(format!("{SIGNATURE_HEADER} must be sha256=<hex>"))
         })?;
-    // verify_slice compares in constant time.
-    mac(&secret, timestamp.trim(), body)?
-        .verify_slice(&given)
-        .map_err(|_| WebhookError::Unauthorized("the signature does not match".to_owned()))?;
+    let mut signer = None;
+    for repo in ctx
+        .config
+        .repositories
+        .iter()
+        .filter(|r| r.is_try && r.ci == CiKind::Webhook)
+    {
+        let Some(settings) = &repo.webhook else {
+            continue;
+        };
+        let secret = match settings.secret(&repo.name) {
+            Ok(secret) => secret,
+            Err(e) => {
+                tracing::error!(repo = %repo.name, error = %e, "the webhook secret cannot be read");
+                continue;
+            }
+        };
+        // verify_slice compares in constant time.
+        if mac(&secret, timestamp, body)?.verify_slice(&given).is_ok() {
+            signer = Some((repo.clone(), settings.clone()));
+            break;
+        }
+    }
+    let (repo, settings) = signer.ok_or_else(|| {
+        WebhookError::Unauthorized(
+            "the signature does not match the secret of any try repository that takes \
+             webhook results"
+                .to_owned(),
+        )
+    })?;
+    let skew = (now_ms() / 1000).abs_diff(sent);
+    let max_skew = settings.max_skew_seconds;
+    if skew > max_skew {
+        return Err(WebhookError::Unauthorized(format!(
+            "the timestamp is {skew} s away from now (at most {max_skew} s): refused as a possible replay"
+        )));
+    }
+    let delivery: Delivery = serde_json::from_slice(body)
+        .map_err(|e| WebhookError::BadRequest(format!("the body is not a CI result: {e}")))?;
+    if delivery.repo != repo.name {
+        return Err(WebhookError::Unauthorized(format!(
+            "signed with the secret of `{}` but about `{}`",
+            repo.name, delivery.repo
+        )));
+    }
     // Everything that can refuse the delivery comes before it is remembered, so that a
     // CI resending after a 404 (a push whose run is not committed yet) or a 500 is heard.
     let run = ctx
