@@ -136,7 +136,17 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
                     "attempt {} ended ({word}) before a restart; its result stands",
                     attempt - 1
                 );
-                finish(ctx, owner, &run, state, None, &summary, "").await;
+                let log = log_of(&logs, &run, attempt - 1);
+                finish(
+                    ctx,
+                    owner,
+                    &run,
+                    state,
+                    None,
+                    &summary,
+                    &log.to_string_lossy(),
+                )
+                .await;
                 return;
             }
             _ => {}
@@ -144,11 +154,7 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
     }
     let mut earlier = Vec::new();
     loop {
-        let log_path = if attempt == 1 {
-            logs.join(format!("ci-run-{}.log", run.id))
-        } else {
-            logs.join(format!("ci-run-{}-attempt-{attempt}.log", run.id))
-        };
+        let log_path = log_of(&logs, &run, attempt);
         let checkout_dir = ctx
             .config
             .data_dir
@@ -339,6 +345,15 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
         )
         .await;
         return;
+    }
+}
+
+/// The log file of one attempt of a run.
+fn log_of(logs: &Path, run: &CiRun, attempt: i64) -> PathBuf {
+    if attempt == 1 {
+        logs.join(format!("ci-run-{}.log", run.id))
+    } else {
+        logs.join(format!("ci-run-{}-attempt-{attempt}.log", run.id))
     }
 }
 
