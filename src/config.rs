@@ -249,32 +249,54 @@ fn default_max_skew() -> u64 {
 impl WebhookConfig {
     /// The shared secret, from the environment variable or the file.
     pub fn secret(&self, repo: &str) -> Result<String, ConfigError> {
-        let secret = match (&self.secret_env, &self.secret_file) {
-            (Some(var), None) => std::env::var(var).map_err(|_| {
-                ConfigError::Invalid(format!(
-                    "repository `{repo}`: webhook.secret_env: environment variable `{var}` is not set"
-                ))
-            })?,
-            (None, Some(path)) => {
-                std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-                    path: path.clone(),
-                    error,
-                })?
-            }
-            _ => {
-                return Err(ConfigError::Invalid(format!(
-                    "repository `{repo}`: webhook needs exactly one of `secret_env` and `secret_file`"
-                )));
-            }
-        };
-        let secret = secret.trim().to_owned();
+        let secret = read_secret(
+            &format!("repository `{repo}`: webhook"),
+            "secret_env",
+            "secret_file",
+            self.secret_env.as_deref(),
+            self.secret_file.as_deref(),
+        )?;
         if secret.len() < 16 {
             return Err(ConfigError::Invalid(format!(
-                "repository `{repo}`: the webhook secret must be at least 16 characters"
+                "repository `{repo}`: the webhook secret must be at least 16 characters \
+                 (e.g. `openssl rand -hex 32`)"
             )));
         }
         Ok(secret)
     }
+}
+
+/// A credential from exactly one of an environment variable and a file, trimmed. `what`
+/// names the table in messages, `env_field` and `file_field` its two fields.
+fn read_secret(
+    what: &str,
+    env_field: &str,
+    file_field: &str,
+    env: Option<&str>,
+    file: Option<&Path>,
+) -> Result<String, ConfigError> {
+    let text = match (env, file) {
+        (Some(var), None) => std::env::var(var).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "{what}.{env_field}: environment variable `{var}` is not set"
+            ))
+        })?,
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_owned(),
+            error,
+        })?,
+        _ => {
+            return Err(ConfigError::Invalid(format!(
+                "{what} needs exactly one of `{env_field}` and `{file_field}`"
+            )));
+        }
+    };
+    Ok(text.trim().to_owned())
+}
+
+/// Whether `url` is an http(s) URL.
+fn is_http(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 /// The retry rules of one try repository, defaults resolved.
@@ -416,25 +438,13 @@ fn default_bugzilla_timeout() -> u64 {
 impl BugzillaConfig {
     /// The API key, from the environment variable or the file.
     pub fn api_key(&self) -> Result<String, ConfigError> {
-        let key = match (&self.api_key_env, &self.api_key_file) {
-            (Some(var), None) => std::env::var(var).map_err(|_| {
-                ConfigError::Invalid(format!(
-                    "bugzilla.api_key_env: environment variable `{var}` is not set"
-                ))
-            })?,
-            (None, Some(path)) => {
-                std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-                    path: path.clone(),
-                    error,
-                })?
-            }
-            _ => {
-                return Err(ConfigError::Invalid(
-                    "bugzilla needs exactly one of `api_key_env` and `api_key_file`".to_owned(),
-                ));
-            }
-        };
-        let key = key.trim().to_owned();
+        let key = read_secret(
+            "bugzilla",
+            "api_key_env",
+            "api_key_file",
+            self.api_key_env.as_deref(),
+            self.api_key_file.as_deref(),
+        )?;
         if key.is_empty() {
             return Err(ConfigError::Invalid(
                 "the Bugzilla API key is empty".to_owned(),
@@ -705,7 +715,7 @@ fn validate_ci(repo: &RepoConfig) -> Result<(), ConfigError> {
         }
     }
     let http = |what: &str, url: &str| {
-        if url.starts_with("http://") || url.starts_with("https://") {
+        if is_http(url) {
             Ok(())
         } else {
             invalid(format!(
@@ -887,7 +897,7 @@ impl Config {
                 ));
             }
             if let Some(url) = &repo.tree_status_url
-                && !(url.starts_with("http://") || url.starts_with("https://"))
+                && !is_http(url)
             {
                 return invalid(format!(
                     "repository `{}`: tree_status_url `{url}` must start with http:// or https://",
@@ -968,7 +978,7 @@ impl Config {
             }
         }
         if let Some(bugzilla) = &self.bugzilla {
-            if !(bugzilla.url.starts_with("http://") || bugzilla.url.starts_with("https://")) {
+            if !is_http(&bugzilla.url) {
                 return invalid(format!(
                     "bugzilla.url `{}` must start with http:// or https://",
                     bugzilla.url
