@@ -4,7 +4,7 @@
 
 use crate::config::RepoConfig;
 use crate::runtime::{Context, Work, metrics};
-use crate::store::{CiJob, CiRun, CiState, JobResult, StoreError, now_ms, outcomes};
+use crate::store::{CiJob, CiRun, CiState, JobOutcome, StoreError, now_ms, outcomes, tally};
 
 use super::policy::{Decision, Quota, Retry, decide};
 
@@ -133,38 +133,27 @@ pub async fn conclude(
 
 /// One paragraph on how the jobs ended: counts, then the failed and intermittent ones.
 pub fn describe(jobs: &[CiJob], decision: &Decision) -> String {
-    let all = outcomes(jobs);
-    let passed = all
-        .iter()
-        .filter(|o| o.last.result.is_some_and(JobResult::is_good))
-        .count();
-    let intermittent: Vec<&str> = all
-        .iter()
-        .filter(|o| o.intermittent)
-        .map(|o| o.name)
-        .collect();
-    let failed: Vec<&str> = all
-        .iter()
-        .filter(|o| !o.last.result.is_some_and(JobResult::is_good))
-        .map(|o| o.name)
-        .collect();
+    let tally = tally(jobs);
+    let names =
+        |list: &[JobOutcome<'_>]| list.iter().map(|o| o.name).collect::<Vec<_>>().join(", ");
     let mut text = format!(
-        "{} job{}: {passed} passed, {} failed",
-        all.len(),
-        if all.len() == 1 { "" } else { "s" },
-        failed.len()
+        "{} job{}: {} passed, {} failed",
+        tally.jobs,
+        if tally.jobs == 1 { "" } else { "s" },
+        tally.passed,
+        tally.failed.len()
     );
-    if !intermittent.is_empty() {
+    if !tally.intermittent.is_empty() {
         text.push_str(&format!(
             ", {} intermittent ({})",
-            intermittent.len(),
-            intermittent.join(", ")
+            tally.intermittent.len(),
+            names(&tally.intermittent)
         ));
     }
-    if !failed.is_empty() {
-        text.push_str(&format!("; failed: {}", failed.join(", ")));
+    if !tally.failed.is_empty() {
+        text.push_str(&format!("; failed: {}", names(&tally.failed)));
     }
-    if all.is_empty() {
+    if tally.jobs == 0 {
         text.push_str("; the CI reported no job for this push");
     }
     if let Decision::Failed {

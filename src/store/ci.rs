@@ -312,6 +312,33 @@ pub fn outcomes(jobs: &[CiJob]) -> Vec<JobOutcome<'_>> {
         .collect()
 }
 
+/// How a run's jobs ended, counted by their last attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally<'a> {
+    /// Jobs (not attempts).
+    pub jobs: usize,
+    /// Jobs whose last attempt passed (or was skipped).
+    pub passed: usize,
+    /// Jobs whose last attempt did not pass, in name order.
+    pub failed: Vec<JobOutcome<'a>>,
+    /// Jobs that passed only on a later attempt, in name order.
+    pub intermittent: Vec<JobOutcome<'a>>,
+}
+
+/// Counts how the jobs ended.
+pub fn tally(jobs: &[CiJob]) -> Tally<'_> {
+    let all = outcomes(jobs);
+    let (good, failed): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|o| o.last.result.is_some_and(JobResult::is_good));
+    Tally {
+        jobs: good.len() + failed.len(),
+        passed: good.len(),
+        intermittent: good.into_iter().filter(|o| o.intermittent).collect(),
+        failed,
+    }
+}
+
 fn run_from_row(row: &AnyRow) -> Result<CiRun, StoreError> {
     Ok(CiRun {
         id: col(row, "id")?,
@@ -356,6 +383,16 @@ fn job_from_row(row: &AnyRow) -> Result<CiJob, StoreError> {
 
 const JOB_COLUMNS: &str = "id, run_id, name, attempt, state, result, raw_result, external_id, \
      log_url, duration_ms, summary";
+
+/// CI kinds as an SQL list (`'buildbot', 'treeherder'`); the names are the program's own
+/// (`CiKind::as_str`), quotes are dropped all the same.
+fn sql_list(kinds: &[&str]) -> String {
+    kinds
+        .iter()
+        .map(|k| format!("'{}'", k.replace('\'', "")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 pub(super) async fn insert_ci_run(
     tx: &mut Transaction<'_, Any>,
@@ -463,11 +500,7 @@ impl Store {
         if kinds.is_empty() {
             return Ok(None);
         }
-        let list = kinds
-            .iter()
-            .map(|k| format!("'{}'", k.replace('\'', "")))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = sql_list(kinds);
         let due = format!(
             "ci IN ({list}) AND state IN ('queued', 'running') \
              AND (lease_until IS NULL OR lease_until < {now}) \
@@ -519,11 +552,7 @@ impl Store {
         if kinds.is_empty() {
             return Ok(None);
         }
-        let list = kinds
-            .iter()
-            .map(|k| format!("'{}'", k.replace('\'', "")))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = sql_list(kinds);
         let row = sqlx::query(&format!(
             "SELECT MIN(CASE WHEN COALESCE(lease_until, 0) > COALESCE(next_check_at, 0) \
              THEN lease_until ELSE COALESCE(next_check_at, 0) END) AS due, MAX({now}) AS now \
@@ -714,6 +743,11 @@ impl Store {
         .execute(&self.pool)
         .await?;
         self.touch_ci_run(run_id).await?;
+        self.ci_job(run_id, name, attempt).await
+    }
+
+    /// One attempt of one job of a run.
+    async fn ci_job(&self, run_id: i64, name: &str, attempt: i64) -> Result<CiJob, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM ci_jobs WHERE run_id = $1 AND name = $2 AND attempt = $3"
         ))
@@ -729,44 +763,32 @@ impl Store {
     /// started it on its own). A completed attempt never changes again. Returns whether
     /// anything changed.
     pub async fn record_ci_job(&self, run_id: i64, update: &JobUpdate) -> Result<bool, StoreError> {
-        let existing = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM ci_jobs WHERE run_id = $1 AND name = $2 AND attempt = $3"
-        ))
+        let now = now_ms();
+        // A job the CI started on its own is new: insert it as seen.
+        let inserted = sqlx::query(
+            "INSERT INTO ci_jobs (run_id, name, attempt, state, result, raw_result, \
+             external_id, log_url, duration_ms, summary, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             ON CONFLICT (run_id, name, attempt) DO NOTHING",
+        )
         .bind(run_id)
         .bind(&update.name)
         .bind(update.attempt)
-        .fetch_optional(&self.pool)
+        .bind(update.state.unwrap_or(JobState::Pending).as_str())
+        .bind(update.result.map(JobResult::as_str))
+        .bind(&update.raw_result)
+        .bind(&update.external_id)
+        .bind(&update.log_url)
+        .bind(update.duration_ms)
+        .bind(&update.summary)
+        .bind(now)
+        .execute(&self.pool)
         .await?;
-        let now = now_ms();
-        let Some(row) = existing else {
-            let state = update.state.unwrap_or(JobState::Pending);
-            let inserted = sqlx::query(
-                "INSERT INTO ci_jobs (run_id, name, attempt, state, result, raw_result, \
-                 external_id, log_url, duration_ms, summary, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
-                 ON CONFLICT (run_id, name, attempt) DO NOTHING",
-            )
-            .bind(run_id)
-            .bind(&update.name)
-            .bind(update.attempt)
-            .bind(state.as_str())
-            .bind(update.result.map(JobResult::as_str))
-            .bind(&update.raw_result)
-            .bind(&update.external_id)
-            .bind(&update.log_url)
-            .bind(update.duration_ms)
-            .bind(&update.summary)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-            if inserted.rows_affected() == 1 {
-                self.touch_ci_run(run_id).await?;
-                return Ok(true);
-            }
-            // Someone else inserted it meanwhile: update it below.
-            return Box::pin(self.record_ci_job(run_id, update)).await;
-        };
-        let old = job_from_row(&row)?;
+        if inserted.rows_affected() == 1 {
+            self.touch_ci_run(run_id).await?;
+            return Ok(true);
+        }
+        let old = self.ci_job(run_id, &update.name, update.attempt).await?;
         if old.state == JobState::Completed {
             return Ok(false);
         }

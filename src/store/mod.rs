@@ -14,8 +14,8 @@ mod requests;
 mod status;
 
 pub use ci::{
-    CiJob, CiRun, CiState, JobOutcome, JobResult, JobState, JobUpdate, NewCiRun, RunReport,
-    outcomes,
+    CiJob, CiRun, CiState, JobOutcome, JobResult, JobState, JobUpdate, NewCiRun, RunReport, Tally,
+    outcomes, tally,
 };
 pub use coordination::{DestinationLock, Leadership, WakeListener};
 pub use db::{Backend, Store, StoreError, ms, now_ms};

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::request::{FailureCategory, Request, Transition};
-use crate::store::{Effects, JobResult, NewReport, ReportKind, RunReport};
+use crate::store::{Effects, NewReport, ReportKind, RunReport, Tally, tally};
 
 /// Most lines of one failed job's log in a comment.
 const TAIL_LINES: usize = 15;
@@ -179,32 +179,32 @@ fn try_report(config: &Config, request: &Request, report: &RunReport) -> String 
             run.summary.clone().unwrap_or_default()
         );
     }
-    let outcomes = report.outcomes();
-    let passed = outcomes
-        .iter()
-        .filter(|o| o.last.result.is_some_and(JobResult::is_good))
-        .count();
-    let intermittent: Vec<_> = outcomes.iter().filter(|o| o.intermittent).collect();
-    let failed: Vec<_> = outcomes
-        .iter()
-        .filter(|o| !o.last.result.is_some_and(JobResult::is_good))
-        .collect();
+    let Tally {
+        jobs,
+        passed,
+        failed,
+        intermittent,
+    } = tally(&report.jobs);
     let mut text = format!(
-        "Try results for request {id}: {} job{}, {passed} passed, {} failed",
-        outcomes.len(),
-        if outcomes.len() == 1 { "" } else { "s" },
+        "Try results for request {id}: {jobs} job{}, {passed} passed, {} failed",
+        if jobs == 1 { "" } else { "s" },
         failed.len()
     );
     if !intermittent.is_empty() {
         text.push_str(&format!(", {} intermittent", intermittent.len()));
     }
     text.push_str(&format!(" ({revision}).\n"));
-    if outcomes.is_empty() {
+    if jobs == 0 {
         text.push_str(&format!("{}\n", run.summary.clone().unwrap_or_default()));
     }
-    if let [only] = outcomes.as_slice()
+    // One job that passed: its log (with one job, the last attempt is the newest row).
+    if jobs == 1
         && failed.is_empty()
-        && let Some(log) = &only.last.log_url
+        && let Some(log) = report
+            .jobs
+            .iter()
+            .max_by_key(|j| j.attempt)
+            .and_then(|j| j.log_url.as_ref())
     {
         text.push_str(&format!("Log: {log}\n"));
     }
@@ -355,6 +355,7 @@ mod tests {
     //! The wording of every comment, reviewed as wording: each test pins a whole text.
     use super::*;
     use crate::request::{Destination, RequestId, Stage};
+    use crate::store::JobResult;
 
     fn config() -> Config {
         toml::from_str(
