@@ -343,15 +343,18 @@ impl Step<'_> {
         };
         let mut copy = shared.lock().await;
         let mut stage = request.stage;
+        let patches = self.ctx.store.patches(request.id).await?;
         if stage == Stage::PushingTry
             && let Some(revision) = copy.find_pushed(&target, &self.marker(), None).await?
         {
-            let base = request.try_base.clone();
+            let key = request
+                .try_base
+                .as_deref()
+                .map(|base| self.content_key(base, &patches));
             return self
-                .pushed_to_try(Stage::PushingTry, &revision, base.as_deref(), true)
+                .pushed_to_try(Stage::PushingTry, &revision, key, true)
                 .await;
         }
-        let patches = self.ctx.store.patches(request.id).await?;
         let mut tip = copy.update_to_tip().await?;
         // Resuming: rebuild on the recorded base, so the commits come out identical and a
         // push that already happened is recognised by the repository ("no changes").
@@ -387,25 +390,19 @@ impl Step<'_> {
         self.claim.check()?;
         self.ensure_open(&request.try_repo).await?;
         let revision = copy.push(&target).await?;
-        self.pushed_to_try(stage, &revision, Some(&tip), false)
-            .await
+        let key = self.content_key(&tip, &patches);
+        self.pushed_to_try(stage, &revision, Some(key), false).await
     }
 
     async fn pushed_to_try(
         &self,
         from: Stage,
         revision: &str,
-        base: Option<&str>,
+        content_key: Option<String>,
         found: bool,
     ) -> Result<(), StepError> {
         let try_repo = self.ctx.config.repo(&self.request.try_repo);
         let fresh = self.ctx.store.has_event(self.request.id, FRESH_TRY).await?;
-        let content_key = match base {
-            Some(base) => {
-                Some(self.content_key(base, &self.ctx.store.patches(self.request.id).await?))
-            }
-            None => None,
-        };
         let try_ref = PushTarget::try_ref(&self.request.uid);
         let detail = format!(
             "{} `{}` as {} ({try_ref}); waiting for CI",

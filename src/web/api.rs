@@ -60,16 +60,7 @@ pub(super) async fn create(
     let actor = format!("api:{} ({})", caller.user, caller.token);
     let id = state.ctx.store.insert_request(&new, &actor, &[]).await?;
     if submit.fresh_try {
-        state
-            .ctx
-            .store
-            .note(
-                id,
-                FRESH_TRY,
-                &actor,
-                "a fresh try run was asked for: no reuse",
-            )
-            .await?;
+        ask_fresh_try(&state, id, &actor).await?;
     }
     state.ctx.wake(Work::Pushers).await;
     tracing::info!(request = %id, requester = %new.requester, "request received through the API");
@@ -284,21 +275,27 @@ pub(super) async fn retry(
     let id = parse_id(&id)?;
     let options = body.map(|Json(o)| o).unwrap_or_default();
     if options.fresh_try && state.ctx.store.request(id).await?.is_some() {
-        state
-            .ctx
-            .store
-            .note(
-                id,
-                FRESH_TRY,
-                &format!("operator:{}", caller.user),
-                "a fresh try run was asked for: no reuse",
-            )
-            .await?;
+        ask_fresh_try(&state, id, &format!("operator:{}", caller.user)).await?;
     }
     let stage = retry_request(&state, &caller.user, id).await?;
     Ok(Json(
         json!({ "id": id, "stage": stage, "fresh_try": options.fresh_try }),
     ))
+}
+
+/// Records that `id`'s next try push must be tested even if the same patches passed.
+async fn ask_fresh_try(state: &AppState, id: RequestId, actor: &str) -> Result<(), ApiError> {
+    state
+        .ctx
+        .store
+        .note(
+            id,
+            FRESH_TRY,
+            actor,
+            "a fresh try run was asked for: no reuse",
+        )
+        .await?;
+    Ok(())
 }
 
 /// `POST /api/ci/results`: a CI's signed job results (see `ci::webhook`).
