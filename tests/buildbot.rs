@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::buildbot::{Buildbot, EXIT_EXCEPTION, results};
+use autoland::ci::buildbot::results;
+use common::buildbot::{Buildbot, EXIT_EXCEPTION};
 use common::{Api, Change, Env, Kind, Options, free_port, git, hg, wait_for_file, wait_healthy};
 use serde_json::{Value, json};
 use std::process::Child;
@@ -654,7 +655,7 @@ async fn a_buildbot_master_restarted_during_a_build_gets_the_build_asked_again()
                 .builds_of(request.id)
                 .await
                 .iter()
-                .filter(|b| b.results != Some(5))
+                .filter(|b| b.results != Some(results::RETRY))
                 .count();
             assert_eq!(finished, 1, "{builder}: {request:?}");
         }

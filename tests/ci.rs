@@ -13,13 +13,17 @@ use serde_json::{Value, json};
 const LIMIT: Duration = Duration::from_secs(90);
 const SECRET: &str = "webhook-secret-for-tests";
 
-fn webhook_options() -> Options {
-    Options {
-        try_extra: "ci = \"webhook\"\n[repositories.webhook]\nsecret_file = \"webhook-secret\"\n\
-                    jobs = [\"build\", \"test\"]\n"
-            .to_owned(),
+/// An environment whose try repository takes webhook results signed with [`SECRET`];
+/// `extra`: more lines of its `[repositories.webhook]` table.
+fn webhook_env(extra: &str) -> Env {
+    let env = Env::new(Options {
+        try_extra: format!(
+            "ci = \"webhook\"\n[repositories.webhook]\nsecret_file = \"webhook-secret\"\n{extra}"
+        ),
         ..Options::default()
-    }
+    });
+    std::fs::write(env.path().join("webhook-secret"), format!("{SECRET}\n")).unwrap();
+    env
 }
 
 fn now() -> i64 {
@@ -61,21 +65,14 @@ fn event_detail(detail: &Value, kind: &str) -> String {
 
 #[tokio::test]
 async fn webhook_results_land_a_request_and_bad_deliveries_are_refused() {
-    let env = Env::new(webhook_options());
-    std::fs::write(env.path().join("webhook-secret"), format!("{SECRET}\n")).unwrap();
+    let env = webhook_env("jobs = [\"build\", \"test\"]\n");
     let running = env.start().await;
     let api = &running.api;
     let base = api.base.clone();
     let id = env
         .submit_one(api, "Bug 1 - hooked", "src/hook.txt", "hooked\n")
         .await;
-    let detail = api
-        .wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
-        .await;
-    let revision = detail["request"]["try_revision"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let revision = api.wait_try_revision(id, LIMIT).await;
     let job = |name: &str, result: &str, attempt: i64| {
         json!({"name": name, "result": result, "attempt": attempt,
                "log_url": format!("https://ci.example.com/{name}/{attempt}"),
@@ -160,20 +157,13 @@ async fn webhook_results_land_a_request_and_bad_deliveries_are_refused() {
 
 #[tokio::test]
 async fn a_failing_webhook_job_fails_the_request_with_its_log() {
-    let env = Env::new(webhook_options());
-    std::fs::write(env.path().join("webhook-secret"), SECRET).unwrap();
+    let env = webhook_env("jobs = [\"build\", \"test\"]\n");
     let running = env.start().await;
     let api = &running.api;
     let id = env
         .submit_one(api, "Bug 2 - broken", "src/b.txt", "b\n")
         .await;
-    let detail = api
-        .wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
-        .await;
-    let revision = detail["request"]["try_revision"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let revision = api.wait_try_revision(id, LIMIT).await;
     let body = json!({"repo": "try", "revision": revision, "complete": true, "jobs": [
         {"name": "build", "result": "success"},
         {"name": "test", "result": "failure", "log_url": "https://ci.example.com/t/9",
@@ -308,26 +298,14 @@ async fn the_readme_webhook_example_works_as_written() {
         .expect("the README has the webhook example")
         + 6;
     let end = start + readme[start..].find("```").unwrap();
-    let env = Env::new(Options {
-        try_extra: "ci = \"webhook\"\n[repositories.webhook]\nsecret_file = \"webhook-secret\"\n\
-                    jobs = [\"lint\"]\n"
-            .to_owned(),
-        ..Options::default()
-    });
-    std::fs::write(env.path().join("webhook-secret"), SECRET).unwrap();
+    let env = webhook_env("jobs = [\"lint\"]\n");
     let running = env.start().await;
     let api = &running.api;
     let script = readme[start..end].replace("https://autoland.example.com", &api.base);
     let id = env
         .submit_one(api, "Bug 6 - readme", "src/readme.txt", "r\n")
         .await;
-    let detail = api
-        .wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
-        .await;
-    let revision = detail["request"]["try_revision"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let revision = api.wait_try_revision(id, LIMIT).await;
     let output = tokio::process::Command::new("bash")
         .arg("-c")
         .arg(&script)
@@ -354,25 +332,14 @@ async fn the_readme_webhook_example_works_as_written() {
 /// request is taken. `"complete": true` sent before the last job's result still counts.
 #[tokio::test]
 async fn a_refused_delivery_can_be_resent_and_complete_may_come_first() {
-    let env = Env::new(Options {
-        try_extra: "ci = \"webhook\"\n[repositories.webhook]\nsecret_file = \"webhook-secret\"\n"
-            .to_owned(),
-        ..Options::default()
-    });
-    std::fs::write(env.path().join("webhook-secret"), SECRET).unwrap();
+    let env = webhook_env("");
     let running = env.start().await;
     let api = &running.api;
     let base = api.base.clone();
     let id = env
         .submit_one(api, "Bug 10 - order", "src/o.txt", "o\n")
         .await;
-    let detail = api
-        .wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
-        .await;
-    let revision = detail["request"]["try_revision"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let revision = api.wait_try_revision(id, LIMIT).await;
 
     // The run's last delivery says `complete` while `build` still runs.
     let early = json!({"repo": "try", "revision": revision, "complete": true,

@@ -264,16 +264,6 @@ fn treeherder_options(url: &str, extra: &str) -> Options {
     }
 }
 
-async fn try_revision(api: &common::Api, id: i64) -> String {
-    let detail = api
-        .wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
-        .await;
-    detail["request"]["try_revision"]
-        .as_str()
-        .expect("try revision")
-        .to_owned()
-}
-
 fn completed(name: &str, result: JobResult) -> JobSpec {
     JobSpec {
         state: JobState::Completed,
@@ -291,7 +281,7 @@ async fn a_treeherder_push_with_pages_late_and_retried_jobs_passes_after_it_sett
     let id = env
         .submit_one(api, "Bug 7 - th", "src/th.txt", "th\n")
         .await;
-    let revision = try_revision(api, id).await;
+    let revision = api.wait_try_revision(id, LIMIT).await;
     // Nothing on Treeherder yet: the run waits.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let push = sim.add_push(PROJECT, &revision, AUTHOR).unwrap();
@@ -365,7 +355,7 @@ async fn a_treeherder_push_that_never_completes_times_out_as_configured() {
     let id = env
         .submit_one(api, "Bug 8 - stuck", "src/st.txt", "st\n")
         .await;
-    let revision = try_revision(api, id).await;
+    let revision = api.wait_try_revision(id, LIMIT).await;
     let push = sim.add_push(PROJECT, &revision, AUTHOR).unwrap();
     sim.add_job(
         push,
@@ -392,7 +382,7 @@ async fn a_failed_treeherder_job_fails_the_request_with_its_log_lines() {
     let id = env
         .submit_one(api, "Bug 9 - red", "src/red.txt", "red\n")
         .await;
-    let revision = try_revision(api, id).await;
+    let revision = api.wait_try_revision(id, LIMIT).await;
     let push = sim.add_push(PROJECT, &revision, AUTHOR).unwrap();
     sim.add_job(push, completed("build", JobResult::Success))
         .unwrap();

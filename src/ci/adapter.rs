@@ -32,8 +32,6 @@ pub struct Observation {
     pub complete: bool,
     /// The CI's id for the run, once known (a Treeherder push).
     pub external_id: Option<String>,
-    /// What the run is waiting for, for the status (`no push on Treeherder yet`).
-    pub waiting_for: Option<String>,
 }
 
 /// An external CI testing one try repository.

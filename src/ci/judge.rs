@@ -132,7 +132,7 @@ pub async fn conclude(
 }
 
 /// One paragraph on how the jobs ended: counts, then the failed and intermittent ones.
-pub fn describe(jobs: &[CiJob], decision: &Decision) -> String {
+fn describe(jobs: &[CiJob], decision: &Decision) -> String {
     let tally = tally(jobs);
     let names =
         |list: &[JobOutcome<'_>]| list.iter().map(|o| o.name).collect::<Vec<_>>().join(", ");

@@ -20,5 +20,3 @@ pub mod treeherder;
 pub mod webhook;
 
 pub use adapter::{CiAdapter, CiAdapters, CiError, Observation};
-pub use judge::describe;
-pub use policy::{Decision, Quota, Retry, RetryReason, decide};

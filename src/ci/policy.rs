@@ -143,7 +143,8 @@ pub fn decide(
                 if request_left <= 0 {
                     stopped_by.get_or_insert_with(|| {
                         format!(
-                            "this request has used its {} retries (retry_quota_per_request)",
+                            "this request has used its {} retries (retry_quota_per_request; an \
+                             operator can raise it in the try repository's configuration)",
                             quota.per_request
                         )
                     });
@@ -152,7 +153,8 @@ pub fn decide(
                     stopped_by.get_or_insert_with(|| {
                         format!(
                             "the try repository has used its {} retries of the last 24 hours \
-                             (retry_quota_per_day)",
+                             (retry_quota_per_day; retries come back as the day's pass, or an \
+                             operator can raise it)",
                             quota.per_day
                         )
                     });

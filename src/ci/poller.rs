@@ -107,7 +107,8 @@ async fn look(
     };
     let Some(adapter) = adapters.for_repo(&run.repo).cloned() else {
         let summary = format!(
-            "try repository `{}` is no longer tested by {}; its CI is now `{}`",
+            "try repository `{}` is no longer tested by {}; its CI is now `{}`: retry the \
+             request to test it there",
             run.repo,
             run.ci,
             repo.ci.as_str()

@@ -169,7 +169,8 @@ pub async fn deliver(
     let (repo, settings) = signer.ok_or_else(|| {
         WebhookError::Unauthorized(
             "the signature does not match the secret of any try repository that takes \
-             webhook results"
+             webhook results: sign \"<timestamp>.<body>\" with HMAC-SHA256 and the \
+             repository's secret, as in the README"
                 .to_owned(),
         )
     })?;
@@ -196,7 +197,9 @@ pub async fn deliver(
         .await?
         .ok_or_else(|| {
             WebhookError::NotFound(format!(
-                "no CI run of revision `{}` on `{}`",
+                "no CI run of revision `{}` on `{}`: send the full revision Autoland pushed \
+                 (results of other pushes are not taken); a push made a moment ago may not \
+                 be recorded yet, so sending again is safe",
                 delivery.revision, repo.name
             ))
         })?;

@@ -33,17 +33,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// Buildbot's result codes (`buildbot.process.results`).
-pub mod results {
-    pub const SUCCESS: i64 = 0;
-    pub const WARNINGS: i64 = 1;
-    pub const FAILURE: i64 = 2;
-    pub const SKIPPED: i64 = 3;
-    pub const EXCEPTION: i64 = 4;
-    pub const RETRY: i64 = 5;
-    pub const CANCELLED: i64 = 6;
-}
-
 /// The builders that `tests/buildbot/master.cfg` configures.
 pub const BUILDERS: [&str; 3] = ["git-build", "git-test", "hg-test"];
 /// The force scheduler that can start every builder.
@@ -625,20 +614,8 @@ impl Buildbot {
 
     /// GET `<api>/<path>` (path such as `builds?buildrequestid=3`) as JSON.
     pub async fn get(&self, path: &str) -> Value {
-        let url = format!("{}/{path}", self.api());
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {status}, reading the body: {e}"));
-        assert!(status.is_success(), "GET {url}: {status}: {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: {e}: {text}"))
+        let text = self.get_text(path).await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
     }
 
     /// GET a text resource, such as a log: `builds/<id>/steps/<step>/logs/stdio/raw`.

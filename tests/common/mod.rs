@@ -976,6 +976,17 @@ impl Api {
         .await
     }
 
+    /// Waits until the request waits on try; returns the revision it pushed there.
+    pub async fn wait_try_revision(&self, id: i64, limit: Duration) -> String {
+        let detail = self
+            .wait_for(id, limit, |d| d["request"]["stage"] == "awaiting_try")
+            .await;
+        detail["request"]["try_revision"]
+            .as_str()
+            .expect("a request awaiting try has a try revision")
+            .to_owned()
+    }
+
     /// Waits until `done(detail)` holds.
     pub async fn wait_for(&self, id: i64, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + limit;

@@ -13,8 +13,9 @@ use crate::config::{BuildbotConfig, CiKind, RepoConfig, RepoKind};
 use crate::store::{CiJob, CiRun, JobResult, JobState, JobUpdate};
 
 use super::super::adapter::{CiAdapter, CiError, Observation};
-use super::client::{
-    Build, CANCELLED, Client, EXCEPTION, FAILURE, RETRY, SKIPPED, SUCCESS, WARNINGS, result_name,
+use super::client::{Build, Client};
+use super::results::{
+    CANCELLED, EXCEPTION, FAILURE, RETRY, SKIPPED, SUCCESS, WARNINGS, result_name,
 };
 
 /// How many lines of a failed step's log a report keeps.
@@ -239,7 +240,6 @@ impl CiAdapter for Buildbot {
             updates,
             complete: true,
             external_id: None,
-            waiting_for: None,
         })
     }
 }

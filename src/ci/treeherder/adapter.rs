@@ -274,15 +274,8 @@ impl CiAdapter for Treeherder {
             Some(push) => push,
             None => match self.push_id(&run.revision).await? {
                 Some(push) => push,
-                None => {
-                    return Ok(Observation {
-                        waiting_for: Some(format!(
-                            "no push of {} on Treeherder yet",
-                            run.revision.get(..12).unwrap_or(&run.revision)
-                        )),
-                        ..Observation::default()
-                    });
-                }
+                // Not on Treeherder yet: nothing to record.
+                None => return Ok(Observation::default()),
             },
         };
         let mut jobs = self.jobs(push).await?;
@@ -357,20 +350,10 @@ impl CiAdapter for Treeherder {
             && !busy
             && updates.is_empty()
             && now_ms().saturating_sub(quiet_since) >= settle;
-        let waiting_for = (!complete).then(|| {
-            if jobs.is_empty() {
-                "no jobs on the Treeherder push yet".to_owned()
-            } else if busy {
-                "jobs still pending or running on Treeherder".to_owned()
-            } else {
-                format!("no new job for {} s", self.settings.settle_seconds)
-            }
-        });
         Ok(Observation {
             updates,
             complete,
             external_id: Some(push.to_string()),
-            waiting_for,
         })
     }
 }
