@@ -4,7 +4,9 @@
 
 use crate::config::RepoConfig;
 use crate::runtime::{Context, Work, metrics};
-use crate::store::{CiJob, CiRun, CiState, JobOutcome, StoreError, now_ms, outcomes, tally};
+use crate::store::{
+    CiJob, CiRun, CiState, JobOutcome, JobResult, JobState, StoreError, now_ms, outcomes, tally,
+};
 
 use super::policy::{Decision, Quota, Retry, decide};
 
@@ -47,7 +49,22 @@ pub async fn judge(
     actor: &str,
 ) -> Result<Judged, StoreError> {
     let jobs = ctx.store.ci_jobs(run.id).await?;
-    let quota = quota(ctx, repo, run).await?;
+    // The quotas cost two counts; they matter only once a job has not passed (most looks
+    // at a running run see none).
+    let any_bad = jobs
+        .iter()
+        .any(|j| j.state == JobState::Completed && !j.result.is_some_and(JobResult::is_good));
+    let quota = if can_retry && any_bad {
+        quota(ctx, repo, run).await?
+    } else {
+        let rules = repo.retry_rules();
+        Quota {
+            request_left: i64::from(rules.per_request),
+            day_left: i64::from(rules.per_day),
+            per_request: rules.per_request,
+            per_day: rules.per_day,
+        }
+    };
     let decision = decide(
         &jobs,
         expected,
