@@ -107,7 +107,7 @@ pub async fn judge(
                 CiState::Failed
             };
             let summary = describe(&jobs, &decision);
-            conclude(ctx, repo, run, state, &summary, &jobs, actor).await
+            conclude(ctx, run, state, &summary, &jobs, actor).await
         }
     }
 }
@@ -115,7 +115,6 @@ pub async fn judge(
 /// Gives `run` its verdict (unless it has one), counts it, and wakes the result watcher.
 pub async fn conclude(
     ctx: &Context,
-    repo: &RepoConfig,
     run: &CiRun,
     state: CiState,
     summary: &str,
@@ -128,12 +127,12 @@ pub async fn conclude(
     metrics::ci_outcome(state.as_str());
     for job in jobs {
         if let Some(result) = job.result {
-            metrics::ci_job(&repo.name, result.as_str());
+            metrics::ci_job(&run.repo, result.as_str());
         }
     }
     for outcome in outcomes(jobs) {
         if outcome.intermittent {
-            metrics::ci_intermittent(&repo.name);
+            metrics::ci_intermittent(&run.repo);
         }
     }
     ctx.store

@@ -93,16 +93,7 @@ async fn look(
     let retry_later = Duration::from_secs(5);
     let Some(repo) = ctx.config.repo(&run.repo).cloned() else {
         let summary = format!("try repository `{}` is no longer configured", run.repo);
-        let _ = conclude(
-            ctx,
-            &fallback_repo(run),
-            run,
-            CiState::Failed,
-            &summary,
-            &[],
-            actor,
-        )
-        .await;
+        let _ = conclude(ctx, run, CiState::Failed, &summary, &[], actor).await;
         return (retry_later, None);
     };
     let Some(adapter) = adapters.for_repo(&run.repo).cloned() else {
@@ -113,7 +104,7 @@ async fn look(
             run.ci,
             repo.ci.as_str()
         );
-        let _ = conclude(ctx, &repo, run, CiState::Failed, &summary, &[], actor).await;
+        let _ = conclude(ctx, run, CiState::Failed, &summary, &[], actor).await;
         return (retry_later, None);
     };
     match drive(ctx, &repo, adapter.as_ref(), run, owner).await {
@@ -135,11 +126,6 @@ async fn look(
             )
         }
     }
-}
-
-/// A minimal repository for concluding a run whose repository is gone.
-fn fallback_repo(run: &CiRun) -> RepoConfig {
-    RepoConfig::new(&run.repo, crate::config::RepoKind::Git, "", "")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +150,7 @@ async fn drive(
         && request.stage.is_terminal()
     {
         let summary = format!("not finished: request {} is {}", request.id, request.stage);
-        conclude(ctx, repo, run, CiState::Failed, &summary, &[], actor).await?;
+        conclude(ctx, run, CiState::Failed, &summary, &[], actor).await?;
         return Ok(());
     }
     if let Some(deadline) = adapter.deadline()
@@ -175,7 +161,7 @@ async fn drive(
             "the CI did not complete the run within {} s",
             deadline.as_secs()
         );
-        conclude(ctx, repo, run, CiState::TimedOut, &summary, &jobs, actor).await?;
+        conclude(ctx, run, CiState::TimedOut, &summary, &jobs, actor).await?;
         return Ok(());
     }
     // 1. Jobs every run has, recorded before they are asked for.
