@@ -583,10 +583,13 @@ async fn serve(env: &Env, port: u16) -> (Child, Api) {
     (child, Api::new(&base, &env.token))
 }
 
-/// A script that says it started, then waits for `release` to exist.
+/// A script whose first run on each builder says it started, then waits for `release` to
+/// exist; a later run (a retry) passes at once. A retry must not wait: Autoland may ask
+/// for it while the master is stopping, and a clean stop waits for the builds it has.
 fn waiting_script(started: &std::path::Path, release: &std::path::Path) -> String {
     format!(
-        "touch '{s}-'\"$1\"\nwhile [ ! -e '{r}' ]; do sleep 0.1; done\necho released\n",
+        "if [ -e '{s}-'\"$1\" ]; then echo 'a later run'; exit 0; fi\ntouch '{s}-'\"$1\"\n\
+         while [ ! -e '{r}' ]; do sleep 0.1; done\necho released\n",
         s = started.display(),
         r = release.display()
     )
