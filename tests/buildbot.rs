@@ -347,10 +347,19 @@ async fn a_clean_master_restart_cancels_or_retries_the_running_build() {
         }
         Some(results::RETRY) => {
             assert!(!br.complete, "a retried request is pending again: {br:?}");
-            assert!(
-                builds.len() >= 2,
-                "a second build of the same request: {builds:?}"
-            );
+            // The worker takes it again once it is back.
+            let deadline = Instant::now() + LIMIT;
+            loop {
+                let builds = bb.builds_of(brid).await;
+                if builds.len() >= 2 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no second build of the same request: {builds:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         other => panic!("unexpected result {other:?} after a clean restart: {builds:?}"),
     }
