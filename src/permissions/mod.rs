@@ -52,6 +52,14 @@ impl PermissionSource for StaticPermissions {
     }
 }
 
+/// Whether `who` holds `level` (or a higher one).
+pub fn holds(source: &dyn PermissionSource, who: &str, level: &str) -> bool {
+    match (source.rank(level), source.level_of(who)) {
+        (Some(required), Some(held)) => held >= required,
+        _ => false,
+    }
+}
+
 /// Why a request may not land.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {

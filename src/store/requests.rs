@@ -376,6 +376,33 @@ impl Store {
         Ok(out)
     }
 
+    /// The requests of one bug of `source`, newest first (at most 50).
+    pub async fn requests_for_bug(
+        &self,
+        source: &str,
+        bug: i64,
+    ) -> Result<Vec<Request>, StoreError> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE source = $1 AND bug = $2 \
+             ORDER BY id DESC LIMIT 50"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(source)
+            .bind(bug)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(request_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<i64> = out.iter().map(|r| r.id.0).collect();
+        let mut destinations = self.destinations_of(&ids).await?;
+        for request in &mut out {
+            request.destinations = destinations.remove(&request.id.0).unwrap_or_default();
+        }
+        Ok(out)
+    }
+
     /// The patches of a request, in order, with their files and reviews.
     pub async fn patches(&self, id: RequestId) -> Result<Vec<Patch>, StoreError> {
         let rows = sqlx::query(

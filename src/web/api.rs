@@ -76,22 +76,34 @@ pub(super) async fn create_for_bug(
     body: Result<Json<SubmitBug>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(submit) = body.map_err(json_error)?;
+    let actor = format!("api:{} ({})", caller.user, caller.token);
+    let id = submit_bug(&state, &caller, &submit, &actor).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "stage": Stage::Received, "url": format!("/api/requests/{id}") })),
+    ))
+}
+
+/// A landing request for a bug, from the API, the Bugzilla extension or the bug page: the
+/// same validation as a whiteboard tag, refused while the bug has a request in progress.
+pub(super) async fn submit_bug(
+    state: &AppState,
+    caller: &Caller,
+    submit: &SubmitBug,
+    actor: &str,
+) -> Result<RequestId, ApiError> {
     let new =
-        validate_bug(&state.ctx.config, &submit, &caller).map_err(|e| ApiError::BadRequest(e.0))?;
+        validate_bug(&state.ctx.config, submit, caller).map_err(|e| ApiError::BadRequest(e.0))?;
     if state.ctx.store.bug_is_busy(&new.source, submit.bug).await? {
         return Err(ApiError::Conflict(format!(
             "bug {} already has a landing request in progress",
             submit.bug
         )));
     }
-    let actor = format!("api:{} ({})", caller.user, caller.token);
-    let id = state.ctx.store.insert_request(&new, &actor, &[]).await?;
+    let id = state.ctx.store.insert_request(&new, actor, &[]).await?;
     state.ctx.wake(Work::Pushers).await;
-    tracing::info!(request = %id, bug = submit.bug, "bug request received through the API");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": id, "stage": Stage::Received, "url": format!("/api/requests/{id}") })),
-    ))
+    tracing::info!(request = %id, bug = submit.bug, requester = %new.requester, "bug request received");
+    Ok(id)
 }
 
 pub(super) async fn show(

@@ -43,19 +43,40 @@ pub(super) async fn writes_need_a_token(
     if matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    ) || request.uri().path() == "/login"
-        // Authenticated by its HMAC signature, checked by the handler before anything
-        // is read or written.
-        || request.uri().path() == "/api/ci/results"
-    {
+    ) {
         return next.run(request).await;
     }
-    // The web pages' forms: a logged-in operator's session (the handler also checks the
-    // form's CSRF token). Only under /ops/, and only without a bearer token.
-    if request.uri().path().starts_with("/ops/")
+    // Sign-in forms: nothing to protect yet, but only from Autoland's own page (so another
+    // site cannot sign a visitor in as someone else).
+    if request.uri().path() == "/login" {
+        if !same_origin(request.headers()) {
+            return ApiError::Forbidden("this sign-in form was sent from another site".to_owned())
+                .into_response();
+        }
+        return next.run(request).await;
+    }
+    // Authenticated by its HMAC signature, checked by the handler before anything is
+    // read or written.
+    if request.uri().path() == "/api/ci/results" {
+        return next.run(request).await;
+    }
+    // The web pages' forms (under /ops/, /bugs/ and /logout): a signed-in session, only
+    // without a bearer token, and only from Autoland's own pages when the browser says
+    // where the form came from. The handler checks the form's CSRF token and the
+    // session's role.
+    let path = request.uri().path();
+    let is_form = path.starts_with("/ops/") || path.starts_with("/bugs/") || path == "/logout";
+    if is_form
         && !request.headers().contains_key(AUTHORIZATION)
         && state.sessions.from_headers(request.headers()).is_some()
     {
+        if !same_origin(request.headers()) {
+            return ApiError::Forbidden(
+                "this form was sent from another site (the Origin header names another host)"
+                    .to_owned(),
+            )
+            .into_response();
+        }
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
@@ -71,6 +92,24 @@ pub(super) async fn writes_need_a_token(
         .into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// False when the browser says (`Origin`) that the form comes from another host than
+/// the one it is sent to. Browsers send `Origin` on every cross-site POST; a request
+/// without one (a script, curl) is judged by its session and CSRF token alone.
+fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    use axum::http::header::{HOST, ORIGIN};
+    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let Some(host) = headers.get(HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let origin_host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .unwrap_or("");
+    !origin_host.is_empty() && origin_host.eq_ignore_ascii_case(host)
 }
 
 impl Caller {

@@ -44,6 +44,22 @@ impl ApiError {
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
+
+    /// The HTTP status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// What the caller is told (an internal error's detail goes to the log instead).
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error answering a call");
+                "internal error; the server log has the detail".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<crate::store::StoreError> for ApiError {
@@ -55,13 +71,7 @@ impl From<crate::store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
-        let message = match &self {
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "internal error answering an API call");
-                "internal error; the server log has the detail".to_owned()
-            }
-            other => other.to_string(),
-        };
+        let message = self.message();
         let mut response =
             (status, Json(json!({ "error": code, "message": message }))).into_response();
         if status == StatusCode::UNAUTHORIZED {

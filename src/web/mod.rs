@@ -2,6 +2,7 @@
 
 mod api;
 mod auth;
+mod bugs;
 pub mod error;
 mod pages;
 pub mod session;
@@ -33,6 +34,11 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/", get(pages::status))
         .route("/requests/{id}", get(pages::request))
         .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/bugs/{id}", get(bugs::show))
+        .route("/bugs/{id}/land", post(bugs::land))
+        .route("/static/autoland.css", get(pages::stylesheet))
+        .route("/static/bug.js", get(pages::bug_script))
         .route("/ops/requests/{id}/retry", post(pages::retry))
         .route("/ops/requests/{id}/cancel", post(pages::cancel))
         .route("/ops/repositories/{name}/{action}", post(pages::repository))
@@ -46,6 +52,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/api/requests/{id}/ci-log", get(api::ci_log))
         .route("/api/requests/{id}/cancel", post(api::cancel))
         .route("/api/requests/{id}/retry", post(api::retry))
+        .route("/api/bugs/{id}", get(bugs::api))
         .route(
             "/api/repositories/{name}/close",
             post(api::close_repository),
@@ -69,7 +76,31 @@ pub fn router(ctx: Arc<Context>) -> Router {
             limit,
             refuse_oversized,
         ))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Headers every answer carries: no framing (clickjacking), scripts and styles only from
+/// Autoland itself (no inline script runs, so markup smuggled in from a bug cannot
+/// execute), no MIME sniffing, no referrer to other sites.
+async fn security_headers(request: Request, next: Next) -> Response {
+    use axum::http::HeaderValue;
+    use axum::http::header::{
+        CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    };
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
 }
 
 /// How much of an oversized body is read and thrown away so that the client gets the 413

@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::session::{COOKIE_NAME, Session, same_token};
+use super::session::{COOKIE_NAME, Role, Session, same_token};
 use super::state::AppState;
 use crate::request::{Patch, Request, RequestId};
 use crate::runtime::status::Overview;
@@ -84,9 +84,13 @@ struct LoginPage {
     instance: String,
     refresh: bool,
     message: String,
+    /// Where to go once signed in.
+    next: String,
+    /// Offer the Bugzilla sign-in.
+    bugzilla: bool,
 }
 
-fn render<T: Template>(page: &T) -> Result<Html<String>, ApiError> {
+pub(super) fn render<T: Template>(page: &T) -> Result<Html<String>, ApiError> {
     page.render()
         .map(Html)
         .map_err(|e| ApiError::Internal(format!("template: {e}")))
@@ -107,7 +111,10 @@ pub(super) async fn status(
         instance: state.ctx.instance.clone(),
         refresh: true,
         o,
-        operator: state.sessions.from_headers(&headers),
+        operator: state
+            .sessions
+            .from_headers(&headers)
+            .filter(|s| s.role == Role::Operator),
     })
 }
 
@@ -158,46 +165,173 @@ pub(super) async fn request(
         ci,
         r,
         events,
-        operator: state.sessions.from_headers(&headers),
+        operator: state
+            .sessions
+            .from_headers(&headers)
+            .filter(|s| s.role == Role::Operator),
     })
 }
 
-pub(super) async fn login_form(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
+#[derive(Deserialize)]
+pub(super) struct NextPage {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// Where to go after signing in: a path on this site only (never `//host` or a URL).
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && p.len() <= 200
+                && !p.chars().any(char::is_control) =>
+        {
+            p.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+pub(super) async fn login_form(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<NextPage>,
+) -> Result<Html<String>, ApiError> {
     render(&LoginPage {
         instance: state.ctx.instance.clone(),
         refresh: false,
         message: String::new(),
+        next: local_path(query.next.as_deref()),
+        bugzilla: state.ctx.config.bugzilla.is_some(),
     })
 }
 
 #[derive(Deserialize)]
 pub(super) struct LoginForm {
-    token: String,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    api_key: Option<String>,
+    #[serde(default)]
+    login: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
 }
 
-/// Logs an operator in: the token must have scope `operator`.
+/// Signs a person in: with an operator-scope token, or as their Bugzilla account with an
+/// API key that Bugzilla confirms (then forgotten: only the login is kept).
 pub(super) async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
-    let entry = super::auth::find_token(&state, &form.token);
+    let next = local_path(form.next.as_deref());
+    let refused = |status: StatusCode, message: String| {
+        let page = LoginPage {
+            instance: state.ctx.instance.clone(),
+            refresh: false,
+            message,
+            next: next.clone(),
+            bugzilla: state.ctx.config.bugzilla.is_some(),
+        };
+        match render(&page) {
+            Ok(html) => (status, html).into_response(),
+            Err(e) => e.into_response(),
+        }
+    };
+    if let Some(key) = form.api_key.as_deref().filter(|k| !k.trim().is_empty()) {
+        let Some(tracker) = state
+            .ctx
+            .trackers
+            .find::<crate::tracker::bugzilla::Bugzilla>()
+        else {
+            return refused(
+                StatusCode::NOT_FOUND,
+                "Bugzilla is not configured on this Autoland".to_owned(),
+            );
+        };
+        use crate::tracker::bugzilla::signin::{SignInError, identify};
+        return match identify(&tracker.client, key, form.login.as_deref()).await {
+            Ok(account) => {
+                tracing::info!(user = %account.login, "signed in as a Bugzilla account");
+                start_session(
+                    &state,
+                    &account.login,
+                    &account.real_name,
+                    Role::Bugzilla,
+                    &next,
+                )
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "a Bugzilla sign-in was refused");
+                let status = match e {
+                    SignInError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::UNAUTHORIZED,
+                };
+                refused(status, e.to_string())
+            }
+        };
+    }
+    let entry = form
+        .token
+        .as_deref()
+        .and_then(|t| super::auth::find_token(&state, t));
     match entry {
         Some(entry) if entry.scope == crate::config::Scope::Operator => {
-            let id = state.sessions.create(&entry.user);
             tracing::info!(user = %entry.user, "operator logged in");
-            let cookie =
-                format!("{COOKIE_NAME}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=28800");
-            ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+            start_session(&state, &entry.user, "", Role::Operator, &next)
         }
-        _ => {
-            let page = LoginPage {
-                instance: state.ctx.instance.clone(),
-                refresh: false,
-                message: "That is not an operator token.".to_owned(),
-            };
-            match render(&page) {
-                Ok(html) => (StatusCode::UNAUTHORIZED, html).into_response(),
-                Err(e) => e.into_response(),
-            }
-        }
+        _ => refused(
+            StatusCode::UNAUTHORIZED,
+            "That is not an operator token.".to_owned(),
+        ),
     }
+}
+
+fn start_session(state: &AppState, user: &str, name: &str, role: Role, next: &str) -> Response {
+    let id = state.sessions.create(user, name, role);
+    let cookie = format!("{COOKIE_NAME}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=28800");
+    ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
+}
+
+/// Signs out (the session ends on the server; the cookie is dropped).
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ApiError> {
+    let Some(session) = state.sessions.from_headers(&headers) else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    if !same_token(&session.csrf, &form.csrf) {
+        return Err(ApiError::Forbidden(
+            "the form is stale or forged (CSRF token mismatch)".to_owned(),
+        ));
+    }
+    state.sessions.end(&headers);
+    let cookie = format!("{COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
+}
+
+/// The pages' stylesheet (a file, so that the pages need no inline style).
+pub(super) async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        include_str!("../../static/autoland.css"),
+    )
+        .into_response()
+}
+
+/// The bug page's script: says what a choice will do, refreshes the bug's requests.
+pub(super) async fn bug_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        include_str!("../../static/bug.js"),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -229,6 +363,13 @@ fn form_operator(
             "log in as an operator first".to_owned(),
         ));
     };
+    if session.role != Role::Operator {
+        return Err(ApiError::Forbidden(format!(
+            "{} is signed in with a Bugzilla account, which may land bugs but not operate \
+             Autoland; log in with an operator token",
+            session.user
+        )));
+    }
     if !same_token(&session.csrf, csrf) {
         return Err(ApiError::Forbidden(
             "the form is stale or forged (CSRF token mismatch)".to_owned(),

@@ -1,7 +1,8 @@
-//! Operator sessions for the web pages: an operator logs in with an operator-scope token
-//! and gets an HttpOnly, SameSite=Strict session cookie; every form that changes something
-//! also carries the session's CSRF token. Sessions live in memory (a restart logs
-//! everyone out) and expire after eight hours.
+//! Sessions for the web pages: an operator logs in with an operator-scope token, a person
+//! signs in as their Bugzilla account with an API key (checked against Bugzilla, then
+//! forgotten); either gets an HttpOnly, SameSite=Strict session cookie, and every form that
+//! changes something also carries the session's CSRF token. Sessions live in memory (a
+//! restart logs everyone out) and expire after eight hours.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,11 +15,24 @@ use axum::http::header::COOKIE;
 pub const COOKIE_NAME: &str = "autoland_session";
 const LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
-/// A logged-in operator.
+/// How a session was opened, and so what it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// An operator token: retry, cancel, close, pause; and land as the token's user.
+    Operator,
+    /// A Bugzilla account (API key checked with Bugzilla): land bugs as that account.
+    Bugzilla,
+}
+
+/// A signed-in person.
 #[derive(Debug, Clone)]
 pub struct Session {
-    /// Who.
+    /// Who: the token's user, or the Bugzilla login (the requester of what they land).
     pub user: String,
+    /// Their real name, when Bugzilla told it.
+    pub name: String,
+    /// How they signed in.
+    pub role: Role,
     /// The token forms must carry.
     pub csrf: String,
     expires: Instant,
@@ -37,10 +51,12 @@ fn random_hex() -> String {
 
 impl Sessions {
     /// Starts a session; returns its id (the cookie value).
-    pub fn create(&self, user: &str) -> String {
+    pub fn create(&self, user: &str, name: &str, role: Role) -> String {
         let id = random_hex();
         let session = Session {
             user: user.to_owned(),
+            name: name.to_owned(),
+            role,
             csrf: random_hex(),
             expires: Instant::now() + LIFETIME,
         };

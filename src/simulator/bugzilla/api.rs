@@ -235,6 +235,8 @@ pub(super) async fn serve(
 enum Route {
     Version,
     Whoami,
+    ValidLogin,
+    User,
     Search,
     GetBug(String),
     UpdateBug(String),
@@ -257,6 +259,8 @@ fn route(method: &Method, path_info: &str, flavor: Flavor) -> Option<Route> {
     match segments.as_slice() {
         ["version"] if get => Some(Route::Version),
         ["whoami"] if get && flavor == Flavor::V53 => Some(Route::Whoami),
+        ["valid_login"] if get => Some(Route::ValidLogin),
+        ["user"] if get => Some(Route::User),
         ["bug"] if get => Some(Route::Search),
         ["bug", "attachment", id] if get => Some(Route::Attachment(owned(id))),
         ["bug", "comment", id] if get => Some(Route::Comment(owned(id))),
@@ -309,6 +313,8 @@ fn handle(
     match route {
         Route::Version => Ok((200, json!({ "version": flavor.version() }))),
         Route::Whoami => whoami(&ctx),
+        Route::ValidLogin => valid_login(&ctx),
+        Route::User => users(state, &ctx),
         Route::Search => super::search::search(state, &ctx).map(|v| (200, v)),
         Route::GetBug(id) => get_bug(state, &ctx, &id),
         Route::UpdateBug(id) => update_bug(state, &ctx, &id),
@@ -428,6 +434,48 @@ fn whoami(ctx: &Ctx) -> ApiResult {
             "login": user.email,
         }),
     ))
+}
+
+/// `User.valid_login` (5.0 and later): whether the caller is logged in as exactly `login`
+/// (Bugzilla compares the login names with `eq`).
+fn valid_login(ctx: &Ctx) -> ApiResult {
+    let login = ctx
+        .query_first("login")
+        .ok_or_else(|| ApiError::param_required("User.valid_login", "login"))?;
+    let valid = ctx.viewer().is_some_and(|v| v.email == login);
+    Ok((200, json!({ "result": valid })))
+}
+
+/// `User.get` by `names`: anonymous callers get id, real_name and name; logged-in callers
+/// also email and can_login. An unknown name is error 51.
+fn users(state: &State, ctx: &Ctx) -> ApiResult {
+    let names = ctx.query_all("names");
+    if names.is_empty() {
+        return Err(ApiError::new(
+            50,
+            "The function User.get requires that you set one of the following parameters: ids, names, match",
+        ));
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let user = state.users.iter().find(|u| u.email == name).ok_or_else(|| {
+            ApiError::new(
+                51,
+                format!(
+                    "There is no user named '{name}'. Either you mis-typed the name or that user has not yet registered for a Bugzilla account."
+                ),
+            )
+        })?;
+        let mut object = json!({ "id": user.id, "real_name": user.real_name, "name": user.email });
+        if ctx.viewer().is_some()
+            && let Some(map) = object.as_object_mut()
+        {
+            map.insert("email".to_owned(), json!(user.email));
+            map.insert("can_login".to_owned(), json!(true));
+        }
+        out.push(object);
+    }
+    Ok((200, json!({ "users": out })))
 }
 
 fn get_bug(state: &State, ctx: &Ctx, id: &str) -> ApiResult {

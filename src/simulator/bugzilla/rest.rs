@@ -223,6 +223,8 @@ pub(super) fn bug_object(bug: &Bug) -> Map<String, Value> {
         "product": state::PRODUCT,
         "component": state::COMPONENT,
         "creator": bug.creator,
+        // A private bug is restricted to the insiders' group.
+        "groups": if bug.private { vec![state::INSIDERS_GROUP] } else { Vec::new() },
         "creation_time": format_time(bug.creation_time),
         "last_change_time": format_time(bug.last_change_time),
     });

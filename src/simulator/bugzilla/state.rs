@@ -53,6 +53,8 @@ fn now_in_seconds() -> DateTime<Utc> {
 
 /// The product and component every simulated bug is filed in.
 pub(super) const PRODUCT: &str = "TestProduct";
+/// The group private bugs are restricted to (its members are the insiders).
+pub(super) const INSIDERS_GROUP: &str = "insiders";
 pub(super) const COMPONENT: &str = "TestComponent";
 
 #[derive(Debug, Clone)]
@@ -174,7 +176,7 @@ pub(super) struct State {
     pub flavor: Flavor,
     pub fault: Fault,
     clock: DateTime<Utc>,
-    users: Vec<User>,
+    pub users: Vec<User>,
     api_keys: HashMap<String, String>,
     pub bugs: BTreeMap<i64, Bug>,
     pub attachments: BTreeMap<i64, Attachment>,

@@ -105,6 +105,18 @@ pub struct Bug {
     /// ISO 8601 UTC.
     #[serde(default)]
     pub last_change_time: String,
+    /// The groups the bug is restricted to (empty: every user may see it).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// A Bugzilla account, as `whoami` or `User.get` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The login (an email address).
+    pub login: String,
+    /// The real name, possibly empty.
+    pub real_name: String,
 }
 
 /// A flag on an attachment (review, feedback).
@@ -398,11 +410,76 @@ impl BugzillaClient {
         decode(&v["bugs"], "bugs")
     }
 
+    /// The same client acting as the owner of `api_key` (a person signing in), with the
+    /// same connection pool and key placement.
+    pub fn with_key(&self, api_key: &str) -> BugzillaClient {
+        BugzillaClient {
+            api_key: api_key.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// `GET /rest/whoami` (5.3 and BMO): the account the key belongs to.
+    pub async fn whoami(&self) -> Result<Account, BugzillaError> {
+        let v = self
+            .call(reqwest::Method::GET, "/rest/whoami", &[], None)
+            .await?;
+        let login = v["login"]
+            .as_str()
+            .or_else(|| v["name"].as_str())
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| BugzillaError::Decode("no `login` in /rest/whoami".to_owned()))?;
+        Ok(Account {
+            login: login.to_owned(),
+            real_name: v["real_name"].as_str().unwrap_or("").to_owned(),
+        })
+    }
+
+    /// `GET /rest/valid_login?login=` (5.0 and later): whether the key belongs to exactly
+    /// `login`.
+    pub async fn valid_login(&self, login: &str) -> Result<bool, BugzillaError> {
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                "/rest/valid_login",
+                &[("login", login.to_owned())],
+                None,
+            )
+            .await?;
+        match &v["result"] {
+            Value::Bool(b) => Ok(*b),
+            Value::Number(n) => Ok(n.as_i64() == Some(1)),
+            other => Err(BugzillaError::Decode(format!(
+                "/rest/valid_login answered {other}, not a boolean"
+            ))),
+        }
+    }
+
+    /// `GET /rest/user?names=`: the account named `login`.
+    pub async fn user(&self, login: &str) -> Result<Account, BugzillaError> {
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                "/rest/user",
+                &[("names", login.to_owned())],
+                None,
+            )
+            .await?;
+        let user = &v["users"][0];
+        let name = user["name"]
+            .as_str()
+            .ok_or_else(|| BugzillaError::Decode("no `users[0].name` in /rest/user".to_owned()))?;
+        Ok(Account {
+            login: name.to_owned(),
+            real_name: user["real_name"].as_str().unwrap_or("").to_owned(),
+        })
+    }
+
     /// `GET /rest/bug/{id}`.
     pub async fn bug(&self, id: i64) -> Result<Bug, BugzillaError> {
         let query = [(
             "include_fields",
-            "id,summary,whiteboard,last_change_time".to_owned(),
+            "id,summary,whiteboard,last_change_time,groups".to_owned(),
         )];
         let v = self
             .call(

@@ -6,9 +6,10 @@
 use base64::Engine as _;
 
 use super::client::{Attachment, BugzillaClient, BugzillaError};
+use super::page::{PHABRICATOR_STUB, current_patches, one_line, patch_name, reviews_of};
 use crate::config::Config;
 use crate::patch::{self, Limits};
-use crate::request::{Patch, Review, ReviewKind};
+use crate::request::Patch;
 use crate::runtime::GatherError;
 
 impl From<BugzillaError> for GatherError {
@@ -20,9 +21,6 @@ impl From<BugzillaError> for GatherError {
         }
     }
 }
-
-/// Phabricator stubs are attachments that point elsewhere, not patches.
-const PHABRICATOR_STUB: &str = "text/x-phabricator-request";
 
 /// The patches of `bug`, in landing order, with a one-line summary of what was chosen.
 pub async fn gather(
@@ -46,11 +44,7 @@ pub async fn gather(
     };
     let listed = client.attachments(bug).await?;
     let chosen = if requested.is_empty() {
-        let mut current: Vec<Attachment> = listed
-            .into_iter()
-            .filter(|a| a.is_patch && !a.is_obsolete && a.content_type != PHABRICATOR_STUB)
-            .collect();
-        current.sort_by(|a, b| (&a.creation_time, a.id).cmp(&(&b.creation_time, b.id)));
+        let current = current_patches(listed, true);
         if current.is_empty() {
             return Err(GatherError::Invalid(format!(
                 "bug {bug} has no current patches: no attachment is marked as a patch and not obsolete"
@@ -88,29 +82,10 @@ pub async fn gather(
             )));
         }
         let creator = listed.creator.clone();
-        let reviews = listed
-            .flags
-            .iter()
-            .filter(|f| f.status == "+" && !f.setter.is_empty())
-            .filter_map(|f| {
-                let kind = match f.name.as_str() {
-                    "review" | "superreview" => ReviewKind::Review,
-                    "feedback" => ReviewKind::Feedback,
-                    _ => return None,
-                };
-                Some(Review {
-                    who: f.setter.clone(),
-                    kind,
-                })
-            })
-            .collect();
+        let reviews = reviews_of(&listed.flags);
         patches.push(Patch {
             position,
-            name: format!(
-                "attachment {}: {}",
-                listed.id,
-                one_line(&listed.summary, 80)
-            ),
+            name: patch_name(listed.id, &listed.summary),
             format: parsed.format,
             author: parsed.author.clone().unwrap_or_else(|| creator.clone()),
             submitter: Some(creator),
@@ -172,17 +147,8 @@ async fn choose_requested(
         Ok(chosen)
     } else {
         Err(GatherError::Invalid(format!(
-            "the tag names attachments Autoland cannot use: {}",
+            "the request names attachments Autoland cannot use: {}",
             problems.join("; ")
         )))
     }
-}
-
-fn one_line(text: &str, max: usize) -> String {
-    let line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max)
-        .collect();
-    line.trim().to_owned()
 }

@@ -7,8 +7,10 @@ mod adapter;
 pub mod client;
 pub mod comments;
 pub mod gather;
+pub mod page;
 pub mod poller;
 pub mod reporter;
+pub mod signin;
 pub mod tag;
 
 pub use adapter::{Bugzilla, SOURCE};
