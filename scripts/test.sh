@@ -15,6 +15,9 @@ command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The Bugzilla extension's checks: perl, and Template Toolkit to parse its templates.
+command -v perl >/dev/null 2>&1 || need_apt+=(perl)
+perl -MTemplate -e1 >/dev/null 2>&1 || need_apt+=(libtemplate-perl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -45,4 +48,5 @@ echo "== cargo test (SQLite)"
 cargo test 2>&1
 echo "== end-to-end suites again on PostgreSQL"
 AUTOLAND_TEST_DATABASE=postgres cargo test --test landing --test crash --test hg \
-  --test intake --test operations --test status --test bugzilla --test browser --test ci 2>&1
+  --test intake --test operations --test status --test bugzilla --test browser --test ci \
+  --test bugpage 2>&1

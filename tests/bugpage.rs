@@ -221,7 +221,46 @@ async fn people_sign_in_with_their_bugzilla_api_key_on_5_3_and_on_5_2() {
         (response.status().as_u16(), response.headers().clone(), ())
     };
     assert_eq!(status, 303);
-    assert!(headers.get("set-cookie").is_some());
+    let set = headers["set-cookie"].to_str().unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && !set.contains("Secure"),
+        "{set}"
+    );
+    // Behind a proxy that terminates TLS, the cookie is for HTTPS only.
+    let response = browser()
+        .post(format!("{base}/login"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", "test-token-operator")])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
+    // A sign-in form posted from another site is refused (no login CSRF).
+    let response = browser()
+        .post(format!("{base}/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("token", "test-token-operator")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    assert!(response.headers().get("set-cookie").is_none());
+    // After signing in, only paths of this site: no open redirect.
+    let response = browser()
+        .post(format!("{base}/login"))
+        .form(&[
+            ("token", "test-token-operator"),
+            ("next", "//evil.example/x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["location"], "/");
     let (_, _, status_html) = get_page(&base, "/", Some(&alice)).await;
     assert!(
         !status_html.contains("/ops/modules/"),

@@ -221,7 +221,11 @@ pub(super) struct LoginForm {
 
 /// Signs a person in: with an operator-scope token, or as their Bugzilla account with an
 /// API key that Bugzilla confirms (then forgotten: only the login is kept).
-pub(super) async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+pub(super) async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let next = local_path(form.next.as_deref());
     let refused = |status: StatusCode, message: String| {
         let page = LoginPage {
@@ -253,8 +257,8 @@ pub(super) async fn login(State(state): State<AppState>, Form(form): Form<LoginF
                 tracing::info!(user = %account.login, "signed in as a Bugzilla account");
                 start_session(
                     &state,
-                    &account.login,
-                    &account.real_name,
+                    &headers,
+                    (&account.login, &account.real_name),
                     Role::Bugzilla,
                     &next,
                 )
@@ -276,7 +280,7 @@ pub(super) async fn login(State(state): State<AppState>, Form(form): Form<LoginF
     match entry {
         Some(entry) if entry.scope == crate::config::Scope::Operator => {
             tracing::info!(user = %entry.user, "operator logged in");
-            start_session(&state, &entry.user, "", Role::Operator, &next)
+            start_session(&state, &headers, (&entry.user, ""), Role::Operator, &next)
         }
         _ => refused(
             StatusCode::UNAUTHORIZED,
@@ -285,9 +289,33 @@ pub(super) async fn login(State(state): State<AppState>, Form(form): Form<LoginF
     }
 }
 
-fn start_session(state: &AppState, user: &str, name: &str, role: Role, next: &str) -> Response {
-    let id = state.sessions.create(user, name, role);
-    let cookie = format!("{COOKIE_NAME}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=28800");
+/// The session cookie's attributes: `Secure` when the browser reached Autoland over
+/// HTTPS through a proxy that says so (`X-Forwarded-Proto: https`), so the cookie never
+/// travels in clear after that.
+fn cookie_attributes(headers: &HeaderMap) -> &'static str {
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    if https {
+        "HttpOnly; SameSite=Strict; Path=/; Secure"
+    } else {
+        "HttpOnly; SameSite=Strict; Path=/"
+    }
+}
+
+fn start_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    who: (&str, &str),
+    role: Role,
+    next: &str,
+) -> Response {
+    let id = state.sessions.create(who.0, who.1, role);
+    let cookie = format!(
+        "{COOKIE_NAME}={id}; {}; Max-Age=28800",
+        cookie_attributes(headers)
+    );
     ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
 }
 
@@ -306,7 +334,7 @@ pub(super) async fn logout(
         ));
     }
     state.sessions.end(&headers);
-    let cookie = format!("{COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let cookie = format!("{COOKIE_NAME}=; {}; Max-Age=0", cookie_attributes(&headers));
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
 }
 
