@@ -469,14 +469,58 @@ pub struct TokenConfig {
     /// Name of an environment variable holding the secret.
     #[serde(default)]
     pub env: Option<String>,
-    /// A service token (e.g. a Bugzilla extension) may submit on behalf of any requester.
+    /// May submit on behalf of another requester: `true` (any request, patches included:
+    /// a review tool), `"bugs"` (only bug requests, `POST /api/bugzilla/requests`, whose
+    /// patches and reviews come from the bug: the Bugzilla extension), `false` (default).
     #[serde(default)]
-    pub service: bool,
+    pub service: Service,
     /// What the token may do: `read` (nothing that changes state), `submit` (submit and
     /// cancel requests; the default) or `operator` (also retry requests and close or reopen
     /// repositories).
     #[serde(default)]
     pub scope: Scope,
+}
+
+/// Whom a token may act for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum Service {
+    /// Only its own user.
+    #[default]
+    No,
+    /// Anyone, but only in requests for a bug (patches and reviews from the tracker).
+    Bugs,
+    /// Anyone, in any request.
+    Any,
+}
+
+impl Service {
+    /// May name another requester (for a bug request when `for_bug`).
+    pub fn may_act_for_others(self, for_bug: bool) -> bool {
+        match self {
+            Service::No => false,
+            Service::Bugs => for_bug,
+            Service::Any => true,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Service {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Service, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Flag(false) => Ok(Service::No),
+            Raw::Flag(true) => Ok(Service::Any),
+            Raw::Word(w) if w == "bugs" => Ok(Service::Bugs),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "service must be true, false or \"bugs\", not \"{w}\""
+            ))),
+        }
+    }
 }
 
 /// What a token may do, each scope including the ones before it.
@@ -686,8 +730,8 @@ pub struct TokenEntry {
     pub hash: [u8; 32],
     /// What it may do.
     pub scope: Scope,
-    /// May act for other requesters.
-    pub service: bool,
+    /// Whom it may act for.
+    pub service: Service,
 }
 
 /// A new random token secret.
@@ -1159,6 +1203,27 @@ mod tests {
         assert!(err.to_string().contains("nowhere"), "{err}");
         let err = parse(&GOOD.replace("name = \"try\"", "name = \"central\"")).unwrap_err();
         assert!(err.to_string().contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn service_tokens_act_for_others_everywhere_or_only_for_bugs() {
+        let with = |service: &str| {
+            parse(&format!(
+                "{GOOD}\n[[tokens]]\nname = \"t\"\nuser = \"a@b\"\nsha256 = \"{}\"\nservice = {service}\n",
+                hash_token("s3cret")
+            ))
+        };
+        let service_of = |service: &str| with(service).unwrap().token_entries()[0].service;
+        assert_eq!(service_of("true"), Service::Any);
+        assert_eq!(service_of("false"), Service::No);
+        assert_eq!(service_of("\"bugs\""), Service::Bugs);
+        assert!(Service::Bugs.may_act_for_others(true) && !Service::Bugs.may_act_for_others(false));
+        assert!(Service::Any.may_act_for_others(false) && !Service::No.may_act_for_others(true));
+        let err = with("\"everyone\"").unwrap_err().to_string();
+        assert!(
+            err.contains("service must be true, false or \"bugs\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -516,7 +516,7 @@ fn demo_config(
         user: "alice@example.com".to_owned(),
         sha256: Some(hash_token(token)),
         env: None,
-        service: false,
+        service: crate::config::Service::No,
         scope: crate::config::Scope::Operator,
     });
     config.validate()?;

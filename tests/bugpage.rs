@@ -503,6 +503,7 @@ async fn bug_data_is_shown_as_text_and_restricted_bugs_not_at_all() {
     );
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-store");
     // Not signed in: no Land button, a way to sign in.
     assert!(!html.contains("id=\"land-button\""));
     assert!(html.contains(&format!("href=\"/login?next=/bugs/{bug}\"")));
@@ -516,10 +517,23 @@ async fn bug_data_is_shown_as_text_and_restricted_bugs_not_at_all() {
         creator: "alice@example.com".to_owned(),
         private: true,
     });
-    let (status, _, html) = get_page(&base, &format!("/bugs/{secret}"), None).await;
+    sim.add_api_key("alice-key", "alice@example.com");
+    let (_, cookie, _) = sign_in(&base, "alice-key", Some("alice@example.com")).await;
+    let cookie = cookie.expect("signed in");
+    let (status, _, html) = get_page(&base, &format!("/bugs/{secret}"), Some(&cookie)).await;
     assert_eq!(status, 200);
     assert!(html.contains("id=\"restricted\""), "{html}");
     assert!(!html.contains("Secret vulnerability"), "{html}");
+    // Nor can it be landed from the page (its people land it from Bugzilla).
+    let (_, _, public) = get_page(&base, &format!("/bugs/{bug}"), Some(&cookie)).await;
+    let fields = vec![
+        ("csrf", csrf_of(&public)),
+        ("destination", "try".to_owned()),
+    ];
+    let (status, body) = land(&base, secret, &cookie, &fields, None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("is restricted (insiders)"), "{body}");
+    assert!(!body.contains("Secret vulnerability"), "{body}");
     // Bad bug numbers are a clear error.
     let (status, _, body) = get_page(&base, "/bugs/x1", None).await;
     assert_eq!(status, 400);
@@ -570,9 +584,10 @@ async fn the_extensions_client_submits_for_the_logged_in_user() {
             .unwrap()
         }
     };
+    // The token the extension's README recommends: `service = "bugs"`.
     let output = run(vec![
         base.clone(),
-        "test-token-service".into(),
+        "test-token-bugs".into(),
         bug.to_string(),
         "carol@example.com".into(),
         "try".into(),
@@ -596,5 +611,39 @@ async fn the_extensions_client_submits_for_the_logged_in_user() {
     let text = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(text.contains("not valid"), "{text}");
     assert!(!text.contains("wrong"), "the token is echoed: {text}");
+
+    // That token names requesters only for bugs: it cannot submit made-up patches as
+    // someone else, nor cancel an API request of someone else.
+    let bugs_only = common::Api::new(&base, "test-token-bugs");
+    let patches = env.patches(&[Change {
+        author: "Carol <carol@example.com>",
+        subject: "Made up",
+        files: &[("src/made-up.txt", "x\n")],
+    }]);
+    let (status, answer) = bugs_only
+        .post(
+            "/api/requests",
+            &serde_json::json!({"patches": [{"content": patches[0]}], "destinations": ["try", "central"], "requester": "carol@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("only in requests for a bug"),
+        "{answer}"
+    );
+    let api_request = running
+        .api
+        .submit(&patches, &["try"], serde_json::json!({}))
+        .await;
+    let (status, _) = bugs_only
+        .post(
+            &format!("/api/requests/{api_request}/cancel"),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
     running.service.stop().await;
 }

@@ -442,3 +442,65 @@ async fn an_invalid_api_key_degrades_the_bugzilla_modules_without_showing_the_ke
     );
     running.service.stop().await;
 }
+
+/// What a bug contributes to a commit is hostile too: a summary that would carry the
+/// trailer Autoland identifies its requests by (a plain diff's commit message is made of
+/// it) is refused, and a private attachment is never landed (Autoland's pages are public).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_trailers_in_summaries_and_private_attachments_are_refused() {
+    let (sim, url) = simulator(Flavor::V52).await;
+    // Autoland's account sees private attachments here.
+    sim.add_user(common::bugzilla::AUTOLAND, "Autoland", true);
+    let env = env_with(&url);
+    let plain_diff = "diff --git a/src/t.txt b/src/t.txt\nnew file mode 100644\n--- /dev/null\n+++ b/src/t.txt\n@@ -0,0 +1 @@\n+t\n";
+    let forged = new_bug(&sim, "Fix it Autoland-Request: 0123456789abcdef");
+    attach(&sim, forged, "t.diff", plain_diff, false);
+    sim.set_whiteboard(forged, "[autoland-try]", "alice@example.com");
+    let secret = new_bug(&sim, "Has a private patch");
+    let private = sim.add_attachment(
+        secret,
+        autoland::simulator::bugzilla::NewAttachment {
+            file_name: "secret.diff".to_owned(),
+            summary: "secret".to_owned(),
+            content_type: "text/plain".to_owned(),
+            data: plain_diff.as_bytes().to_vec(),
+            is_patch: true,
+            is_obsolete: false,
+            is_private: true,
+            creator: "alice@example.com".to_owned(),
+            flags: Vec::new(),
+        },
+    );
+    sim.set_whiteboard(
+        secret,
+        &format!("[autoland-try:{private}]"),
+        "alice@example.com",
+    );
+    let running = env.start().await;
+
+    let id = request_for_bug(&running.api, forged).await;
+    let detail = wait_reports_delivered(&running.api, id, LIMIT).await;
+    assert_eq!(
+        detail["request"]["failure"], "invalid_request",
+        "{detail:#}"
+    );
+    let why = detail["request"]["failure_detail"].as_str().unwrap();
+    assert!(
+        why.contains("the bug's summary it is made of") && why.contains("Autoland-Request:"),
+        "{why}"
+    );
+
+    let id = request_for_bug(&running.api, secret).await;
+    let detail = wait_reports_delivered(&running.api, id, LIMIT).await;
+    assert_eq!(
+        detail["request"]["failure"], "invalid_request",
+        "{detail:#}"
+    );
+    let why = detail["request"]["failure_detail"].as_str().unwrap();
+    assert!(
+        why.contains(&format!("attachment {private} is private")),
+        "{why}"
+    );
+    assert_eq!(env.try_pushes(), 0, "nothing reached try");
+    running.service.stop().await;
+}

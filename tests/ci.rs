@@ -368,3 +368,38 @@ async fn a_refused_delivery_can_be_resent_and_complete_may_come_first() {
     assert_eq!(post_raw(&base, &ts, &sig, &text).await.0, 404);
     running.service.stop().await;
 }
+
+/// The built-in runner's command runs the patch's code: it sees the run's `AUTOLAND_*`
+/// variables and what finds tools (`PATH`, `HOME`), none of Autoland's own environment
+/// (where token secrets and API keys live).
+#[tokio::test]
+async fn the_ci_command_gets_none_of_autolands_environment() {
+    // Cargo sets CARGO_MANIFEST_DIR in the environment of this test process, which is
+    // Autoland's process here.
+    assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+    let env = Env::new(Options {
+        ci_command: "env | sort; sh test.sh".to_owned(),
+        ..Options::default()
+    });
+    let running = env.start().await;
+    let id = env
+        .submit_one(&running.api, "Look around", "src/env.txt", "env\n")
+        .await;
+    let detail = running.api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let log = reqwest::get(format!("{}/api/requests/{id}/ci-log", running.api.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        log.contains("AUTOLAND_REVISION=") && log.contains("PATH="),
+        "{log}"
+    );
+    assert!(
+        !log.contains("CARGO_MANIFEST_DIR"),
+        "Autoland's environment leaked: {log}"
+    );
+    running.service.stop().await;
+}

@@ -232,7 +232,13 @@ async fn an_operator_logs_in_and_retries_from_the_request_page() {
         .unwrap();
     let base = &running.api.base;
     let login_page = http.get(format!("{base}/login")).send().await.unwrap();
-    assert!(login_page.text().await.unwrap().contains("Operator login"));
+    assert!(
+        login_page
+            .text()
+            .await
+            .unwrap()
+            .contains("id=\"operator-login\"")
+    );
     // A submit-scope token is not an operator.
     let refused = http
         .post(format!("{base}/login"))

@@ -62,8 +62,8 @@ pub struct Caller {
     pub token: String,
     /// The token's user.
     pub user: String,
-    /// May act for others.
-    pub service: bool,
+    /// Whom it may act for.
+    pub service: crate::config::Service,
     /// What the token may do.
     pub scope: crate::config::Scope,
 }
@@ -103,7 +103,7 @@ pub fn validate(
     submit: &SubmitRequest,
     caller: &Caller,
 ) -> Result<NewRequest, Invalid> {
-    let requester = requester_for(submit.requester.as_deref(), caller)?;
+    let requester = requester_for(submit.requester.as_deref(), caller, false)?;
     if let Some(bug) = submit.bug
         && bug <= 0
     {
@@ -205,12 +205,17 @@ pub fn validate(
     })
 }
 
-fn requester_for(asked: Option<&str>, caller: &Caller) -> Result<String, Invalid> {
+fn requester_for(asked: Option<&str>, caller: &Caller, for_bug: bool) -> Result<String, Invalid> {
     let requester = match asked {
-        Some(r) if r != caller.user && !caller.service => {
+        Some(r) if r != caller.user && !caller.service.may_act_for_others(for_bug) => {
             return invalid(format!(
-                "requester `{r}` differs from the token's user `{}`; only service tokens may submit for someone else",
-                caller.user
+                "requester `{r}` differs from the token's user `{}`; only service tokens may submit for someone else{}",
+                caller.user,
+                if caller.service == crate::config::Service::Bugs {
+                    " (this one, `service = \"bugs\"`, only in requests for a bug)"
+                } else {
+                    ""
+                }
             ));
         }
         Some(r) => r.to_owned(),
@@ -269,7 +274,7 @@ pub fn validate_bug(
     if submit.bug <= 0 {
         return invalid(format!("bug must be a positive number, not {}", submit.bug));
     }
-    let requester = requester_for(submit.requester.as_deref(), caller)?;
+    let requester = requester_for(submit.requester.as_deref(), caller, true)?;
     check_try_syntax(submit.try_syntax.as_deref())?;
     if submit.attachments.len() > 50 || submit.attachments.iter().any(|a| *a <= 0) {
         return invalid("attachments must be at most 50 positive attachment ids");

@@ -56,7 +56,9 @@ impl Output {
             }
             text.push_str(self.stdout.trim());
         }
-        tail(&text, max)
+        // It goes into events, failure details and bug comments: no URL credentials
+        // (Mercurial, for one, prints `https://TOKEN@host` as it is).
+        tail(&redact_url(&text), max)
     }
 }
 
@@ -174,6 +176,22 @@ mod tests {
         let cut = tail(&text, 5);
         assert!(cut.starts_with("[...]\n"));
         assert!(cut.ends_with('é'));
+    }
+
+    #[test]
+    fn what_a_command_printed_loses_url_credentials() {
+        let out = Output {
+            status: 255,
+            stdout: String::new(),
+            stderr: "pushing to https://s3cr3ttoken@hg.example.com/try\nabort: HTTP Error 500"
+                .to_owned(),
+        };
+        let text = out.combined(OUTPUT_LIMIT);
+        assert!(!text.contains("s3cr3ttoken"), "{text}");
+        assert!(
+            text.contains("hg.example.com/try") && text.contains("HTTP Error 500"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -213,8 +213,9 @@ pub(super) async fn cancel_request(
         let Some(request) = store.request(id).await? else {
             return Err(ApiError::NotFound(format!("there is no request {id}")));
         };
+        let for_bug = request.source != crate::request::API_SOURCE;
         if request.requester != caller.user
-            && !caller.service
+            && !caller.service.may_act_for_others(for_bug)
             && caller.scope < crate::config::Scope::Operator
         {
             return Err(ApiError::Forbidden(format!(

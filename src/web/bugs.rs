@@ -497,7 +497,7 @@ async fn try_land(
     let caller = Caller {
         token: "bug page".to_owned(),
         user: session.user.clone(),
-        service: false,
+        service: crate::config::Service::No,
         scope: Scope::Submit,
     };
     let config = &state.ctx.config;

@@ -82,7 +82,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
 
 /// Headers every answer carries: no framing (clickjacking), scripts and styles only from
 /// Autoland itself (no inline script runs, so markup smuggled in from a bug cannot
-/// execute), no MIME sniffing, no referrer to other sites.
+/// execute), no MIME sniffing, no referrer to other sites; HTML pages are not cached.
 async fn security_headers(request: Request, next: Next) -> Response {
     use axum::http::HeaderValue;
     use axum::http::header::{
@@ -100,6 +100,17 @@ async fn security_headers(request: Request, next: Next) -> Response {
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    // Pages carry a session's CSRF token and who is signed in: never from a cache.
+    let html = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        headers.insert(
+            axum::http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+    }
     response
 }
 

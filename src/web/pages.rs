@@ -406,7 +406,7 @@ fn form_operator(
     Ok(crate::tracker::api::Caller {
         token: "web session".to_owned(),
         user: session.user,
-        service: false,
+        service: crate::config::Service::No,
         scope: crate::config::Scope::Operator,
     })
 }

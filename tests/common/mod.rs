@@ -391,6 +391,12 @@ name = "bugzilla-extension"
 user = "service@example.com"
 sha256 = "{service_hash}"
 service = true
+
+[[tokens]]
+name = "bugs-only"
+user = "bugzilla@example.com"
+sha256 = "{bugs_hash}"
+service = "bugs"
 "#,
             lease = options.lease_seconds,
             kind = match kind {
@@ -406,6 +412,7 @@ service = true
             ci = ci_command.replace('\\', "\\\\").replace('"', "\\\""),
             hash = hash_token(&token),
             service_hash = hash_token("test-token-service"),
+            bugs_hash = hash_token("test-token-bugs"),
             bob_hash = hash_token("test-token-bob"),
             reader_hash = hash_token("test-token-reader"),
             tree_status = options

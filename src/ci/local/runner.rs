@@ -456,6 +456,14 @@ async fn run_command(
         Err(e) => return Outcome::SpawnFailed(e),
     };
     let mut cmd = tokio::process::Command::new("sh");
+    // The command runs the patch's code: it gets none of Autoland's environment (tokens,
+    // API keys, webhook secrets), only what a build needs to find its tools.
+    cmd.env_clear();
+    for name in PASSED_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
     cmd.arg("-c")
         .arg(command)
         .current_dir(dir)
@@ -531,6 +539,12 @@ async fn run_command(
 
 /// The environment variable that marks every process of a CI run.
 const RUN_MARK: &str = "AUTOLAND_CI_RUN";
+
+/// The only variables of Autoland's environment a CI command sees (besides the
+/// `AUTOLAND_*` ones describing the run): enough to find tools and write temporary files.
+const PASSED_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
 
 /// Identifies one CI run's processes (the revision carries the request's unique trailer).
 fn run_token(run: &CiRun) -> String {

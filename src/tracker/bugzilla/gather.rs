@@ -44,16 +44,24 @@ pub async fn gather(
     };
     let listed = client.attachments(bug).await?;
     let chosen = if requested.is_empty() {
-        let current = current_patches(listed, true);
+        // Never private attachments: what Autoland lands is shown on its public pages.
+        let current = current_patches(listed, false);
         if current.is_empty() {
             return Err(GatherError::Invalid(format!(
-                "bug {bug} has no current patches: no attachment is marked as a patch and not obsolete"
+                "bug {bug} has no current patches: no attachment is marked as a patch, not obsolete and not private"
             )));
         }
         current
     } else {
         choose_requested(client, bug, &listed, requested).await?
     };
+    if chosen.len() > config.limits.max_patches {
+        return Err(GatherError::Invalid(format!(
+            "{} patches; at most {} are accepted in one request (limits.max_patches)",
+            chosen.len(),
+            config.limits.max_patches
+        )));
+    }
     let limits = Limits {
         max_bytes: config.limits.max_patch_bytes,
         max_files: config.limits.max_files_per_patch,
@@ -71,13 +79,16 @@ pub async fn gather(
             })?;
         let parsed = patch::parse(&bytes, &limits)
             .map_err(|e| GatherError::Invalid(format!("{label}: {e}")))?;
-        if parsed
+        // The message as it will be committed, the bug's summary included when the patch
+        // has none: nobody may put the trailer that identifies requests in it.
+        let message = parsed
             .message
-            .as_deref()
-            .is_some_and(crate::request::claims_trailer)
-        {
+            .clone()
+            .unwrap_or_else(|| format!("Bug {bug} - {}", one_line(&summary, 200)));
+        if crate::request::claims_trailer(&message) {
             return Err(GatherError::Invalid(format!(
-                "{label}: the commit message contains `{}:`; Autoland adds that trailer itself",
+                "{label}: the commit message (or the bug's summary it is made of) contains \
+                 `{}:`; Autoland adds that trailer itself",
                 crate::request::TRAILER_KEY
             )));
         }
@@ -90,10 +101,7 @@ pub async fn gather(
             author: parsed.author.clone().unwrap_or_else(|| creator.clone()),
             submitter: Some(creator),
             date: parsed.date,
-            message: parsed
-                .message
-                .clone()
-                .unwrap_or_else(|| format!("Bug {bug} - {}", one_line(&summary, 200))),
+            message,
             diff: parsed.diff,
             files: parsed.files,
             reviews,
@@ -125,6 +133,10 @@ async fn choose_requested(
     for id in requested {
         match listed.iter().find(|a| a.id == *id) {
             Some(a) if a.is_obsolete => problems.push(format!("attachment {id} is obsolete")),
+            Some(a) if a.is_private => problems.push(format!(
+                "attachment {id} is private: Autoland does not land private attachments \
+                 (what it lands is shown on its public pages)"
+            )),
             Some(a) if a.content_type == PHABRICATOR_STUB => problems.push(format!(
                 "attachment {id} is a Phabricator link, not a patch"
             )),

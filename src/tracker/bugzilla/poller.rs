@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::adapter::{Bugzilla, SOURCE};
-use super::client::{Bug, BugzillaClient, BugzillaError};
+use super::client::{Bug, BugzillaClient, BugzillaError, HistoryEntry};
 use super::{comments, tag};
 use crate::config::BugzillaConfig;
 use crate::request::NewRequest;
@@ -229,25 +229,90 @@ async fn claim(ctx: &Context, client: &BugzillaClient, bug: &Bug) -> Result<Clai
     }
 }
 
-/// Who put the tag on the whiteboard: the latest whiteboard change that added
-/// `[autoland` (other than the in-queue marker). Their Bugzilla account is the requester.
+/// Who put the tag on the whiteboard. Their Bugzilla account is the requester.
 async fn requester_of(client: &BugzillaClient, bug: i64) -> Result<String, BugzillaError> {
     let history = match client.history(bug).await {
         Ok(h) => h,
         Err(e) if e.is_transient() || e.is_credentials() => return Err(e),
         Err(_) => Vec::new(),
     };
-    let who = history
+    Ok(tag_adder(&history)
+        .unwrap_or("unknown@bugzilla.invalid")
+        .to_owned())
+}
+
+/// The latest whiteboard change that added an autoland tag (other than the in-queue
+/// marker) which the whiteboard did not have before. Bugzilla records a whiteboard edit as
+/// the whole old and new text, so someone who edits another part of a whiteboard that
+/// already holds the tag is not its author.
+fn tag_adder(history: &[HistoryEntry]) -> Option<&str> {
+    let tags = |text: &str| -> Vec<String> {
+        let lower = text.to_ascii_lowercase();
+        lower
+            .match_indices("[autoland")
+            .map(|(at, _)| {
+                let rest = &lower[at..];
+                rest[..rest.find(']').map_or(rest.len(), |end| end + 1)].to_owned()
+            })
+            .filter(|t| !t.contains(tag::IN_QUEUE))
+            .collect()
+    };
+    history
         .iter()
         .rev()
         .find(|entry| {
             entry.changes.iter().any(|c| {
-                let added = c.added.to_ascii_lowercase();
-                c.field_name == "whiteboard"
-                    && added.contains("[autoland")
-                    && !added.contains(tag::IN_QUEUE)
+                let before = tags(&c.removed);
+                c.field_name == "whiteboard" && tags(&c.added).iter().any(|t| !before.contains(t))
             })
         })
-        .map(|entry| entry.who.clone());
-    Ok(who.unwrap_or_else(|| "unknown@bugzilla.invalid".to_owned()))
+        .map(|entry| entry.who.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::bugzilla::client::HistoryChange;
+
+    fn edit(who: &str, removed: &str, added: &str) -> HistoryEntry {
+        HistoryEntry {
+            when: "2026-11-30T08:00:00Z".to_owned(),
+            who: who.to_owned(),
+            changes: vec![HistoryChange {
+                field_name: "whiteboard".to_owned(),
+                removed: removed.to_owned(),
+                added: added.to_owned(),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_requester_is_who_added_the_tag_not_who_edited_the_whiteboard_after() {
+        let history = [
+            edit("bob@example.com", "", "[autoland-central]"),
+            edit(
+                "carol@example.com",
+                "[autoland-central]",
+                "[autoland-central] [perf]",
+            ),
+        ];
+        assert_eq!(tag_adder(&history), Some("bob@example.com"));
+        // Autoland's own in-queue marker is nobody's request.
+        let history = [
+            edit("bob@example.com", "", "[autoland-try]"),
+            edit(
+                "autoland@example.com",
+                "[autoland-try]",
+                "[autoland-in-queue]",
+            ),
+        ];
+        assert_eq!(tag_adder(&history), Some("bob@example.com"));
+        // A changed tag is a new request by whoever changed it.
+        let history = [
+            edit("bob@example.com", "", "[autoland-try]"),
+            edit("carol@example.com", "[autoland-try]", "[AUTOLAND-central]"),
+        ];
+        assert_eq!(tag_adder(&history), Some("carol@example.com"));
+        assert_eq!(tag_adder(&[edit("x@example.com", "", "[perf]")]), None);
+    }
 }
