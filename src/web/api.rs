@@ -150,16 +150,29 @@ pub(super) async fn ci_log(
             "request {id} has no CI log (yet)"
         )));
     };
-    let bytes = std::fs::read(&path)
+    // Only the end is read, off the async runtime: a log can be gigabytes.
+    let tail = tokio::task::spawn_blocking(move || read_tail(&path, 5 * 1024 * 1024))
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading a CI log: {e}")))?
         .map_err(|e| ApiError::NotFound(format!("the CI log of request {id} is gone: {e}")))?;
-    let start = bytes.len().saturating_sub(5 * 1024 * 1024);
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; charset=utf-8",
         )],
-        String::from_utf8_lossy(&bytes[start..]).into_owned(),
+        String::from_utf8_lossy(&tail).into_owned(),
     ))
+}
+
+/// The last `max` bytes of the file at `path`.
+fn read_tail(path: &str, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let length = file.metadata()?.len();
+    file.seek(SeekFrom::Start(length.saturating_sub(max)))?;
+    let mut tail = Vec::new();
+    file.take(max).read_to_end(&mut tail)?;
+    Ok(tail)
 }
 
 /// Query of `GET /api/requests`.

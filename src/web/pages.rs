@@ -289,14 +289,15 @@ pub(super) async fn login(
     }
 }
 
-/// The session cookie's attributes: `Secure` when the browser reached Autoland over
-/// HTTPS through a proxy that says so (`X-Forwarded-Proto: https`), so the cookie never
-/// travels in clear after that.
-fn cookie_attributes(headers: &HeaderMap) -> &'static str {
-    let https = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+/// The session cookie's attributes: `Secure` when Autoland's public URL is HTTPS or the
+/// browser reached it over HTTPS through a proxy that says so (`X-Forwarded-Proto:
+/// https`), so the cookie never travels in clear after that.
+fn cookie_attributes(state: &AppState, headers: &HeaderMap) -> &'static str {
+    let https = state.ctx.config.public_url().starts_with("https://")
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
     if https {
         "HttpOnly; SameSite=Strict; Path=/; Secure"
     } else {
@@ -314,7 +315,7 @@ fn start_session(
     let id = state.sessions.create(who.0, who.1, role);
     let cookie = format!(
         "{COOKIE_NAME}={id}; {}; Max-Age=28800",
-        cookie_attributes(headers)
+        cookie_attributes(state, headers)
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
 }
@@ -334,7 +335,10 @@ pub(super) async fn logout(
         ));
     }
     state.sessions.end(&headers);
-    let cookie = format!("{COOKIE_NAME}=; {}; Max-Age=0", cookie_attributes(&headers));
+    let cookie = format!(
+        "{COOKIE_NAME}=; {}; Max-Age=0",
+        cookie_attributes(&state, &headers)
+    );
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
 }
 

@@ -3,7 +3,8 @@
 //! 5.3 and BMO answer `GET /rest/whoami`; 5.0–5.2 have no `whoami`, so there the person
 //! also gives their login and Bugzilla confirms it with `GET /rest/valid_login`.
 
-use super::client::{Account, BugzillaClient, BugzillaError, version_at_least};
+use super::client::{Account, BugzillaClient, BugzillaError};
+use crate::config::AuthMode;
 
 /// Why a sign-in was refused. The messages are shown on the sign-in page.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,8 +67,9 @@ pub async fn identify(
         ));
     }
     let as_person = client.with_key(api_key);
-    let version = client.version().await?;
-    if version_at_least(&version, 5, 3) {
+    // How the client sends keys says which Bugzilla this is (asked once, then known):
+    // the header is for 5.3 and BMO, the parameter for 5.0–5.2.
+    if client.auth().await? == AuthMode::Header {
         let account = as_person.whoami().await?;
         if let Some(login) = login
             && !account.login.eq_ignore_ascii_case(login)
@@ -77,7 +79,9 @@ pub async fn identify(
         return Ok(account);
     }
     let Some(login) = login else {
-        return Err(SignInError::LoginNeeded(format!("version {version}")));
+        return Err(SignInError::LoginNeeded(
+            "5.0–5.2, or API keys configured as a parameter".to_owned(),
+        ));
     };
     if !as_person.valid_login(login).await? {
         return Err(SignInError::WrongLogin(login.to_owned()));
