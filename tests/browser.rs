@@ -9,9 +9,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use autoland::simulator::bugzilla::{Flavor, NewAttachment, NewBug, NewFlag};
-use common::bugzilla::simulator;
-use common::{Change, Env, Options};
+use autoland::simulator::bugzilla::{Flavor, NewBug};
+use common::bugzilla::{simulator, three_parts};
+use common::{Env, Options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_retries_a_failed_request_with_a_click() {
@@ -91,40 +91,13 @@ async fn people_land_two_of_three_patches_from_the_bug_page() {
         creator: "alice@example.com".to_owned(),
         private: false,
     });
-    let mut ids = Vec::new();
-    for n in 1..=3 {
-        let file = format!("src/part{n}.txt");
-        let subject = format!("Bug {bug} - Part {n}");
-        let content = format!("part {n}\n");
-        let patch = env.patches(&[Change {
-            author: "Alice <alice@example.com>",
-            subject: &subject,
-            files: &[(&file, &content)],
-        }]);
-        ids.push(sim.add_attachment(
-            bug,
-            NewAttachment {
-                file_name: if n == 2 {
-                    "<img src=x onerror=\"window.__xss = 2\">.patch".to_owned()
-                } else {
-                    format!("part{n}.patch")
-                },
-                summary: format!("Part {n}"),
-                content_type: "text/plain".to_owned(),
-                data: patch[0].as_bytes().to_vec(),
-                is_patch: true,
-                is_obsolete: false,
-                is_private: false,
-                creator: "alice@example.com".to_owned(),
-                flags: vec![NewFlag {
-                    name: "review".to_owned(),
-                    status: "+".to_owned(),
-                    setter: "carol@example.com".to_owned(),
-                    requestee: None,
-                }],
-            },
-        ));
-    }
+    let ids = three_parts(&sim, &env, bug, |n| {
+        if n == 2 {
+            "<img src=x onerror=\"window.__xss = 2\">.patch".to_owned()
+        } else {
+            format!("part{n}.patch")
+        }
+    });
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts");
     std::fs::create_dir_all(&shots).unwrap();
     let stdout = run_browser_script(

@@ -9,8 +9,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use autoland::simulator::bugzilla::{Flavor, NewAttachment, NewBug, NewFlag, Simulator};
-use common::bugzilla::{AUTOLAND, autoland_comments, new_bug, simulator};
+use autoland::simulator::bugzilla::{Flavor, NewAttachment, NewBug, Simulator};
+use common::bugzilla::{AUTOLAND, autoland_comments, new_bug, simulator, three_parts};
 use common::{Change, Env, Options};
 use serde_json::Value;
 
@@ -99,40 +99,13 @@ async fn land(
     (status, response.text().await.unwrap())
 }
 
-/// Three independent patches on a new bug, each attached by Alice with Alice's review+.
+/// A new bug with three independent patches (see `three_parts`).
 fn bug_with_three_patches(sim: &Simulator, env: &Env, summary: &str) -> (i64, Vec<i64>) {
     let bug = new_bug(sim, summary);
-    let mut ids = Vec::new();
-    for n in 1..=3 {
-        let file = format!("src/part{n}.txt");
-        let subject = format!("Bug {bug} - Part {n}");
-        let content = format!("part {n}\n");
-        let patch = env.patches(&[Change {
-            author: "Alice <alice@example.com>",
-            subject: &subject,
-            files: &[(&file, &content)],
-        }]);
-        ids.push(sim.add_attachment(
-            bug,
-            NewAttachment {
-                file_name: format!("part{n}.patch"),
-                summary: format!("Part {n}"),
-                content_type: "text/plain".to_owned(),
-                data: patch[0].as_bytes().to_vec(),
-                is_patch: true,
-                is_obsolete: false,
-                is_private: false,
-                creator: "alice@example.com".to_owned(),
-                flags: vec![NewFlag {
-                    name: "review".to_owned(),
-                    status: "+".to_owned(),
-                    setter: "carol@example.com".to_owned(),
-                    requestee: None,
-                }],
-            },
-        ));
-    }
-    (bug, ids)
+    (
+        bug,
+        three_parts(sim, env, bug, |n| format!("part{n}.patch")),
+    )
 }
 
 #[tokio::test]

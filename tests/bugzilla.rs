@@ -443,6 +443,20 @@ async fn an_invalid_api_key_degrades_the_bugzilla_modules_without_showing_the_ke
     running.service.stop().await;
 }
 
+/// Why the request for `bug` was refused as invalid, once its reports were delivered.
+async fn invalid_reason(api: &Api, bug: i64) -> String {
+    let id = request_for_bug(api, bug).await;
+    let detail = wait_reports_delivered(api, id, LIMIT).await;
+    assert_eq!(
+        detail["request"]["failure"], "invalid_request",
+        "{detail:#}"
+    );
+    detail["request"]["failure_detail"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// What a bug contributes to a commit is hostile too: a summary that would carry the
 /// trailer Autoland identifies its requests by (a plain diff's commit message is made of
 /// it) is refused, and a private attachment is never landed (Autoland's pages are public).
@@ -478,25 +492,12 @@ async fn forged_trailers_in_summaries_and_private_attachments_are_refused() {
     );
     let running = env.start().await;
 
-    let id = request_for_bug(&running.api, forged).await;
-    let detail = wait_reports_delivered(&running.api, id, LIMIT).await;
-    assert_eq!(
-        detail["request"]["failure"], "invalid_request",
-        "{detail:#}"
-    );
-    let why = detail["request"]["failure_detail"].as_str().unwrap();
+    let why = invalid_reason(&running.api, forged).await;
     assert!(
         why.contains("the bug's summary it is made of") && why.contains("Autoland-Request:"),
         "{why}"
     );
-
-    let id = request_for_bug(&running.api, secret).await;
-    let detail = wait_reports_delivered(&running.api, id, LIMIT).await;
-    assert_eq!(
-        detail["request"]["failure"], "invalid_request",
-        "{detail:#}"
-    );
-    let why = detail["request"]["failure_detail"].as_str().unwrap();
+    let why = invalid_reason(&running.api, secret).await;
     assert!(
         why.contains(&format!("attachment {private} is private")),
         "{why}"

@@ -342,6 +342,23 @@ impl Store {
         Ok(by_request)
     }
 
+    /// Requests from their rows, each with its destinations (one more query for all).
+    async fn requests_with_destinations(
+        &self,
+        rows: &[AnyRow],
+    ) -> Result<Vec<Request>, StoreError> {
+        let mut out = rows
+            .iter()
+            .map(request_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<i64> = out.iter().map(|r| r.id.0).collect();
+        let mut destinations = self.destinations_of(&ids).await?;
+        for request in &mut out {
+            request.destinations = destinations.remove(&request.id.0).unwrap_or_default();
+        }
+        Ok(out)
+    }
+
     /// Requests, by `filter`; at most `limit` of them (100 when not positive).
     pub async fn list_requests(
         &self,
@@ -364,16 +381,7 @@ impl Store {
             }
         };
         let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
-        let mut out = rows
-            .iter()
-            .map(request_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let ids: Vec<i64> = out.iter().map(|r| r.id.0).collect();
-        let mut destinations = self.destinations_of(&ids).await?;
-        for request in &mut out {
-            request.destinations = destinations.remove(&request.id.0).unwrap_or_default();
-        }
-        Ok(out)
+        self.requests_with_destinations(&rows).await
     }
 
     /// The requests of one bug of `source`, newest first (at most 50).
@@ -391,16 +399,7 @@ impl Store {
             .bind(bug)
             .fetch_all(&self.pool)
             .await?;
-        let mut out = rows
-            .iter()
-            .map(request_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let ids: Vec<i64> = out.iter().map(|r| r.id.0).collect();
-        let mut destinations = self.destinations_of(&ids).await?;
-        for request in &mut out {
-            request.destinations = destinations.remove(&request.id.0).unwrap_or_default();
-        }
-        Ok(out)
+        self.requests_with_destinations(&rows).await
     }
 
     /// The patches of a request, in order, with their files and reviews.

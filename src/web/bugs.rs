@@ -143,14 +143,7 @@ async fn build(
     });
     let requests = state.ctx.store.requests_for_bug(SOURCE, bug).await?;
     let landed = landed_attachments(state, &requests).await?;
-    let closed: BTreeSet<String> = state
-        .ctx
-        .store
-        .closed_repositories()
-        .await?
-        .into_iter()
-        .map(|c| c.repo)
-        .collect();
+    let closed = closed_repositories(state).await?;
     let default_try = config
         .repositories
         .iter()
@@ -297,6 +290,18 @@ fn plan_json(
     json!({ "viewer": viewer, "repos": repos, "patches": patches }).to_string()
 }
 
+/// The names of the repositories operators closed.
+async fn closed_repositories(state: &AppState) -> Result<BTreeSet<String>, ApiError> {
+    Ok(state
+        .ctx
+        .store
+        .closed_repositories()
+        .await?
+        .into_iter()
+        .map(|c| c.repo)
+        .collect())
+}
+
 /// The attachments of the bug's landed requests.
 async fn landed_attachments(
     state: &AppState,
@@ -338,14 +343,7 @@ pub(super) async fn api(
     let bug = parse_bug(&bug)?;
     let config = &state.ctx.config;
     let requests = state.ctx.store.requests_for_bug(SOURCE, bug).await?;
-    let closed: BTreeSet<String> = state
-        .ctx
-        .store
-        .closed_repositories()
-        .await?
-        .into_iter()
-        .map(|c| c.repo)
-        .collect();
+    let closed = closed_repositories(&state).await?;
     let mut rows = Vec::with_capacity(requests.len());
     for r in &requests {
         rows.push(json!({

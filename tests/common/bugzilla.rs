@@ -58,3 +58,45 @@ pub fn autoland_comments(sim: &Simulator, bug: i64) -> Vec<String> {
         .map(|c| c.text)
         .collect()
 }
+
+/// Attaches three independent patches to `bug` (part N writes `src/partN.txt`, made on
+/// central's tip), each attached by Alice with Carol's review+, named `file_name(N)`;
+/// returns their ids.
+pub fn three_parts(
+    sim: &Simulator,
+    env: &super::Env,
+    bug: i64,
+    file_name: impl Fn(usize) -> String,
+) -> Vec<i64> {
+    (1..=3)
+        .map(|n| {
+            let file = format!("src/part{n}.txt");
+            let subject = format!("Bug {bug} - Part {n}");
+            let content = format!("part {n}\n");
+            let patch = env.patches(&[super::Change {
+                author: "Alice <alice@example.com>",
+                subject: &subject,
+                files: &[(&file, &content)],
+            }]);
+            sim.add_attachment(
+                bug,
+                NewAttachment {
+                    file_name: file_name(n),
+                    summary: format!("Part {n}"),
+                    content_type: "text/plain".to_owned(),
+                    data: patch[0].as_bytes().to_vec(),
+                    is_patch: true,
+                    is_obsolete: false,
+                    is_private: false,
+                    creator: "alice@example.com".to_owned(),
+                    flags: vec![NewFlag {
+                        name: "review".to_owned(),
+                        status: "+".to_owned(),
+                        setter: "carol@example.com".to_owned(),
+                        requestee: None,
+                    }],
+                },
+            )
+        })
+        .collect()
+}
