@@ -135,7 +135,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, exit: bool) -> anyhow::Result<(
     let log = git_output(&central, &["log", "--format=   %h %an: %s", "-5", "main"])?;
     println!("\n   central's history now:\n{log}");
 
-    bugzilla_flow(&sim, &client, &scratch, &bugzilla_url).await?;
+    let bug = bugzilla_flow(&sim, &client, &scratch, &bugzilla_url).await?;
 
     println!("\n7. Autoland keeps serving at {base}. Try it:");
     println!("   export AUTOLAND_URL={base} AUTOLAND_TOKEN={token}");
@@ -145,6 +145,10 @@ pub async fn run(dir: &Path, listen: SocketAddr, exit: bool) -> anyhow::Result<(
     println!(
         "   Logs of the CI runs: {}",
         dir.join("data/logs").display()
+    );
+    println!(
+        "   Land from the bug page: {base}/bugs/{bug} (sign in on {base}/login with Alice's \
+         Bugzilla API key {DEMO_ALICE_KEY})"
     );
     if exit {
         service.stop().await;
@@ -168,6 +172,8 @@ async fn start_bugzilla(dir: &Path) -> anyhow::Result<(Simulator, String)> {
     sim.add_user("bob@example.com", "Bob", false);
     let key = new_token();
     sim.add_api_key(&key, "autoland@example.com");
+    // Alice's own key, to sign in on the bug page (Bugzilla's Preferences → API Keys).
+    sim.add_api_key(DEMO_ALICE_KEY, "alice@example.com");
     std::fs::write(dir.join("bugzilla-key"), format!("{key}\n"))?;
     let url = sim
         .start()
@@ -177,12 +183,15 @@ async fn start_bugzilla(dir: &Path) -> anyhow::Result<(Simulator, String)> {
 }
 
 /// Step 6: a developer attaches patches to a bug and tags it; Autoland does the rest.
+/// The demo Bugzilla's API key of Alice (scm_level_3), printed for the bug page.
+const DEMO_ALICE_KEY: &str = "alice-demo-api-key";
+
 async fn bugzilla_flow(
     sim: &Simulator,
     client: &ApiClient,
     scratch: &Path,
     url: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<i64> {
     println!("\n6. The Bugzilla way (a simulated Bugzilla 5.3 at {url}):");
     let patches = make_patches(
         scratch,
@@ -280,7 +289,7 @@ async fn bugzilla_flow(
             println!("   | {line}");
         }
     }
-    Ok(())
+    Ok(bug)
 }
 
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
