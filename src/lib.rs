@@ -6,6 +6,8 @@
 // The domain: what a request is and how it may change.
 /// The configuration file and its validation.
 pub mod config;
+/// The landing gate's scheduling rule (speculative windows, batches, lanes), pure.
+pub mod gate;
 /// Parsing and validating untrusted patches.
 pub mod patch;
 /// Commit permissions.
@@ -48,5 +50,7 @@ pub mod demo;
 pub mod ops;
 /// Starting a process: the one place that lists the modules.
 pub mod service;
+/// The queue simulator: the gate's scheduling run on a simulated clock and CI.
+pub mod simulate;
 /// Faithful simulators of services that cannot run here (Bugzilla, Treeherder).
 pub mod simulator;

@@ -118,6 +118,13 @@ enum Command {
         #[command(subcommand)]
         action: TokenCommand,
     },
+    /// Simulate a gated destination's queue (the gate's real scheduling code, a simulated
+    /// clock and CI) and compare strategies: throughput, CI runs per landing, time to land,
+    /// red tips.
+    Simulate {
+        #[command(flatten)]
+        args: crate::simulate::SimulateArgs,
+    },
     /// Nagios/Icinga plugin: judge the service's health from its database and print one
     /// status line with perfdata (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
     #[command(after_help = crate::ops::check::HELP)]
@@ -142,6 +149,7 @@ pub fn init_logging(cli: &Cli) {
     let quiet = matches!(
         cli.command,
         Command::Demo { .. }
+            | Command::Simulate { .. }
             | Command::Request { .. }
             | Command::Token { .. }
             | Command::Check { .. }
@@ -238,6 +246,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { args } => Ok(crate::ops::check::run(args, cli.verbose).await),
+        Command::Simulate { args } => {
+            crate::simulate::main(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
