@@ -477,6 +477,23 @@ async fn bug_data_is_shown_as_text_and_restricted_bugs_not_at_all() {
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["cache-control"], "no-store");
+    // Reloading (or a visitor looping) does not cost Autoland's Bugzilla account a call
+    // each time: the page's read is kept a few seconds.
+    let reads = |sim: &Simulator| {
+        sim.request_log()
+            .iter()
+            .filter(|r| r.path == format!("/rest/bug/{bug}"))
+            .count()
+    };
+    let before = reads(&sim);
+    for _ in 0..5 {
+        assert_eq!(get_page(&base, &format!("/bugs/{bug}"), None).await.0, 200);
+    }
+    assert_eq!(
+        reads(&sim),
+        before,
+        "the bug was read again within the cache's lifetime"
+    );
     // Not signed in: no Land button, a way to sign in.
     assert!(!html.contains("id=\"land-button\""));
     assert!(html.contains(&format!("href=\"/login?next=/bugs/{bug}\"")));

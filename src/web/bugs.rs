@@ -131,7 +131,12 @@ async fn build(
 ) -> Result<BugPageView, ApiError> {
     let tracker = bugzilla(state)?;
     let config = &state.ctx.config;
-    let (read, unavailable) = match page::read(&tracker.client, bug).await {
+    // A fresh read for the page shown after pressing Land; a recent one otherwise.
+    let read = match notice {
+        Some(_) => page::read(&tracker.client, bug).await,
+        None => state.bug_pages.read(&tracker.client, bug).await,
+    };
+    let (read, unavailable) = match read {
         Ok(read) => (Some(read), String::new()),
         Err(e) => (None, e.to_string()),
     };

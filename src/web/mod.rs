@@ -28,6 +28,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
     let state = AppState {
         tokens: Arc::new(ctx.config.token_entries()),
         sessions: Arc::new(session::Sessions::default()),
+        bug_pages: Arc::default(),
         ctx,
     };
     Router::new()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::session::Sessions;
 use crate::config::TokenEntry;
 use crate::runtime::Context;
+use crate::tracker::bugzilla::page::PageCache;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -13,6 +14,8 @@ pub struct AppState {
     pub ctx: Arc<Context>,
     /// Accepted tokens (hashes only).
     pub tokens: Arc<Vec<TokenEntry>>,
-    /// Operators logged in to the web pages.
+    /// People signed in to the web pages.
     pub sessions: Arc<Sessions>,
+    /// Recent bug reads of the bug page.
+    pub bug_pages: Arc<PageCache>,
 }

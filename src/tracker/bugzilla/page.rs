@@ -92,6 +92,58 @@ pub async fn read(client: &BugzillaClient, bug: i64) -> Result<BugPage, Bugzilla
     })
 }
 
+/// Bug reads for the page, kept for a few seconds: people reload, and visitors may loop,
+/// and every read is two calls on Autoland's Bugzilla account (whose rate limits the
+/// poller and the reporter share). Bounded; the oldest entry goes first.
+#[derive(Debug)]
+pub struct PageCache {
+    ttl: std::time::Duration,
+    capacity: usize,
+    entries: std::sync::Mutex<std::collections::HashMap<i64, (std::time::Instant, BugPage)>>,
+}
+
+impl Default for PageCache {
+    fn default() -> PageCache {
+        PageCache::new(std::time::Duration::from_secs(10), 512)
+    }
+}
+
+impl PageCache {
+    /// Entries live `ttl`; at most `capacity` of them.
+    pub fn new(ttl: std::time::Duration, capacity: usize) -> PageCache {
+        PageCache {
+            ttl,
+            capacity: capacity.max(1),
+            entries: Default::default(),
+        }
+    }
+
+    /// `bug` as [`read`] gives it, from the cache when it is fresh enough.
+    pub async fn read(&self, client: &BugzillaClient, bug: i64) -> Result<BugPage, BugzillaError> {
+        let now = std::time::Instant::now();
+        if let Ok(entries) = self.entries.lock()
+            && let Some((at, page)) = entries.get(&bug)
+            && now.duration_since(*at) < self.ttl
+        {
+            return Ok(page.clone());
+        }
+        let page = read(client, bug).await?;
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (at, _)| now.duration_since(*at) < self.ttl);
+            if entries.len() >= self.capacity
+                && let Some(oldest) = entries
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(k, _)| *k)
+            {
+                entries.remove(&oldest);
+            }
+            entries.insert(bug, (now, page.clone()));
+        }
+        Ok(page)
+    }
+}
+
 /// The current patches among a bug's attachments, in landing order: marked as patches,
 /// not obsolete, not Phabricator links; private ones only with `with_private`.
 pub fn current_patches(listed: Vec<Attachment>, with_private: bool) -> Vec<Attachment> {
