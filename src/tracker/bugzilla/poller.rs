@@ -162,7 +162,7 @@ async fn claim(ctx: &Context, client: &BugzillaClient, bug: &Bug) -> Result<Clai
             (Err(e.to_string()), text)
         }
     };
-    let requester = requester_of(client, bug.id).await?;
+    let requester = requester_of(client, bug.id, first_tag(&bug.whiteboard).unwrap_or("")).await?;
     let mut new = NewRequest {
         source: SOURCE.to_owned(),
         bug: Some(bug.id),
@@ -229,41 +229,47 @@ async fn claim(ctx: &Context, client: &BugzillaClient, bug: &Bug) -> Result<Clai
     }
 }
 
-/// Who put the tag on the whiteboard. Their Bugzilla account is the requester.
-async fn requester_of(client: &BugzillaClient, bug: i64) -> Result<String, BugzillaError> {
+/// Who put the tag `tag_text` on the whiteboard. Their Bugzilla account is the requester;
+/// nobody's (an account that holds no level) when the history does not say.
+async fn requester_of(
+    client: &BugzillaClient,
+    bug: i64,
+    tag_text: &str,
+) -> Result<String, BugzillaError> {
     let history = match client.history(bug).await {
         Ok(h) => h,
         Err(e) if e.is_transient() || e.is_credentials() => return Err(e),
         Err(_) => Vec::new(),
     };
-    Ok(tag_adder(&history)
+    Ok(tag_adder(&history, tag_text)
         .unwrap_or("unknown@bugzilla.invalid")
         .to_owned())
 }
 
-/// The latest whiteboard change that added an autoland tag (other than the in-queue
-/// marker) which the whiteboard did not have before. Bugzilla records a whiteboard edit as
-/// the whole old and new text, so someone who edits another part of a whiteboard that
-/// already holds the tag is not its author.
-fn tag_adder(history: &[HistoryEntry]) -> Option<&str> {
-    let tags = |text: &str| -> Vec<String> {
-        let lower = text.to_ascii_lowercase();
-        lower
-            .match_indices("[autoland")
-            .map(|(at, _)| {
-                let rest = &lower[at..];
-                rest[..rest.find(']').map_or(rest.len(), |end| end + 1)].to_owned()
-            })
-            .filter(|t| !t.contains(tag::IN_QUEUE))
-            .collect()
+/// The text of the tag the whiteboard grammar takes from `whiteboard` (the first one,
+/// malformed or not; none for the in-queue marker).
+fn first_tag(whiteboard: &str) -> Option<&str> {
+    let span = match tag::find(whiteboard) {
+        Ok(tag::Found::Request(found)) => found.span,
+        Ok(tag::Found::None | tag::Found::InQueue(_)) => return None,
+        Err(e) => e.span(),
     };
+    whiteboard.get(span)
+}
+
+/// The latest whiteboard change that made `tag_text` the whiteboard's tag: its new text's
+/// tag (as the grammar reads it) is `tag_text` and its old text's was not. Bugzilla
+/// records a whiteboard edit as the whole old and new text, so someone who edits another
+/// part of a whiteboard that already holds the tag is not its author.
+fn tag_adder<'h>(history: &'h [HistoryEntry], tag_text: &str) -> Option<&'h str> {
     history
         .iter()
         .rev()
         .find(|entry| {
             entry.changes.iter().any(|c| {
-                let before = tags(&c.removed);
-                c.field_name == "whiteboard" && tags(&c.added).iter().any(|t| !before.contains(t))
+                c.field_name == "whiteboard"
+                    && first_tag(&c.added) == Some(tag_text)
+                    && first_tag(&c.removed) != Some(tag_text)
             })
         })
         .map(|entry| entry.who.as_str())
@@ -296,23 +302,44 @@ mod tests {
                 "[autoland-central] [perf]",
             ),
         ];
-        assert_eq!(tag_adder(&history), Some("bob@example.com"));
-        // Autoland's own in-queue marker is nobody's request.
-        let history = [
-            edit("bob@example.com", "", "[autoland-try]"),
-            edit(
-                "autoland@example.com",
-                "[autoland-try]",
-                "[autoland-in-queue]",
-            ),
-        ];
-        assert_eq!(tag_adder(&history), Some("bob@example.com"));
+        assert_eq!(
+            tag_adder(&history, "[autoland-central]"),
+            Some("bob@example.com")
+        );
         // A changed tag is a new request by whoever changed it.
         let history = [
             edit("bob@example.com", "", "[autoland-try]"),
             edit("carol@example.com", "[autoland-try]", "[AUTOLAND-central]"),
         ];
-        assert_eq!(tag_adder(&history), Some("carol@example.com"));
-        assert_eq!(tag_adder(&[edit("x@example.com", "", "[perf]")]), None);
+        assert_eq!(
+            tag_adder(&history, "[AUTOLAND-central]"),
+            Some("carol@example.com")
+        );
+        assert_eq!(
+            tag_adder(&[edit("x@example.com", "", "[perf]")], "[autoland-try]"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_tag_slipped_in_front_of_someone_elses_is_credited_to_who_slipped_it() {
+        // Alice's try tag waits; Mallory puts a central tag first, in a spelling the
+        // grammar accepts (a space after the bracket): the grammar takes Mallory's tag,
+        // so Mallory is its requester, not Alice.
+        let history = [
+            edit("alice@example.com", "", "[autoland-try]"),
+            edit(
+                "mallory@example.com",
+                "[autoland-try]",
+                "[ autoland-central] [autoland-try]",
+            ),
+        ];
+        let claimed = first_tag("[ autoland-central] [autoland-try]").unwrap();
+        assert_eq!(claimed, "[ autoland-central]");
+        assert_eq!(tag_adder(&history, claimed), Some("mallory@example.com"));
+        // Brackets inside a tag are the grammar's business too.
+        let history = [edit("eve@example.com", "", "[autoland-try:-b o [x]] tail")];
+        let claimed = first_tag("[autoland-try:-b o [x]] tail").unwrap();
+        assert_eq!(tag_adder(&history, claimed), Some("eve@example.com"));
     }
 }
