@@ -42,6 +42,11 @@ pub struct Scenario {
     pub spread: f64,
     /// Random seed (same seed, same world).
     pub seed: u64,
+    /// Disruptions (0 in the tables): people pushing to the destination directly, per T.
+    pub direct_pushes_per_t: f64,
+    /// ... the probability that a request is cancelled (at a random time within 2 T of
+    /// its arrival; a cancel during its landing is refused, as in the service).
+    pub cancels: f64,
 }
 
 /// A strategy to simulate.
@@ -62,6 +67,8 @@ pub struct Outcome {
     pub landed: usize,
     /// Requests refused (ejected, or failed on try).
     pub refused: usize,
+    /// Requests cancelled before they were decided.
+    pub cancelled: usize,
     /// CI runs started.
     pub ci_runs: usize,
     /// Landings per T, from the first arrival to the last landing.
@@ -207,171 +214,260 @@ enum Event {
         request: usize,
         passed: bool,
     },
+    DirectPush,
+    Cancel(usize),
 }
 
 fn at(t: f64) -> i64 {
     (t * 1_000_000.0) as i64
 }
 
+/// The executor of the simulation: the world's truth, the queues, and the tallies.
+struct Sim<'w> {
+    world: &'w World,
+    rng: StdRng,
+    events: BinaryHeap<Reverse<(i64, u64, Event)>>,
+    sequence: u64,
+    lanes: Vec<Lane>,
+    lane_of: Vec<usize>,
+    tip: HashSet<usize>,
+    /// Per lane, what moved its tip, in order (a request id, or -1 for a direct push);
+    /// per candidate, what it was tested on: that history's length and the requests
+    /// below it.
+    history: Vec<Vec<i64>>,
+    tested_on: BTreeMap<CandidateId, (usize, Vec<i64>)>,
+    cancelled_runs: HashSet<CandidateId>,
+    decided: HashSet<i64>,
+    landed_at: BTreeMap<usize, f64>,
+    runs: usize,
+    refused: usize,
+    cancelled: usize,
+    red: usize,
+    untested: usize,
+    twice: usize,
+    last_landing: f64,
+}
+
+impl Sim<'_> {
+    fn at(&mut self, t: f64, e: Event) {
+        self.sequence += 1;
+        self.events.push(Reverse((at(t), self.sequence, e)));
+    }
+
+    fn decide(&mut self, id: i64) {
+        self.twice += usize::from(!self.decided.insert(id));
+    }
+
+    /// Carries out a lane's actions, and the actions they lead to. The actions of one
+    /// call were decided on one state of the lane: what its tip had then is the base of
+    /// the candidates they start (a landing among them is below those candidates).
+    fn execute(&mut self, now: f64, lane: usize, actions: Vec<Action>) {
+        let mut batch = actions;
+        while !batch.is_empty() {
+            let base = self.history[lane].len();
+            let mut next = Vec::new();
+            for action in batch {
+                match action {
+                    Action::Test {
+                        candidate,
+                        changes,
+                        ahead,
+                        ..
+                    } => {
+                        self.runs += 1;
+                        self.tested_on.insert(candidate, (base, ahead.clone()));
+                        let added: Vec<usize> =
+                            ahead.iter().chain(&changes).map(|&c| c as usize).collect();
+                        let passed = self.world.passes(&self.tip, &added);
+                        let done = now + self.world.duration(&mut self.rng);
+                        self.at(
+                            done,
+                            Event::Done {
+                                lane,
+                                candidate,
+                                passed,
+                            },
+                        );
+                    }
+                    Action::Cancel { candidate } => {
+                        self.cancelled_runs.insert(candidate);
+                    }
+                    Action::Land { candidate, changes } => {
+                        // Exactly what was tested: the lane's tip gained, since the test,
+                        // the requests below the candidate and nothing else.
+                        let exact =
+                            self.tested_on
+                                .remove(&candidate)
+                                .is_some_and(|(base, ahead)| {
+                                    self.history[lane].get(base..) == Some(ahead.as_slice())
+                                });
+                        self.untested += usize::from(!exact);
+                        let added: Vec<usize> = changes.iter().map(|&c| c as usize).collect();
+                        if !self.world.passes(&self.tip, &added) {
+                            self.red += 1;
+                        }
+                        for &c in &changes {
+                            self.decide(c);
+                            self.tip.insert(c as usize);
+                            self.landed_at.insert(c as usize, now);
+                        }
+                        self.history[lane].extend(changes.iter().copied());
+                        self.last_landing = now;
+                        next.extend(self.lanes[lane].landed(candidate));
+                    }
+                    Action::Eject { change, .. } => {
+                        self.refused += 1;
+                        self.decide(change);
+                    }
+                }
+            }
+            batch = next;
+        }
+    }
+
+    /// Someone pushed to the destination: every lane's tip moved.
+    fn direct_push(&mut self, now: f64) {
+        for lane in 0..self.lanes.len() {
+            self.history[lane].push(-1);
+            let actions = self.lanes[lane].tip_moved();
+            self.execute(now, lane, actions);
+        }
+    }
+}
+
 /// Runs `policy` in `scenario`.
 pub fn run(scenario: Scenario, policy: Policy) -> Outcome {
     let world = World::new(scenario);
-    let mut rng = StdRng::seed_from_u64(scenario.seed.wrapping_add(1));
-    let mut events: BinaryHeap<Reverse<(i64, u64, Event)>> = BinaryHeap::new();
-    let mut sequence = 0u64;
-    let mut push = |events: &mut BinaryHeap<_>, t: f64, e: Event| {
-        sequence += 1;
-        events.push(Reverse((at(t), sequence, e)));
-    };
-    for (i, &t) in world.arrival.iter().enumerate() {
-        push(&mut events, t, Event::Arrival(i));
-    }
     let lane_count = if policy.lanes {
         scenario.parts.max(1)
     } else {
         1
     };
-    let mut lanes: Vec<Lane> = (0..lane_count)
-        .map(|k| {
-            Lane::new(
-                policy.gate.unwrap_or(LaneConfig {
-                    strategy: Strategy::Serial,
-                    max_window: 1,
-                    batch_size: 1,
-                }),
-                (k as u64) << 40,
-            )
-        })
-        .collect();
-    let mut tip: HashSet<usize> = HashSet::new();
-    // Per lane, what landed in order; per candidate, what it was tested on: how much of
-    // its lane had landed, and the requests below it.
-    let mut lane_landed: Vec<Vec<i64>> = vec![Vec::new(); lane_count];
-    let mut tested_on: BTreeMap<CandidateId, (usize, Vec<i64>)> = BTreeMap::new();
-    let mut untested = 0usize;
-    let mut decided: HashSet<i64> = HashSet::new();
-    let mut twice = 0usize;
-    let mut cancelled: HashSet<CandidateId> = HashSet::new();
-    let mut landed_at: BTreeMap<usize, f64> = BTreeMap::new();
-    let (mut runs, mut refused, mut red) = (0usize, 0usize, 0usize);
-    let mut last_landing = 0.0f64;
-    while let Some(Reverse((time, _, event))) = events.pop() {
+    let gate = policy.gate.unwrap_or(LaneConfig {
+        strategy: Strategy::Serial,
+        max_window: 1,
+        batch_size: 1,
+    });
+    let mut sim = Sim {
+        world: &world,
+        rng: StdRng::seed_from_u64(scenario.seed.wrapping_add(1)),
+        events: BinaryHeap::new(),
+        sequence: 0,
+        lanes: (0..lane_count)
+            .map(|k| Lane::new(gate, (k as u64) << 40))
+            .collect(),
+        lane_of: world
+            .part
+            .iter()
+            .map(|&p| if policy.lanes { p } else { 0 })
+            .collect(),
+        tip: HashSet::new(),
+        history: vec![Vec::new(); lane_count],
+        tested_on: BTreeMap::new(),
+        cancelled_runs: HashSet::new(),
+        decided: HashSet::new(),
+        landed_at: BTreeMap::new(),
+        runs: 0,
+        refused: 0,
+        cancelled: 0,
+        red: 0,
+        untested: 0,
+        twice: 0,
+        last_landing: 0.0,
+    };
+    let last_arrival = world.arrival.last().copied().unwrap_or(0.0);
+    for (i, &t) in world.arrival.iter().enumerate() {
+        sim.at(t, Event::Arrival(i));
+        if policy.gate.is_some() && sim.rng.random_bool(scenario.cancels.clamp(0.0, 1.0)) {
+            let when = t + 2.0 * sim.rng.random::<f64>();
+            sim.at(when, Event::Cancel(i));
+        }
+    }
+    if policy.gate.is_some() && scenario.direct_pushes_per_t > 0.0 {
+        let mut t = 0.0;
+        while t < last_arrival {
+            let u: f64 = sim.rng.random_range(f64::EPSILON..1.0);
+            t += -u.ln() / scenario.direct_pushes_per_t;
+            sim.at(t, Event::DirectPush);
+        }
+    }
+    while let Some(Reverse((time, _, event))) = sim.events.pop() {
         let now = time as f64 / 1_000_000.0;
-        let actions: Vec<(usize, Action)> = match event {
-            Event::Arrival(i) => match policy.gate {
-                None => {
-                    runs += 1;
-                    let passed = world.passes(&tip, &[i]);
-                    let done = now + world.duration(&mut rng);
-                    push(&mut events, done, Event::TryDone { request: i, passed });
-                    Vec::new()
-                }
-                Some(_) => {
-                    let lane = if policy.lanes { world.part[i] } else { 0 };
-                    let change = Change {
-                        id: i as i64,
-                        priority: 0,
-                        arrival: i as i64,
-                    };
-                    lanes[lane]
-                        .enqueue(change)
-                        .into_iter()
-                        .map(|a| (lane, a))
-                        .collect()
-                }
-            },
+        match event {
+            Event::Arrival(i) if policy.gate.is_none() => {
+                sim.runs += 1;
+                let passed = world.passes(&sim.tip, &[i]);
+                let done = now + world.duration(&mut sim.rng);
+                sim.at(done, Event::TryDone { request: i, passed });
+            }
+            Event::Arrival(i) => {
+                let lane = sim.lane_of[i];
+                let change = Change {
+                    id: i as i64,
+                    priority: 0,
+                    arrival: i as i64,
+                };
+                let actions = sim.lanes[lane].enqueue(change);
+                sim.execute(now, lane, actions);
+            }
             Event::TryDone { request, passed } => {
                 if passed {
-                    tip.insert(request);
-                    landed_at.insert(request, now);
-                    last_landing = now;
                     // Landed without a test of the tip it makes: red if it interacts
                     // with something already there. (Counted per landing that breaks the
                     // tip, as if each were backed out at once.)
-                    if !world.passes(&tip_without(&tip, request), &[request]) {
-                        red += 1;
+                    if !world.passes(&sim.tip, &[request]) {
+                        sim.red += 1;
                     }
+                    sim.tip.insert(request);
+                    sim.landed_at.insert(request, now);
+                    sim.last_landing = now;
                 } else {
-                    refused += 1;
+                    sim.refused += 1;
                 }
-                Vec::new()
             }
             Event::Done {
                 lane,
                 candidate,
                 passed,
             } => {
-                if cancelled.remove(&candidate) {
-                    Vec::new()
-                } else {
+                if !sim.cancelled_runs.remove(&candidate) {
                     let verdict = if passed {
                         Verdict::Passed
                     } else {
                         Verdict::Failed
                     };
-                    lanes[lane]
-                        .result(candidate, verdict)
-                        .into_iter()
-                        .map(|a| (lane, a))
-                        .collect()
+                    let actions = sim.lanes[lane].result(candidate, verdict);
+                    sim.execute(now, lane, actions);
                 }
             }
-        };
-        for (lane, action) in actions {
-            match action {
-                Action::Test {
-                    candidate,
-                    changes,
-                    ahead,
-                    ..
-                } => {
-                    runs += 1;
-                    tested_on.insert(candidate, (lane_landed[lane].len(), ahead.clone()));
-                    let added: Vec<usize> =
-                        ahead.iter().chain(&changes).map(|&c| c as usize).collect();
-                    let passed = world.passes(&tip, &added);
-                    let done = now + world.duration(&mut rng);
-                    push(
-                        &mut events,
-                        done,
-                        Event::Done {
-                            lane,
-                            candidate,
-                            passed,
-                        },
-                    );
-                }
-                Action::Cancel { candidate } => {
-                    cancelled.insert(candidate);
-                }
-                Action::Land { candidate, changes } => {
-                    // Exactly what was tested: the lane gained, since the test, the
-                    // requests below the candidate and nothing else.
-                    let exact = tested_on.remove(&candidate).is_some_and(|(base, ahead)| {
-                        lane_landed[lane].get(base..) == Some(ahead.as_slice())
-                    });
-                    if !exact {
-                        untested += 1;
-                    }
-                    lane_landed[lane].extend(changes.iter().copied());
-                    twice += changes.iter().filter(|c| !decided.insert(**c)).count();
-                    let added: Vec<usize> = changes.iter().map(|&c| c as usize).collect();
-                    if !world.passes(&tip, &added) {
-                        red += 1;
-                    }
-                    for c in added {
-                        tip.insert(c);
-                        landed_at.insert(c, now);
-                    }
-                    last_landing = now;
-                }
-                Action::Eject { change, .. } => {
-                    refused += 1;
-                    twice += usize::from(!decided.insert(change));
+            Event::DirectPush => sim.direct_push(now),
+            Event::Cancel(i) => {
+                let lane = sim.lane_of[i];
+                let id = i as i64;
+                // Only a request still in the queue (arrived, not decided, not landing).
+                if now >= world.arrival[i]
+                    && !sim.decided.contains(&id)
+                    && !sim.lanes[lane].is_landing(id)
+                {
+                    sim.cancelled += 1;
+                    sim.decide(id);
+                    let actions = sim.lanes[lane].remove(id);
+                    sim.execute(now, lane, actions);
                 }
             }
         }
     }
+    let Sim {
+        landed_at,
+        runs,
+        refused,
+        cancelled,
+        red,
+        untested,
+        twice,
+        last_landing,
+        ..
+    } = sim;
     let landed = landed_at.len();
     let mut waits: Vec<f64> = landed_at
         .iter()
@@ -390,6 +486,7 @@ pub fn run(scenario: Scenario, policy: Policy) -> Outcome {
     Outcome {
         landed,
         refused,
+        cancelled,
         ci_runs: runs,
         landings_per_t: landed as f64 / elapsed,
         runs_per_landing: if landed == 0 {
@@ -403,12 +500,6 @@ pub fn run(scenario: Scenario, policy: Policy) -> Outcome {
         untested_landings: untested,
         decided_twice: twice,
     }
-}
-
-fn tip_without(tip: &HashSet<usize>, request: usize) -> HashSet<usize> {
-    let mut rest = tip.clone();
-    rest.remove(&request);
-    rest
 }
 
 /// The comparison table (Markdown) of `policies` in `scenario`; the serial rate is the
@@ -498,6 +589,12 @@ pub struct SimulateArgs {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Disruption: direct pushes to the destination per T (each rebuilds every candidate).
+    #[arg(long, default_value_t = 0.0)]
+    pub direct_pushes_per_t: f64,
+    /// Disruption: the probability that a request is cancelled while queued.
+    #[arg(long, default_value_t = 0.0)]
+    pub cancels: f64,
     /// Also print throughput and CI runs per landing against p (0 to 30 %).
     #[arg(long)]
     pub sweep: bool,
@@ -520,9 +617,17 @@ pub fn main(args: &SimulateArgs) -> anyhow::Result<()> {
         parts: args.parts,
         spread: args.spread,
         seed: args.seed,
+        direct_pushes_per_t: args.direct_pushes_per_t,
+        cancels: args.cancels,
     };
-    if !(0.0..=1.0).contains(&args.p) || !(0.0..=1.0).contains(&args.q) {
-        anyhow::bail!("--p and --q are probabilities, between 0 and 1");
+    if ![args.p, args.q, args.cancels]
+        .iter()
+        .all(|x| (0.0..=1.0).contains(x))
+    {
+        anyhow::bail!("--p, --q and --cancels are probabilities, between 0 and 1");
+    }
+    if !(args.direct_pushes_per_t >= 0.0 && args.spread >= 0.0 && args.spread < 1.0) {
+        anyhow::bail!("--direct-pushes-per-t must be at least 0 and --spread in [0, 1)");
     }
     if args.requests == 0 || args.arrivals_per_t <= 0.0 || args.window == 0 || args.batch == 0 {
         anyhow::bail!("--requests, --arrivals-per-t, --window and --batch must be positive");
@@ -670,25 +775,30 @@ mod tests {
             parts: 4,
             spread: 0.2,
             seed: 7,
+            direct_pushes_per_t: 0.0,
+            cancels: 0.0,
         }
     }
 
     #[test]
     fn gated_strategies_land_only_what_they_tested_and_never_red() {
-        // Many worlds, every strategy: no request lost or decided twice, every landing is
-        // exactly its tested candidate, no red tip; without the gate, red tips.
+        // Many worlds, every strategy, with direct pushes and cancellations: no request
+        // lost or decided twice, every landing is exactly its tested candidate, no red
+        // tip; without the gate, red tips.
         for seed in 0..40 {
             let s = Scenario {
                 seed,
                 p: [0.0, 0.05, 0.1, 0.3][seed as usize % 4],
                 q: [0.0, 0.02, 0.1][seed as usize % 3],
+                direct_pushes_per_t: [0.0, 0.3, 2.0][seed as usize % 3],
+                cancels: [0.0, 0.05, 0.2][seed as usize % 3],
                 ..scenario(0.1, 0.05)
             };
             for policy in policies(1 + seed as usize % 12, 1 + seed as usize % 5) {
                 let o = run(s, policy);
                 let name = policy.name;
                 assert_eq!(
-                    o.landed + o.refused,
+                    o.landed + o.refused + o.cancelled,
                     s.requests,
                     "{name}, seed {seed}: lost requests"
                 );

@@ -65,8 +65,11 @@
     plan.appendChild(verdict);
   }
 
+  // Every 2 s while a request is under way and the page is in view; every 30 s otherwise.
+  let busy = true;
   async function refresh() {
     if (!table || !bug) return;
+    if (document.hidden && !busy) return;
     try {
       const answer = await fetch(`/api/bugs/${encodeURIComponent(bug)}`, { headers: { Accept: 'application/json' } });
       if (!answer.ok) return;
@@ -86,6 +89,7 @@
         return tr;
       });
       table.replaceChildren(...rows);
+      busy = data.requests.some((r) => !['landed', 'failed', 'cancelled'].includes(r.stage));
     } catch (e) {
       // The next refresh tries again.
     }
@@ -95,6 +99,14 @@
     form.addEventListener('change', explain);
     explain();
   }
-  refresh();
-  setInterval(refresh, 2000);
+  let idle = 0;
+  async function tick() {
+    idle = busy ? 0 : idle + 2;
+    if (busy || idle >= 30) {
+      idle = 0;
+      await refresh();
+    }
+    setTimeout(tick, 2000);
+  }
+  refresh().then(() => setTimeout(tick, 2000));
 })();

@@ -391,6 +391,23 @@ async fn the_page_refuses_what_autoland_would_refuse_and_forged_forms() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 401);
+    assert!(
+        response.text().await.unwrap().contains("sign in first"),
+        "a form without a session is told to sign in"
+    );
+    // The same attachment twice is refused, as the tag grammar would not have it.
+    let twice = vec![
+        ("csrf", csrf.clone()),
+        ("attachment", ids[0].to_string()),
+        ("attachment", ids[0].to_string()),
+        ("destination", "try".to_owned()),
+    ];
+    let (status, body) = land(&base, bug, &cookie, &twice, None).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains(&format!("attachment {} is named twice", ids[0])),
+        "{body}"
+    );
     // An attachment that is not one of the bug's current patches.
     let other = vec![
         ("csrf", csrf.clone()),

@@ -6,9 +6,11 @@
 //! at the head (everything ahead of it landed) it is the culprit: a single request is
 //! ejected, a batch is split in halves and tested again (bisection), so the innocent land.
 //!
-//! The lane answers events (`enqueue`, `result`, `tip_moved`, `remove`, `promote`) with
-//! [`Action`]s for its executor: the service (build, push, run CI, land) or the queue
-//! simulator (a simulated clock and CI). Both run this same code.
+//! The lane answers events (`enqueue`, `result`, `landed`, `land_refused`, `tip_moved`,
+//! `remove`, `promote`) with [`Action`]s for its executor: the service (build, push, run
+//! CI, land) or the queue simulator (a simulated clock and CI). Both run this same code.
+//! One landing is asked for at a time; the executor answers it with `landed` (pushed) or
+//! `land_refused` (the tip moved: everything is rebuilt).
 
 /// A request in the gate, by the id the executor knows it by.
 pub type ChangeId = i64;
@@ -83,7 +85,8 @@ pub enum Action {
         /// The candidate.
         candidate: CandidateId,
     },
-    /// Push the candidate's tested commits to the destination (a fast-forward).
+    /// Push the candidate's tested commits to the destination (a fast-forward), then say
+    /// how it went: [`Lane::landed`] or [`Lane::land_refused`].
     Land {
         /// The candidate.
         candidate: CandidateId,
@@ -114,15 +117,18 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Waiting {
     change: Change,
-    /// Bisection: the largest batch this request may be in (halved each time a batch
-    /// holding it fails at the head).
-    max_batch: usize,
+    /// Bisection: requests of one half of a failed batch share a group (never 0) and are
+    /// batched only with each other; 0 for the others.
+    group: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Testing,
     Passed,
+    /// Its landing was asked for; waiting for the executor to say how it went.
+    Landing,
+    /// Failed; waits for those below it to be decided.
     Failed,
 }
 
@@ -130,16 +136,23 @@ enum State {
 struct Candidate {
     id: CandidateId,
     changes: Vec<Waiting>,
+    /// The requests of the candidates below it when it was built.
     ahead: Vec<ChangeId>,
     state: State,
 }
 
-/// A failure already seen: `changes` on the tip failed; `landed_since` of them have
-/// landed since (the passing first part of a bisection). Bisection steps whose outcome it
-/// decides need no CI run.
+impl Candidate {
+    fn ids(&self) -> Vec<ChangeId> {
+        self.changes.iter().map(|w| w.change.id).collect()
+    }
+}
+
+/// A failure already seen on the current tip: `changes` (with `tested` below them, since
+/// landed) failed in run `candidate`; `landed_since` of them have landed since (the
+/// passing first half of a bisection). Bisection steps whose outcome it decides need no
+/// CI run.
 #[derive(Debug, Clone)]
 struct KnownFailure {
-    /// The run that failed, and everything it tested beyond the tip it was built on.
     candidate: CandidateId,
     tested: Vec<ChangeId>,
     changes: Vec<ChangeId>,
@@ -153,7 +166,7 @@ pub struct CandidateView {
     pub id: CandidateId,
     /// Its requests.
     pub changes: Vec<ChangeId>,
-    /// `testing`, `passed` or `failed` (waiting for those below it).
+    /// `testing`, `passed`, `landing` or `failed` (waiting for those below it).
     pub state: &'static str,
 }
 
@@ -165,6 +178,7 @@ pub struct Lane {
     in_flight: Vec<Candidate>,
     window: usize,
     next_id: CandidateId,
+    next_group: u64,
     known_failure: Option<KnownFailure>,
 }
 
@@ -178,6 +192,7 @@ impl Lane {
             waiting: Vec::new(),
             in_flight: Vec::new(),
             next_id: first_candidate,
+            next_group: 1,
             known_failure: None,
         }
     }
@@ -198,10 +213,11 @@ impl Lane {
             .iter()
             .map(|c| CandidateView {
                 id: c.id,
-                changes: c.changes.iter().map(|w| w.change.id).collect(),
+                changes: c.ids(),
                 state: match c.state {
                     State::Testing => "testing",
                     State::Passed => "passed",
+                    State::Landing => "landing",
                     State::Failed => "failed",
                 },
             })
@@ -213,21 +229,23 @@ impl Lane {
         self.waiting.is_empty() && self.in_flight.is_empty()
     }
 
+    /// Whether `change` is being landed (it can no longer be removed).
+    pub fn is_landing(&self, change: ChangeId) -> bool {
+        self.in_flight
+            .iter()
+            .any(|c| c.state == State::Landing && c.changes.iter().any(|w| w.change.id == change))
+    }
+
     /// A request is ready to land: it joins the queue in order.
     pub fn enqueue(&mut self, change: Change) -> Vec<Action> {
-        self.insert(Waiting {
-            change,
-            max_batch: usize::MAX,
-        });
-        let mut actions = Vec::new();
-        self.fill(&mut actions);
-        actions
+        self.insert(Waiting { change, group: 0 });
+        self.step(Vec::new())
     }
 
     /// A candidate's verdict. Unknown (cancelled) candidates are ignored.
     pub fn result(&mut self, candidate: CandidateId, verdict: Verdict) -> Vec<Action> {
         let mut actions = Vec::new();
-        let Some(index) = self.in_flight.iter().position(|c| c.id == candidate) else {
+        let Some(index) = self.position(candidate) else {
             return actions;
         };
         if self.in_flight[index].state != State::Testing {
@@ -237,35 +255,92 @@ impl Lane {
             Verdict::Passed => self.in_flight[index].state = State::Passed,
             Verdict::Failed => {
                 self.in_flight[index].state = State::Failed;
-                // Everything above it was built on it: rebuild without waiting.
+                // Everything above it was built on it: rebuild without waiting. Each
+                // failure halves the window (failures above a culprit too: until it is
+                // found, the gate is speculating on a bad stretch).
                 self.requeue_above(index, &mut actions);
                 self.window = (self.window / 2).max(1);
             }
         }
-        self.settle(&mut actions);
-        self.fill(&mut actions);
-        actions
+        self.step(actions)
     }
 
-    /// The destination's tip moved under the gate (a push from elsewhere, or a landing
-    /// refused): every candidate is rebuilt on the new tip.
-    pub fn tip_moved(&mut self) -> Vec<Action> {
+    /// The executor pushed the landing it was asked for.
+    pub fn landed(&mut self, candidate: CandidateId) -> Vec<Action> {
+        let landing = self
+            .in_flight
+            .first()
+            .is_some_and(|c| c.id == candidate && c.state == State::Landing);
+        if !landing {
+            return Vec::new();
+        }
+        let c = self.in_flight.remove(0);
+        let landed = c.ids();
+        if self.config.strategy == Strategy::Speculative {
+            self.window = (self.window + 1).min(self.config.window_limit());
+        }
+        self.known_failure = self.known_failure.take().and_then(|mut k| {
+            // Still known only while the tip gains nothing but its own first part.
+            let ours = landed.iter().all(|id| k.changes.contains(id));
+            k.landed_since.extend(landed.iter().copied());
+            ours.then_some(k)
+        });
+        self.step(Vec::new())
+    }
+
+    /// The executor could not land (the destination's tip moved): everything is rebuilt
+    /// on the new tip, the refused candidate's requests included.
+    pub fn land_refused(&mut self, candidate: CandidateId) -> Vec<Action> {
+        let landing = self
+            .in_flight
+            .first()
+            .is_some_and(|c| c.id == candidate && c.state == State::Landing);
+        if !landing {
+            return Vec::new();
+        }
         let mut actions = Vec::new();
-        self.requeue_above(0, &mut actions);
-        if let Some(c) = self.in_flight.pop() {
-            actions.push(Action::Cancel { candidate: c.id });
+        while let Some(c) = self.in_flight.pop() {
+            if c.state != State::Failed && c.id != candidate {
+                actions.push(Action::Cancel { candidate: c.id });
+            }
             for w in c.changes {
-                self.insert(w);
+                self.insert(Waiting { group: 0, ..w });
             }
         }
         self.known_failure = None;
-        self.fill(&mut actions);
-        actions
+        self.step(actions)
+    }
+
+    /// The destination's tip moved under the gate (someone pushed directly): every
+    /// candidate is rebuilt on the new tip (a landing under way is left to finish; its
+    /// executor then says how it went).
+    pub fn tip_moved(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let keep = match self.in_flight.first() {
+            Some(c) if c.state == State::Landing => 1,
+            _ => 0,
+        };
+        while self.in_flight.len() > keep {
+            if let Some(c) = self.in_flight.pop() {
+                if c.state != State::Failed {
+                    actions.push(Action::Cancel { candidate: c.id });
+                }
+                for w in c.changes {
+                    self.insert(Waiting { group: 0, ..w });
+                }
+            }
+        }
+        self.known_failure = None;
+        self.step(actions)
     }
 
     /// The request left (cancelled): out of the queue, and everything built on it rebuilt.
+    /// A request being landed cannot leave ([`Lane::is_landing`]); nothing happens.
     pub fn remove(&mut self, change: ChangeId) -> Vec<Action> {
         let mut actions = Vec::new();
+        if self.is_landing(change) {
+            return actions;
+        }
         self.known_failure = None;
         self.waiting.retain(|w| w.change.id != change);
         if let Some(index) = self
@@ -273,18 +348,20 @@ impl Lane {
             .iter()
             .position(|c| c.changes.iter().any(|w| w.change.id == change))
         {
-            // It and everything above it go back, without it.
-            self.requeue_above(index, &mut actions);
-            if let Some(c) = self.in_flight.pop() {
+            let c = if self.in_flight[index].state == State::Failed {
+                // Nothing was built on a failed candidate.
+                self.in_flight.remove(index)
+            } else {
+                self.requeue_above(index, &mut actions);
+                let c = self.in_flight.remove(index);
                 actions.push(Action::Cancel { candidate: c.id });
-                for w in c.changes.into_iter().filter(|w| w.change.id != change) {
-                    self.insert(w);
-                }
+                c
+            };
+            for w in c.changes.into_iter().filter(|w| w.change.id != change) {
+                self.insert(w);
             }
         }
-        self.settle(&mut actions);
-        self.fill(&mut actions);
-        actions
+        self.step(actions)
     }
 
     /// An operator moves a waiting request to the front of the queue.
@@ -303,17 +380,33 @@ impl Lane {
         if let Some(index) = self.waiting.iter().position(|w| w.change.id == change) {
             let mut w = self.waiting.remove(index);
             w.change.priority = top.saturating_add(1);
+            w.group = 0;
             self.insert(w);
         }
-        let mut actions = Vec::new();
-        self.fill(&mut actions);
-        actions
+        self.step(Vec::new())
+    }
+
+    fn position(&self, candidate: CandidateId) -> Option<usize> {
+        self.in_flight.iter().position(|c| c.id == candidate)
     }
 
     fn insert(&mut self, w: Waiting) {
-        let key = |w: &Waiting| (-w.change.priority, w.change.arrival, w.change.id);
+        let key = |w: &Waiting| {
+            (
+                std::cmp::Reverse(w.change.priority),
+                w.change.arrival,
+                w.change.id,
+            )
+        };
         let at = self.waiting.partition_point(|x| key(x) < key(&w));
         self.waiting.insert(at, w);
+    }
+
+    /// Settles the bottom, then starts candidates: what every event ends with.
+    fn step(&mut self, mut actions: Vec<Action>) -> Vec<Action> {
+        self.settle(&mut actions);
+        self.fill(&mut actions);
+        actions
     }
 
     /// Cancels the candidates above `index` (not `index` itself) and puts their requests
@@ -321,7 +414,9 @@ impl Lane {
     fn requeue_above(&mut self, index: usize, actions: &mut Vec<Action>) {
         while self.in_flight.len() > index + 1 {
             if let Some(c) = self.in_flight.pop() {
-                actions.push(Action::Cancel { candidate: c.id });
+                if c.state != State::Failed {
+                    actions.push(Action::Cancel { candidate: c.id });
+                }
                 for w in c.changes {
                     self.insert(w);
                 }
@@ -329,31 +424,23 @@ impl Lane {
         }
     }
 
-    /// Lands passed candidates at the bottom; convicts a failed one at the bottom.
+    /// Asks for the bottom candidate's landing once it passed; convicts a failed one at
+    /// the bottom (its failure happened on the tip).
     fn settle(&mut self, actions: &mut Vec<Action>) {
-        while let Some(head) = self.in_flight.first() {
+        while let Some(head) = self.in_flight.first_mut() {
             match head.state {
-                State::Testing => break,
+                State::Testing | State::Landing => break,
                 State::Passed => {
-                    let c = self.in_flight.remove(0);
-                    if self.config.strategy == Strategy::Speculative {
-                        self.window = (self.window + 1).min(self.config.window_limit());
-                    }
-                    let landed: Vec<ChangeId> = c.changes.iter().map(|w| w.change.id).collect();
-                    self.known_failure = self.known_failure.take().and_then(|mut k| {
-                        // Still known only while the tip gains nothing but its own part.
-                        let ours = landed.iter().all(|id| k.changes.contains(id));
-                        k.landed_since.extend(landed.iter().copied());
-                        ours.then_some(k)
-                    });
+                    head.state = State::Landing;
                     actions.push(Action::Land {
-                        candidate: c.id,
-                        changes: landed,
+                        candidate: head.id,
+                        changes: head.ids(),
                     });
+                    break;
                 }
                 State::Failed => {
                     let c = self.in_flight.remove(0);
-                    let ids: Vec<ChangeId> = c.changes.iter().map(|w| w.change.id).collect();
+                    let ids = c.ids();
                     let tested: Vec<ChangeId> = c.ahead.iter().chain(&ids).copied().collect();
                     self.known_failure = Some(KnownFailure {
                         candidate: c.id,
@@ -367,8 +454,9 @@ impl Lane {
         }
     }
 
-    /// `changes` failed on the tip (candidate `candidate`, which tested `tested`): eject
-    /// a single request, split a batch.
+    /// `changes` failed on the tip (run `candidate`, which tested `tested`): eject a
+    /// single request, split a batch into two halves that are batched only within
+    /// themselves.
     fn convict(
         &mut self,
         candidate: CandidateId,
@@ -386,56 +474,70 @@ impl Lane {
             return;
         }
         let half = changes.len().div_ceil(2);
-        for mut w in changes {
-            w.max_batch = half;
-            self.insert(w);
+        for (i, chunk) in changes.chunks(half).enumerate() {
+            let group = self.next_group + i as u64;
+            for w in chunk {
+                self.insert(Waiting { group, ..*w });
+            }
         }
+        self.next_group += 2;
+    }
+
+    /// The next batch from the front of the queue: requests of one bisection half
+    /// together, the others up to the batch size.
+    fn next_batch(&self) -> usize {
+        let Some(first) = self.waiting.first() else {
+            return 0;
+        };
+        let limit = if first.group == 0 {
+            self.config.batch_limit()
+        } else {
+            usize::MAX
+        };
+        self.waiting
+            .iter()
+            .take_while(|w| w.group == first.group)
+            .take(limit)
+            .count()
     }
 
     /// Starts candidates while the window allows and requests wait.
     fn fill(&mut self, actions: &mut Vec<Action>) {
-        // A failed candidate waiting for those below it to finish is out of the chain:
-        // new candidates build on the last one that may still land.
-        let active = |lane: &Lane| {
-            lane.in_flight
+        loop {
+            // A failed candidate waiting for those below it is out of the chain: new
+            // candidates build on the last one that may still land.
+            let chain: Vec<&Candidate> = self
+                .in_flight
                 .iter()
                 .filter(|c| c.state != State::Failed)
-                .count()
-        };
-        while active(self) < self.window && !self.waiting.is_empty() {
-            let mut limit = self.config.batch_limit();
-            let mut take = 0;
-            for w in &self.waiting {
-                limit = limit.min(w.max_batch);
-                if take >= limit {
-                    break;
-                }
-                take += 1;
-            }
-            let take = take.max(1);
-            let batch: Vec<Waiting> = self.waiting.drain(..take).collect();
-            let ids: Vec<ChangeId> = batch.iter().map(|w| w.change.id).collect();
-            // A bisection step whose outcome is already known: the same requests on the
-            // same tip failed, or the failed batch's first part landed and the rest is
-            // what is left of it on top.
-            if self.in_flight.is_empty()
-                && let Some((candidate, tested)) = self.decided_by_known_failure(&ids)
-            {
-                self.known_failure = Some(KnownFailure {
-                    candidate,
-                    tested: tested.clone(),
-                    changes: ids,
-                    landed_since: Vec::new(),
-                });
-                self.convict(candidate, batch, &tested, actions);
-                continue;
-            }
-            let chain = self.in_flight.iter().filter(|c| c.state != State::Failed);
-            let ahead: Vec<ChangeId> = chain
-                .clone()
-                .flat_map(|c| c.changes.iter().map(|w| w.change.id))
                 .collect();
-            let on = chain.clone().next_back().map(|c| c.id);
+            if chain.len() >= self.window || self.waiting.is_empty() {
+                return;
+            }
+            let take = self.next_batch().max(1);
+            let ids: Vec<ChangeId> = self.waiting[..take].iter().map(|w| w.change.id).collect();
+            let ahead: Vec<ChangeId> = chain.iter().flat_map(|c| c.ids()).collect();
+            let on = chain.last().map(|c| c.id);
+            match self.known_outcome(&ahead, &ids) {
+                Known::Fails(candidate, tested) => {
+                    // What is left of a failed batch, on the tip its first half made:
+                    // the failed run itself. Split (or eject) without running it again.
+                    let batch: Vec<Waiting> = self.waiting.drain(..take).collect();
+                    self.known_failure = Some(KnownFailure {
+                        candidate,
+                        tested: tested.clone(),
+                        changes: ids,
+                        landed_since: Vec::new(),
+                    });
+                    self.convict(candidate, batch, &tested, actions);
+                    continue;
+                }
+                // The same requests on the same tip failed already: wait for those below
+                // to land (then it is decided) or fail (then it is tested again).
+                Known::Repeats => return,
+                Known::No => {}
+            }
+            let batch: Vec<Waiting> = self.waiting.drain(..take).collect();
             let id = self.next_id;
             self.next_id += 1;
             actions.push(Action::Test {
@@ -453,14 +555,34 @@ impl Lane {
         }
     }
 
-    /// Whether testing `ids` on the tip would repeat a known failure: the failing set was
-    /// tested on a tip that has since gained only its own first part, and `ids` is the
-    /// rest. Returns the run that failed and what it tested.
-    fn decided_by_known_failure(&self, ids: &[ChangeId]) -> Option<(CandidateId, Vec<ChangeId>)> {
-        let known = self.known_failure.as_ref()?;
-        let split = known.landed_since.len().min(known.changes.len());
-        let (landed, rest) = known.changes.split_at(split);
-        (!known.landed_since.is_empty() && landed == known.landed_since.as_slice() && rest == ids)
-            .then(|| (known.candidate, known.tested.clone()))
+    /// What is known of testing `ids` on top of `ahead` (the unlanded candidates below).
+    fn known_outcome(&self, ahead: &[ChangeId], ids: &[ChangeId]) -> Known {
+        let Some(known) = &self.known_failure else {
+            return Known::No;
+        };
+        let tree: Vec<ChangeId> = known
+            .landed_since
+            .iter()
+            .chain(ahead)
+            .chain(ids)
+            .copied()
+            .collect();
+        if tree != known.changes {
+            Known::No
+        } else if !ahead.is_empty() {
+            Known::Repeats
+        } else if !known.landed_since.is_empty() {
+            Known::Fails(known.candidate, known.tested.clone())
+        } else {
+            // Nothing below to wait for (cannot happen after a split; never block).
+            Known::No
+        }
     }
+}
+
+/// See [`Lane::known_outcome`].
+enum Known {
+    No,
+    Fails(CandidateId, Vec<ChangeId>),
+    Repeats,
 }

@@ -279,6 +279,10 @@ pub fn validate_bug(
     if submit.attachments.len() > 50 || submit.attachments.iter().any(|a| *a <= 0) {
         return invalid("attachments must be at most 50 positive attachment ids");
     }
+    let mut seen = HashSet::new();
+    if let Some(twice) = submit.attachments.iter().find(|a| !seen.insert(**a)) {
+        return invalid(format!("attachment {twice} is named twice"));
+    }
     let names = if submit.destinations.is_empty() {
         vec!["try".to_owned()]
     } else {

@@ -49,7 +49,7 @@ pub(super) async fn writes_need_a_token(
     // Sign-in forms: nothing to protect yet, but only from Autoland's own page (so another
     // site cannot sign a visitor in as someone else).
     if request.uri().path() == "/login" {
-        if !same_origin(request.headers()) {
+        if !same_origin(request.headers(), &state.ctx.config.public_url()) {
             return ApiError::Forbidden("this sign-in form was sent from another site".to_owned())
                 .into_response();
         }
@@ -60,17 +60,14 @@ pub(super) async fn writes_need_a_token(
     if request.uri().path() == "/api/ci/results" {
         return next.run(request).await;
     }
-    // The web pages' forms (under /ops/, /bugs/ and /logout): a signed-in session, only
-    // without a bearer token, and only from Autoland's own pages when the browser says
-    // where the form came from. The handler checks the form's CSRF token and the
-    // session's role.
+    // The web pages' forms (under /ops/, /bugs/ and /logout), sent without a bearer
+    // token: only from Autoland's own pages when the browser says where the form came
+    // from; the handler checks the session (answering "sign in" when there is none), the
+    // form's CSRF token and the session's role.
     let path = request.uri().path();
     let is_form = path.starts_with("/ops/") || path.starts_with("/bugs/") || path == "/logout";
-    if is_form
-        && !request.headers().contains_key(AUTHORIZATION)
-        && state.sessions.from_headers(request.headers()).is_some()
-    {
-        if !same_origin(request.headers()) {
+    if is_form && !request.headers().contains_key(AUTHORIZATION) {
+        if !same_origin(request.headers(), &state.ctx.config.public_url()) {
             return ApiError::Forbidden(
                 "this form was sent from another site (the Origin header names another host)"
                     .to_owned(),
@@ -94,14 +91,28 @@ pub(super) async fn writes_need_a_token(
     }
 }
 
-/// False when the browser says (`Origin`) that the form comes from another host than
-/// the one it is sent to. Browsers send `Origin` on every cross-site POST; a request
+/// False when the browser says (`Origin`) that the form comes from another site than this
+/// one: neither the host it was sent to (`Host`) nor Autoland's public URL (behind a proxy
+/// that rewrites `Host`). Browsers send `Origin` on every cross-site POST; a request
 /// without one (a script, curl) is judged by its session and CSRF token alone.
-fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+fn same_origin(headers: &axum::http::HeaderMap, public_url: &str) -> bool {
     use axum::http::header::{HOST, ORIGIN};
     let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
+    let origin = origin.trim_end_matches('/');
+    let public = public_url.trim_end_matches('/');
+    // The public URL's origin: scheme, host and port, without a path.
+    let public_origin = match public.find("://") {
+        Some(at) => {
+            let rest = &public[at + 3..];
+            &public[..at + 3 + rest.find('/').unwrap_or(rest.len())]
+        }
+        None => public,
+    };
+    if !public_origin.is_empty() && origin.eq_ignore_ascii_case(public_origin) {
+        return true;
+    }
     let Some(host) = headers.get(HOST).and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -155,5 +166,53 @@ impl FromRequestParts<AppState> for Caller {
             }),
             None => Err(ApiError::Unauthorized("the token is not valid".to_owned())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+    use axum::http::HeaderMap;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("host", host.parse().unwrap());
+        if let Some(origin) = origin {
+            h.insert("origin", origin.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn forms_come_from_this_site_by_its_host_or_its_public_url() {
+        let public = "https://autoland.example.com/";
+        // The host the browser sent the form to.
+        assert!(same_origin(
+            &headers(Some("http://10.0.0.5:8080"), "10.0.0.5:8080"),
+            public
+        ));
+        // Behind a proxy that rewrote Host: the public URL's origin.
+        assert!(same_origin(
+            &headers(Some("https://autoland.example.com"), "127.0.0.1:8080"),
+            public
+        ));
+        // Not from a script without Origin (the session and CSRF token decide).
+        assert!(same_origin(&headers(None, "127.0.0.1:8080"), public));
+        // Another site, or a look-alike.
+        assert!(!same_origin(
+            &headers(Some("https://evil.example"), "127.0.0.1:8080"),
+            public
+        ));
+        assert!(!same_origin(
+            &headers(
+                Some("https://autoland.example.com.evil.example"),
+                "127.0.0.1:8080"
+            ),
+            public
+        ));
+        assert!(!same_origin(
+            &headers(Some("null"), "127.0.0.1:8080"),
+            public
+        ));
     }
 }

@@ -350,7 +350,12 @@ pub(super) async fn api(
     let requests = state.ctx.store.requests_for_bug(SOURCE, bug).await?;
     let closed = closed_repositories(&state).await?;
     let mut rows = Vec::with_capacity(requests.len());
+    let mut landed = BTreeSet::new();
     for r in &requests {
+        let attachments = attachments_of(&state, r.id).await?;
+        if r.stage == crate::request::Stage::Landed {
+            landed.extend(attachments.iter().copied());
+        }
         rows.push(json!({
             "id": r.id,
             "stage": r.stage,
@@ -359,7 +364,7 @@ pub(super) async fn api(
             "requester": r.requester,
             "try_repo": r.try_repo,
             "destinations": r.destinations.iter().map(|d| d.repo.clone()).collect::<Vec<_>>(),
-            "attachments": attachments_of(&state, r.id).await?,
+            "attachments": attachments,
             "created_at": r.created_at,
             "updated_at": r.updated_at,
             "url": format!("/requests/{}", r.id),
@@ -382,7 +387,7 @@ pub(super) async fn api(
         "bug": bug,
         "destinations": destinations,
         "requests": rows,
-        "landed_attachments": landed_attachments(&state, &requests).await?,
+        "landed_attachments": landed,
         "page": format!("/bugs/{bug}"),
     })))
 }

@@ -221,11 +221,13 @@ sub _the_bug {
     return $bug;
 }
 
-# The bug's current patches (not obsolete), in attachment order. Bug->attachments holds
-# only the attachments the user may see (private ones only for insiders and their author).
+# The bug's current patches (not obsolete, not private), in attachment order. Autoland
+# refuses private attachments (what it lands is shown on its pages), so they are not
+# offered; Bug->attachments holds only those the user may see anyway.
 sub _current_patches {
     my ($bug) = @_;
-    return [ sort { $a->id <=> $b->id } grep { $_->ispatch && !$_->isobsolete } @{ $bug->attachments } ];
+    return [ sort { $a->id <=> $b->id }
+             grep { $_->ispatch && !$_->isobsolete && !$_->isprivate } @{ $bug->attachments } ];
 }
 
 # "review+ (bob@example.com)": the setter, or the requestee of a request ("review?").
