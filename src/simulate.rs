@@ -720,16 +720,21 @@ fn plot(
         .iter()
         .flat_map(|(_, row)| row.iter().map(|(_, o)| o.runs_per_landing))
         .fold(1.0, f64::max);
-    for (area, title, top, pick) in [
+    for (area, title, top, legend, pick) in [
         (
             &left,
             "landings per T",
             max_throughput,
+            SeriesLabelPosition::UpperRight,
             (&|o: &Outcome| o.landings_per_t) as &dyn Fn(&Outcome) -> f64,
         ),
-        (&right, "CI runs per landing", max_runs, &|o: &Outcome| {
-            o.runs_per_landing
-        }),
+        (
+            &right,
+            "CI runs per landing",
+            max_runs,
+            SeriesLabelPosition::LowerRight,
+            &|o: &Outcome| o.runs_per_landing,
+        ),
     ] {
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 22))
@@ -754,7 +759,7 @@ fn plot(
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend)
             .draw()?;
     }
     root.present()?;

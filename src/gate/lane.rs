@@ -267,11 +267,7 @@ impl Lane {
 
     /// The executor pushed the landing it was asked for.
     pub fn landed(&mut self, candidate: CandidateId) -> Vec<Action> {
-        let landing = self
-            .in_flight
-            .first()
-            .is_some_and(|c| c.id == candidate && c.state == State::Landing);
-        if !landing {
+        if !self.landing_at_bottom(candidate) {
             return Vec::new();
         }
         let c = self.in_flight.remove(0);
@@ -291,11 +287,7 @@ impl Lane {
     /// The executor could not land (the destination's tip moved): everything is rebuilt
     /// on the new tip, the refused candidate's requests included.
     pub fn land_refused(&mut self, candidate: CandidateId) -> Vec<Action> {
-        let landing = self
-            .in_flight
-            .first()
-            .is_some_and(|c| c.id == candidate && c.state == State::Landing);
-        if !landing {
+        if !self.landing_at_bottom(candidate) {
             return Vec::new();
         }
         let mut actions = Vec::new();
@@ -384,6 +376,13 @@ impl Lane {
             self.insert(w);
         }
         self.step(Vec::new())
+    }
+
+    /// Whether `candidate` is the bottom one and its landing was asked for.
+    fn landing_at_bottom(&self, candidate: CandidateId) -> bool {
+        self.in_flight
+            .first()
+            .is_some_and(|c| c.id == candidate && c.state == State::Landing)
     }
 
     fn position(&self, candidate: CandidateId) -> Option<usize> {
