@@ -277,4 +277,61 @@ mod tests {
             Route::Lane("lane-3".to_owned())
         );
     }
+
+    #[test]
+    fn lanes_of_disjoint_files_never_share_a_file_and_nobody_is_left_waiting() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        for seed in 0..50 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut router = Router::new(&[]).unwrap();
+            let mut inside: Vec<ChangeId> = Vec::new();
+            let mut held: Vec<ChangeId> = Vec::new();
+            let mut joined = std::collections::BTreeSet::new();
+            for id in 0..300 {
+                if rng.random_bool(0.55) || inside.is_empty() {
+                    let n = rng.random_range(1..4);
+                    let touched: Vec<String> = (0..n)
+                        .map(|_| format!("f{}", rng.random_range(0..40)))
+                        .collect();
+                    match router.route(id, &touched) {
+                        Route::Lane(_) => {
+                            assert!(joined.insert(id));
+                            inside.push(id);
+                        }
+                        Route::Held(lanes) => {
+                            assert!(lanes.len() >= 2);
+                            held.push(id);
+                        }
+                    }
+                } else {
+                    let leaving = inside.swap_remove(rng.random_range(0..inside.len()));
+                    for (released, _) in router.done(leaving) {
+                        assert!(joined.insert(released), "released twice");
+                        held.retain(|h| *h != released);
+                        inside.push(released);
+                    }
+                }
+                // No file is in two active lanes.
+                let mut owner = BTreeMap::new();
+                for (lane, set) in &router.files {
+                    for file in set {
+                        assert!(
+                            owner.insert(file.clone(), lane.clone()).is_none(),
+                            "seed {seed}"
+                        );
+                    }
+                }
+            }
+            // Everyone leaves: every held request gets a lane on the way.
+            while let Some(leaving) = inside.pop() {
+                for (released, _) in router.done(leaving) {
+                    assert!(joined.insert(released));
+                    held.retain(|h| *h != released);
+                    inside.push(released);
+                }
+            }
+            assert!(held.is_empty(), "seed {seed}: {held:?} never got a lane");
+        }
+    }
 }
