@@ -32,19 +32,27 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// Posts the sign-in form `fields`, with an extra header if given.
+async fn post_login(
+    base: &str,
+    fields: &[(&str, &str)],
+    header: Option<(&str, &str)>,
+) -> reqwest::Response {
+    let mut request = browser().post(format!("{base}/login")).form(fields);
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
+    }
+    request.send().await.unwrap()
+}
+
 /// Signs in on `/login` with a Bugzilla API key (and login); the status, the session
 /// cookie (if one was set) and the page's text.
 async fn sign_in(base: &str, key: &str, login: Option<&str>) -> (u16, Option<String>, String) {
-    let mut form = vec![("api_key", key.to_owned()), ("next", "/".to_owned())];
+    let mut form = vec![("api_key", key), ("next", "/")];
     if let Some(login) = login {
-        form.push(("login", login.to_owned()));
+        form.push(("login", login));
     }
-    let response = browser()
-        .post(format!("{base}/login"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let response = post_login(base, &form, None).await;
     let status = response.status().as_u16();
     let cookie = response
         .headers()
@@ -184,29 +192,16 @@ async fn people_sign_in_with_their_bugzilla_api_key_on_5_3_and_on_5_2() {
     running52.service.stop().await;
 
     // Operator tokens keep working; a Bugzilla session does not operate.
-    let (status, headers, _) = {
-        let response = browser()
-            .post(format!("{base}/login"))
-            .form(&[("token", "test-token-operator")])
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.headers().clone(), ())
-    };
-    assert_eq!(status, 303);
-    let set = headers["set-cookie"].to_str().unwrap();
+    let operator = [("token", "test-token-operator")];
+    let response = post_login(&base, &operator, None).await;
+    assert_eq!(response.status().as_u16(), 303);
+    let set = response.headers()["set-cookie"].to_str().unwrap();
     assert!(
         set.contains("HttpOnly") && set.contains("SameSite=Strict") && !set.contains("Secure"),
         "{set}"
     );
     // Behind a proxy that terminates TLS, the cookie is for HTTPS only.
-    let response = browser()
-        .post(format!("{base}/login"))
-        .header("x-forwarded-proto", "https")
-        .form(&[("token", "test-token-operator")])
-        .send()
-        .await
-        .unwrap();
+    let response = post_login(&base, &operator, Some(("x-forwarded-proto", "https"))).await;
     assert!(
         response.headers()["set-cookie"]
             .to_str()
@@ -214,25 +209,19 @@ async fn people_sign_in_with_their_bugzilla_api_key_on_5_3_and_on_5_2() {
             .contains("; Secure")
     );
     // A sign-in form posted from another site is refused (no login CSRF).
-    let response = browser()
-        .post(format!("{base}/login"))
-        .header("origin", "https://evil.example")
-        .form(&[("token", "test-token-operator")])
-        .send()
-        .await
-        .unwrap();
+    let response = post_login(&base, &operator, Some(("origin", "https://evil.example"))).await;
     assert_eq!(response.status().as_u16(), 403);
     assert!(response.headers().get("set-cookie").is_none());
     // After signing in, only paths of this site: no open redirect.
-    let response = browser()
-        .post(format!("{base}/login"))
-        .form(&[
+    let response = post_login(
+        &base,
+        &[
             ("token", "test-token-operator"),
             ("next", "//evil.example/x"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+        None,
+    )
+    .await;
     assert_eq!(response.headers()["location"], "/");
     let (_, _, status_html) = get_page(&base, "/", Some(&alice)).await;
     assert!(

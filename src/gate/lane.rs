@@ -159,17 +159,6 @@ struct KnownFailure {
     landed_since: Vec<ChangeId>,
 }
 
-/// One candidate as a status view shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CandidateView {
-    /// Its id.
-    pub id: CandidateId,
-    /// Its requests.
-    pub changes: Vec<ChangeId>,
-    /// `testing`, `passed`, `landing` or `failed` (waiting for those below it).
-    pub state: &'static str,
-}
-
 /// One queue.
 #[derive(Debug, Clone)]
 pub struct Lane {
@@ -205,23 +194,6 @@ impl Lane {
     /// Requests waiting for a candidate, in order.
     pub fn waiting(&self) -> Vec<ChangeId> {
         self.waiting.iter().map(|w| w.change.id).collect()
-    }
-
-    /// Candidates under test or decided, bottom first.
-    pub fn candidates(&self) -> Vec<CandidateView> {
-        self.in_flight
-            .iter()
-            .map(|c| CandidateView {
-                id: c.id,
-                changes: c.ids(),
-                state: match c.state {
-                    State::Testing => "testing",
-                    State::Passed => "passed",
-                    State::Landing => "landing",
-                    State::Failed => "failed",
-                },
-            })
-            .collect()
     }
 
     /// Nothing waits and nothing is under test.

@@ -5,9 +5,7 @@
 mod lane;
 mod router;
 
-pub use lane::{
-    Action, CandidateId, CandidateView, Change, ChangeId, Lane, LaneConfig, Strategy, Verdict,
-};
+pub use lane::{Action, CandidateId, Change, ChangeId, Lane, LaneConfig, Strategy, Verdict};
 pub use router::{LaneError, MAIN_LANE, Route, Router};
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{Config, RepoConfig};
-use crate::request::{Patch, email_of};
+use crate::request::{Patch, Review, email_of};
 
 /// Where user levels come from. A file (the configuration) today; LDAP later.
 pub trait PermissionSource: Send + Sync {
@@ -60,6 +60,33 @@ pub fn holds(source: &dyn PermissionSource, who: &str, level: &str) -> bool {
     }
 }
 
+/// Who makes a patch acceptable where a level is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Voucher<'p> {
+    /// Its accountable author holds the level.
+    Author(&'p str),
+    /// Someone who gave it review+ or feedback+ does.
+    Reviewer(&'p Review),
+}
+
+/// The rule for one patch and one level: its author, or else the first of its reviewers
+/// and feedback givers, who holds `level` (none: the patch may not go there).
+pub fn voucher<'p>(
+    source: &dyn PermissionSource,
+    patch: &'p Patch,
+    level: &str,
+) -> Option<Voucher<'p>> {
+    let author = patch.accountable();
+    if holds(source, author, level) {
+        return Some(Voucher::Author(author));
+    }
+    patch
+        .reviews
+        .iter()
+        .find(|r| holds(source, &r.who, level))
+        .map(Voucher::Reviewer)
+}
+
 /// Why a request may not land.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
@@ -97,7 +124,7 @@ pub fn check(
         let holds = |who: &str| source.level_of(who).is_some_and(|l| l >= required);
         for patch in patches {
             let author = patch.accountable();
-            if holds(author) || patch.reviews.iter().any(|r| holds(&r.who)) {
+            if voucher(source, patch, &repo.level).is_some() {
                 continue;
             }
             let reviewers = if patch.reviews.is_empty() {

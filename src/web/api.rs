@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::request::{Event, FRESH_TRY, Patch, Request, RequestId, Stage, Transition};
+use crate::request::{Event, FRESH_TRY, NewRequest, Patch, Request, RequestId, Stage, Transition};
 use crate::runtime::status::Verdict;
 use crate::runtime::{Work, metrics};
 use crate::store::{CiRun, Effects, ListFilter, StoreError};
@@ -94,15 +94,24 @@ pub(super) async fn submit_bug(
 ) -> Result<RequestId, ApiError> {
     let new =
         validate_bug(&state.ctx.config, submit, caller).map_err(|e| ApiError::BadRequest(e.0))?;
-    if state.ctx.store.bug_is_busy(&new.source, submit.bug).await? {
+    store_bug_request(state, &new, actor).await
+}
+
+/// Stores a validated bug request, refused while its bug has one in progress.
+pub(super) async fn store_bug_request(
+    state: &AppState,
+    new: &NewRequest,
+    actor: &str,
+) -> Result<RequestId, ApiError> {
+    let bug = new.bug.unwrap_or_default();
+    if state.ctx.store.bug_is_busy(&new.source, bug).await? {
         return Err(ApiError::Conflict(format!(
-            "bug {} already has a landing request in progress",
-            submit.bug
+            "bug {bug} already has a landing request in progress"
         )));
     }
-    let id = state.ctx.store.insert_request(&new, actor, &[]).await?;
+    let id = state.ctx.store.insert_request(new, actor, &[]).await?;
     state.ctx.wake(Work::Pushers).await;
-    tracing::info!(request = %id, bug = submit.bug, requester = %new.requester, "bug request received");
+    tracing::info!(request = %id, bug, requester = %new.requester, "bug request received");
     Ok(id)
 }
 

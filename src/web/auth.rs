@@ -46,30 +46,25 @@ pub(super) async fn writes_need_a_token(
     ) {
         return next.run(request).await;
     }
-    // Sign-in forms: nothing to protect yet, but only from Autoland's own page (so another
-    // site cannot sign a visitor in as someone else).
-    if request.uri().path() == "/login" {
-        if !same_origin(request.headers(), &state.ctx.config.public_url()) {
-            return ApiError::Forbidden("this sign-in form was sent from another site".to_owned())
-                .into_response();
-        }
-        return next.run(request).await;
-    }
     // Authenticated by its HMAC signature, checked by the handler before anything is
     // read or written.
     if request.uri().path() == "/api/ci/results" {
         return next.run(request).await;
     }
-    // The web pages' forms (under /ops/, /bugs/ and /logout), sent without a bearer
-    // token: only from Autoland's own pages when the browser says where the form came
-    // from; the handler checks the session (answering "sign in" when there is none), the
-    // form's CSRF token and the session's role.
+    // The web pages' forms: sign-in, and (sent without a bearer token) those under /ops/,
+    // /bugs/ and /logout. Only from Autoland's own pages when the browser says where the
+    // form came from (so another site can neither act for a signed-in visitor nor sign one
+    // in as someone else); the handler checks the session (answering "sign in" when there
+    // is none), the form's CSRF token and the session's role.
     let path = request.uri().path();
-    let is_form = path.starts_with("/ops/") || path.starts_with("/bugs/") || path == "/logout";
-    if is_form && !request.headers().contains_key(AUTHORIZATION) {
+    let is_form = path == "/login"
+        || ((path.starts_with("/ops/") || path.starts_with("/bugs/") || path == "/logout")
+            && !request.headers().contains_key(AUTHORIZATION));
+    if is_form {
         if !same_origin(request.headers(), &state.ctx.config.public_url()) {
             return ApiError::Forbidden(
-                "this form was sent from another site (the Origin header names another host)"
+                "this form was sent from another site (its Origin is neither this host nor \
+                 the public URL): use Autoland's own pages"
                     .to_owned(),
             )
             .into_response();

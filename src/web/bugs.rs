@@ -18,10 +18,11 @@ use super::error::ApiError;
 use super::pages::render;
 use super::session::{Session, same_token};
 use super::state::AppState;
-use crate::config::{Config, Scope};
-use crate::permissions::{self, PermissionSource};
-use crate::request::{Request, RequestId};
-use crate::tracker::api::{Caller, SubmitBug};
+use crate::config::{Config, RepoConfig, Scope};
+use crate::permissions::{self, PermissionSource, Voucher};
+use crate::request::{Patch, Request, RequestId};
+use crate::tracker::api::{Caller, SubmitBug, validate_bug};
+use crate::tracker::bugzilla::client::BugzillaError;
 use crate::tracker::bugzilla::page::{self, BugPage, PatchChoice};
 use crate::tracker::bugzilla::{Bugzilla, SOURCE};
 
@@ -96,9 +97,7 @@ fn short(text: &str) -> String {
 
 fn bugzilla(state: &AppState) -> Result<std::sync::Arc<Bugzilla>, ApiError> {
     state
-        .ctx
-        .trackers
-        .find::<Bugzilla>()
+        .bugzilla()
         .ok_or_else(|| ApiError::NotFound("Bugzilla is not configured on this Autoland".into()))
 }
 
@@ -118,34 +117,26 @@ pub(super) async fn show(
 ) -> Result<Response, ApiError> {
     let bug = parse_bug(&bug)?;
     let viewer = state.sessions.from_headers(&headers);
-    let view = build(&state, bug, viewer, None, None).await?;
+    let tracker = bugzilla(&state)?;
+    let read = state.bug_pages.read(&tracker.client, bug).await;
+    let view = build(&state, bug, &read, viewer, None, None).await?;
     Ok(render(&view)?.into_response())
 }
 
+/// The page for `bug` as `read` from Bugzilla (or why it could not be).
 async fn build(
     state: &AppState,
     bug: i64,
+    read: &Result<BugPage, BugzillaError>,
     viewer: Option<Session>,
     choice: Option<&Choice>,
     notice: Option<Notice>,
 ) -> Result<BugPageView, ApiError> {
-    let tracker = bugzilla(state)?;
     let config = &state.ctx.config;
-    // A fresh read for the page shown after pressing Land; a recent one otherwise.
-    let read = match notice {
-        Some(_) => page::read(&tracker.client, bug).await,
-        None => state.bug_pages.read(&tracker.client, bug).await,
-    };
     let (read, unavailable) = match read {
-        Ok(read) => (Some(read), String::new()),
-        Err(e) => (None, e.to_string()),
+        Ok(read) => (read.clone(), String::new()),
+        Err(e) => (BugPage::default(), e.to_string()),
     };
-    let read = read.unwrap_or(BugPage {
-        id: bug,
-        summary: String::new(),
-        restricted_to: Vec::new(),
-        patches: Vec::new(),
-    });
     let requests = state.ctx.store.requests_for_bug(SOURCE, bug).await?;
     let landed = landed_attachments(state, &requests).await?;
     let closed = closed_repositories(state).await?;
@@ -171,14 +162,7 @@ async fn build(
             name: r.name.clone(),
             is_try: r.is_try,
             level: r.level.clone(),
-            tested_on: if r.is_try {
-                String::new()
-            } else {
-                config
-                    .try_repo_for(r)
-                    .map(|t| t.name.clone())
-                    .unwrap_or_default()
-            },
+            tested_on: tested_on(config, r).unwrap_or_default(),
             you: match viewer_user.as_deref() {
                 Some(u) if permissions::holds(source, u, &r.level) => "have",
                 Some(_) => "lack",
@@ -241,17 +225,21 @@ fn request_row(r: &Request) -> RequestRow {
     }
 }
 
-/// Who makes a patch acceptable for a repository: its author, or a reviewer or feedback
-/// giver, holding the level (the permission rule's words, for the page's summary).
-fn vouch(source: &dyn PermissionSource, patch: &PatchChoice, level: &str) -> Option<String> {
-    if permissions::holds(source, &patch.creator, level) {
-        return Some(format!("its author {}", patch.creator));
+/// The try repository a final repository is tested on (none for a try repository).
+fn tested_on(config: &Config, repo: &RepoConfig) -> Option<String> {
+    if repo.is_try {
+        return None;
     }
-    patch
-        .reviews()
-        .into_iter()
-        .find(|r| permissions::holds(source, &r.who, level))
-        .map(|r| format!("{} ({}+)", r.who, r.kind.as_str()))
+    config.try_repo_for(repo).map(|t| t.name.clone())
+}
+
+/// Who makes a patch acceptable for a repository, in the permission rule's own terms,
+/// for the page's summary.
+fn vouch(source: &dyn PermissionSource, patch: &Patch, level: &str) -> Option<String> {
+    permissions::voucher(source, patch, level).map(|v| match v {
+        Voucher::Author(author) => format!("its author {author}"),
+        Voucher::Reviewer(r) => format!("{} ({}+)", r.who, r.kind.as_str()),
+    })
 }
 
 /// What the page's script needs: every repository (try or not, level, where it is
@@ -272,7 +260,7 @@ fn plan_json(
                 json!({
                     "try": r.is_try,
                     "level": r.level,
-                    "tested_on": if r.is_try { None } else { config.try_repo_for(r).map(|t| t.name.clone()) },
+                    "tested_on": tested_on(config, r),
                     "viewer_holds": viewer.map(|v| permissions::holds(source, v, &r.level)),
                 }),
             )
@@ -281,10 +269,11 @@ fn plan_json(
     let patches: serde_json::Map<String, Value> = patches
         .iter()
         .map(|p| {
+            let patch = p.as_patch(0);
             let vouches: serde_json::Map<String, Value> = config
                 .repositories
                 .iter()
-                .map(|r| (r.name.clone(), json!(vouch(source, p, &r.level))))
+                .map(|r| (r.name.clone(), json!(vouch(source, &patch, &r.level))))
                 .collect();
             (
                 p.id.to_string(),
@@ -378,7 +367,7 @@ pub(super) async fn api(
                 "name": r.name,
                 "try": r.is_try,
                 "level": r.level,
-                "tested_on": if r.is_try { None } else { config.try_repo_for(r).map(|t| t.name.clone()) },
+                "tested_on": tested_on(config, r),
                 "closed": closed.contains(&r.name),
             })
         })
@@ -439,14 +428,26 @@ pub(super) async fn land(
             "the form is stale or forged (CSRF token mismatch): reload the page".to_owned(),
         ));
     }
-    match try_land(&state, bug, &session, &choice).await {
+    // A fresh read (not the page cache): what lands must be what the bug has now. The
+    // page shown on a refusal is made from the same read.
+    let tracker = bugzilla(&state)?;
+    let read = page::read(&tracker.client, bug).await;
+    match try_land(&state, bug, &read, &session, &choice).await {
         Ok(id) => {
             tracing::info!(request = %id, bug, user = %session.user, "landing asked from the bug page");
             Ok(Redirect::to(&format!("/bugs/{bug}")).into_response())
         }
         Err((status, lines)) => {
             let notice = Notice { ok: false, lines };
-            let view = build(&state, bug, Some(session), Some(&choice), Some(notice)).await?;
+            let view = build(
+                &state,
+                bug,
+                &read,
+                Some(session),
+                Some(&choice),
+                Some(notice),
+            )
+            .await?;
             Ok((status, render(&view)?).into_response())
         }
     }
@@ -455,15 +456,15 @@ pub(super) async fn land(
 async fn try_land(
     state: &AppState,
     bug: i64,
+    read: &Result<BugPage, BugzillaError>,
     session: &Session,
     choice: &Choice,
 ) -> Result<RequestId, (StatusCode, Vec<String>)> {
     let refuse = |status: StatusCode, line: String| (status, vec![line]);
-    let tracker = bugzilla(state).map_err(|e| refuse(StatusCode::NOT_FOUND, e.to_string()))?;
-    let read = page::read(&tracker.client, bug).await.map_err(|e| {
+    let read = read.as_ref().map_err(|e| {
         refuse(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("Autoland could not read bug {bug} from Bugzilla: {e}"),
+            format!("Autoland could not read bug {bug} from Bugzilla ({e}); try again in a moment"),
         )
     })?;
     if !read.restricted_to.is_empty() {
@@ -509,12 +510,12 @@ async fn try_land(
         scope: Scope::Submit,
     };
     let config = &state.ctx.config;
-    let (try_repo, _, finals) =
-        crate::tracker::api::resolve_destinations(config, &submit.destinations)
-            .map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
-    let repos: Vec<_> = std::iter::once(try_repo)
-        .chain(finals)
-        .filter_map(|name| config.repo(&name))
+    // The same validation as any bug request; then the permission rule, before storing.
+    let new =
+        validate_bug(config, &submit, &caller).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.0))?;
+    let repos: Vec<_> = std::iter::once(&new.try_repo)
+        .chain(&new.destinations)
+        .filter_map(|name| config.repo(name))
         .collect();
     let patches: Vec<_> = picked
         .iter()
@@ -533,7 +534,7 @@ async fn try_land(
         return Err((StatusCode::FORBIDDEN, lines));
     }
     let actor = format!("web:{} (bug page)", session.user);
-    super::api::submit_bug(state, &caller, &submit, &actor)
+    super::api::store_bug_request(state, &new, &actor)
         .await
         .map_err(|e| (e.status(), vec![e.message()]))
 }

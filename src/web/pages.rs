@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::session::{COOKIE_NAME, Role, Session, same_token};
+use super::session::{COOKIE_NAME, LIFETIME, Role, Session, same_token};
 use super::state::AppState;
 use crate::request::{Patch, Request, RequestId};
 use crate::runtime::status::Overview;
@@ -241,11 +241,7 @@ pub(super) async fn login(
         }
     };
     if let Some(key) = form.api_key.as_deref().filter(|k| !k.trim().is_empty()) {
-        let Some(tracker) = state
-            .ctx
-            .trackers
-            .find::<crate::tracker::bugzilla::Bugzilla>()
-        else {
+        let Some(tracker) = state.bugzilla() else {
             return refused(
                 StatusCode::NOT_FOUND,
                 "Bugzilla is not configured on this Autoland".to_owned(),
@@ -284,7 +280,10 @@ pub(super) async fn login(
         }
         _ => refused(
             StatusCode::UNAUTHORIZED,
-            "That is not an operator token.".to_owned(),
+            "That is not an operator token: paste the secret of a token whose scope is \
+             `operator` (see [[tokens]] in the configuration), or sign in with your Bugzilla \
+             API key."
+                .to_owned(),
         ),
     }
 }
@@ -314,8 +313,9 @@ fn start_session(
 ) -> Response {
     let id = state.sessions.create(who.0, who.1, role);
     let cookie = format!(
-        "{COOKIE_NAME}={id}; {}; Max-Age=28800",
-        cookie_attributes(state, headers)
+        "{COOKIE_NAME}={id}; {}; Max-Age={}",
+        cookie_attributes(state, headers),
+        LIFETIME.as_secs()
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
 }

@@ -13,7 +13,8 @@ use axum::http::header::COOKIE;
 
 /// The cookie's name.
 pub const COOKIE_NAME: &str = "autoland_session";
-const LIFETIME: Duration = Duration::from_secs(8 * 3600);
+/// How long a session lives (the cookie's `Max-Age` too).
+pub const LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
 /// How a session was opened, and so what it may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

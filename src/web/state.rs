@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::session::Sessions;
 use crate::config::TokenEntry;
 use crate::runtime::Context;
+use crate::tracker::bugzilla::Bugzilla;
 use crate::tracker::bugzilla::page::PageCache;
 
 /// Shared by every handler.
@@ -18,4 +19,11 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// Recent bug reads of the bug page.
     pub bug_pages: Arc<PageCache>,
+}
+
+impl AppState {
+    /// The configured Bugzilla (for the bug page and signing in with an API key).
+    pub fn bugzilla(&self) -> Option<Arc<Bugzilla>> {
+        self.ctx.trackers.find::<Bugzilla>()
+    }
 }

@@ -3,16 +3,11 @@
 // with her Bugzilla API key, picks two of the three patches, lands on try + central and
 // watches the stages advance without reloading. Bug data holding markup stays text.
 // Usage: node land.mjs BASE_URL BUG ATTACHMENT_IDS(comma-separated) SCREENSHOT_DIR
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const [base, bug, idList, shots] = process.argv.slice(2);
 const ids = idList.split(',');
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const fail = async (message) => { console.error(message); await browser.close(); process.exit(1); };
+const { browser, fail } = await launch();
 const text = async (page, selector) => ((await page.textContent(selector)) || '').trim();
 try {
   const page = await browser.newPage({ viewport: { width: 1000, height: 1200 } });

@@ -1,15 +1,10 @@
 // An operator's visit, in a real browser: the status page shows the verdict, the queue and
 // a failed request; the operator logs in and retries it with a click.
 // Usage: node retry.mjs BASE_URL REQUEST_ID OPERATOR_TOKEN SCREENSHOT_DIR
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const [base, id, token, shots] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const fail = async (message) => { console.error(message); await browser.close(); process.exit(1); };
+const { browser, fail } = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 412, height: 900 } });
   await page.goto(`${base}/`);

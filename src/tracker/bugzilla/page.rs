@@ -50,11 +50,9 @@ impl PatchChoice {
     }
 }
 
-/// A bug as the page shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A bug as the page shows it (the default: nothing to show).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BugPage {
-    /// Bug number.
-    pub id: i64,
     /// Summary; empty when restricted.
     pub summary: String,
     /// The groups it is restricted to (empty: public). A restricted bug shows nothing.
@@ -68,7 +66,6 @@ pub async fn read(client: &BugzillaClient, bug: i64) -> Result<BugPage, Bugzilla
     let found = client.bug(bug).await?;
     if !found.groups.is_empty() {
         return Ok(BugPage {
-            id: bug,
             summary: String::new(),
             restricted_to: found.groups,
             patches: Vec::new(),
@@ -76,7 +73,6 @@ pub async fn read(client: &BugzillaClient, bug: i64) -> Result<BugPage, Bugzilla
     }
     let listed = client.attachments(bug).await?;
     Ok(BugPage {
-        id: bug,
         summary: found.summary,
         restricted_to: Vec::new(),
         patches: current_patches(listed, false)

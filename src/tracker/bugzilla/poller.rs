@@ -140,29 +140,16 @@ async fn claim(ctx: &Context, client: &BugzillaClient, bug: &Bug) -> Result<Clai
     }
     let actor = format!("{}/bugzilla-poller", ctx.instance);
     let parsed = tag::find(&bug.whiteboard);
-    let (tag, tag_text) = match parsed {
-        Ok(tag::Found::None) | Ok(tag::Found::InQueue(_)) => return Ok(Claim::Skipped),
-        Ok(tag::Found::Request(tag)) => {
-            let text = bug
-                .whiteboard
-                .get(tag.span.clone())
-                .unwrap_or("")
-                .to_owned();
-            (Ok(tag), text)
-        }
-        Err(e) => {
-            let span = e.span();
-            let text: String = bug
-                .whiteboard
-                .get(span)
-                .unwrap_or("")
-                .chars()
-                .take(80)
-                .collect();
-            (Err(e.to_string()), text)
-        }
+    let Some(span) = claimed_span(&parsed) else {
+        return Ok(Claim::Skipped);
     };
-    let requester = requester_of(client, bug.id, first_tag(&bug.whiteboard).unwrap_or("")).await?;
+    let claimed = bug.whiteboard.get(span).unwrap_or("");
+    let (tag, tag_text) = match parsed {
+        Ok(tag::Found::Request(tag)) => (Ok(tag), claimed.to_owned()),
+        Ok(_) => return Ok(Claim::Skipped),
+        Err(e) => (Err(e.to_string()), claimed.chars().take(80).collect()),
+    };
+    let requester = requester_of(client, bug.id, claimed).await?;
     let mut new = NewRequest {
         source: SOURCE.to_owned(),
         bug: Some(bug.id),
@@ -246,15 +233,19 @@ async fn requester_of(
         .to_owned())
 }
 
-/// The text of the tag the whiteboard grammar takes from `whiteboard` (the first one,
-/// malformed or not; none for the in-queue marker).
+/// Where the tag the whiteboard grammar claims is (the first one, malformed or not; none
+/// for no tag or the in-queue marker).
+fn claimed_span(parsed: &Result<tag::Found, tag::TagError>) -> Option<std::ops::Range<usize>> {
+    match parsed {
+        Ok(tag::Found::Request(found)) => Some(found.span.clone()),
+        Ok(tag::Found::None | tag::Found::InQueue(_)) => None,
+        Err(e) => Some(e.span()),
+    }
+}
+
+/// The text of the tag the whiteboard grammar claims from `whiteboard`.
 fn first_tag(whiteboard: &str) -> Option<&str> {
-    let span = match tag::find(whiteboard) {
-        Ok(tag::Found::Request(found)) => found.span,
-        Ok(tag::Found::None | tag::Found::InQueue(_)) => return None,
-        Err(e) => e.span(),
-    };
-    whiteboard.get(span)
+    whiteboard.get(claimed_span(&tag::find(whiteboard))?)
 }
 
 /// The latest whiteboard change that made `tag_text` the whiteboard's tag: its new text's

@@ -14,11 +14,13 @@ pub enum SignInError {
         "Bugzilla does not accept this API key (check it on Bugzilla's Preferences → API Keys page)"
     )]
     BadKey,
-    /// 5.0–5.2 cannot tell who owns a key: the login is needed.
+    /// 5.0–5.2 (or keys sent as a parameter) cannot tell who owns a key: the login is
+    /// needed.
     #[error(
-        "this Bugzilla ({0}) cannot say whose an API key is: enter your Bugzilla login (email) too"
+        "this Bugzilla (5.0–5.2, or API keys configured as a parameter) cannot say whose an \
+         API key is: enter your Bugzilla login (email) too"
     )]
-    LoginNeeded(String),
+    LoginNeeded,
     /// `valid_login` said no.
     #[error("this API key does not belong to the Bugzilla account {0}")]
     WrongLogin(String),
@@ -79,9 +81,7 @@ pub async fn identify(
         return Ok(account);
     }
     let Some(login) = login else {
-        return Err(SignInError::LoginNeeded(
-            "5.0–5.2, or API keys configured as a parameter".to_owned(),
-        ));
+        return Err(SignInError::LoginNeeded);
     };
     if !as_person.valid_login(login).await? {
         return Err(SignInError::WrongLogin(login.to_owned()));
