@@ -44,6 +44,10 @@ pub const EXIT_EXCEPTION: i32 = 75;
 const START_LIMIT: Duration = Duration::from_secs(90);
 /// How long a clean stop of the master may take before it is killed.
 const STOP_LIMIT: Duration = Duration::from_secs(60);
+/// What the master's log says when a clean stop has done its work.
+const MASTER_STOPPED: &str = "BuildMaster is stopped";
+/// How long the master's process may stay after saying so before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(10);
 /// What the worker's log says each time it (re)connects to the master.
 const WORKER_READY: &str = "Connected to buildmaster; worker is ready";
 /// PATH of the worker: git (/usr/local/bin or /usr/bin), hg (/usr/bin), sh.
@@ -557,12 +561,30 @@ impl Buildbot {
     /// answers and the worker is back.
     pub async fn restart_master(&mut self) {
         let before = count_in(&self.worker_log(), WORKER_READY);
+        let stopped_before = count_in(&self.master_log(), MASTER_STOPPED);
         if let Some(mut master) = self.master.take() {
             signal(&master, libc::SIGTERM);
             let deadline = Instant::now() + STOP_LIMIT;
+            let mut stopped_at: Option<Instant> = None;
             loop {
+                if stopped_at.is_none()
+                    && count_in(&self.master_log(), MASTER_STOPPED) > stopped_before
+                {
+                    stopped_at = Some(Instant::now());
+                }
                 match master.try_wait() {
                     Ok(Some(_)) => break,
+                    // Seen once in CI: the master logged that it stopped (builds cancelled,
+                    // database written, ports closed) and its process stayed alive for more
+                    // than a minute. What a clean stop does is done: end the process.
+                    Ok(None) if stopped_at.is_some_and(|t| t.elapsed() > EXIT_GRACE) => {
+                        eprintln!(
+                            "Buildbot: the master said it stopped but did not exit within {EXIT_GRACE:?}: killed"
+                        );
+                        let _ = master.kill();
+                        let _ = master.wait();
+                        break;
+                    }
                     Ok(None) if Instant::now() < deadline => {
                         tokio::time::sleep(Duration::from_millis(50)).await
                     }
