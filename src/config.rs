@@ -117,6 +117,53 @@ pub struct RepoConfig {
     /// reused instead of testing again (default 24; 0 turns reuse off).
     #[serde(default = "default_reuse_hours")]
     pub reuse_hours: u64,
+    /// For a final repository: how landings are tested (`off`, the default: each request
+    /// on try on its own base, then applied on the tip; `serial` or `speculative`: the
+    /// landing gate tests exactly what lands, see `docs/gate.md`).
+    #[serde(default)]
+    pub gate: GateMode,
+    /// Gate: the most candidates under test at once (speculative; default 20).
+    #[serde(default = "default_max_window")]
+    pub max_window: usize,
+    /// Gate: the most requests tested in one candidate (speculative; default 2).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Gate: named lanes, each a list of path globs (`docs = ["docs/**", "*.md"]`);
+    /// requests whose files fall in different lanes are queued independently. Without
+    /// lanes, lanes form from disjoint file sets.
+    #[serde(default)]
+    pub lanes: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// How a destination's landings are tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateMode {
+    /// No gate: try on the request's own base, then apply on the tip and push.
+    #[default]
+    Off,
+    /// One candidate at a time, one request each (bors).
+    Serial,
+    /// Candidates in parallel up to a window, in batches, bisected on failure (Zuul).
+    Speculative,
+}
+
+impl GateMode {
+    /// The configured word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateMode::Off => "off",
+            GateMode::Serial => "serial",
+            GateMode::Speculative => "speculative",
+        }
+    }
+}
+
+fn default_max_window() -> usize {
+    20
+}
+fn default_batch_size() -> usize {
+    2
 }
 
 /// Which CI tests a try repository's pushes.
@@ -338,6 +385,10 @@ impl RepoConfig {
             retry_quota_per_request: default_retry_quota_request(),
             retry_quota_per_day: default_retry_quota_day(),
             reuse_hours: default_reuse_hours(),
+            gate: GateMode::Off,
+            max_window: default_max_window(),
+            batch_size: default_batch_size(),
+            lanes: std::collections::BTreeMap::new(),
         }
     }
 
@@ -948,6 +999,31 @@ impl Config {
                     repo.name
                 ));
             }
+            if repo.gate != GateMode::Off || !repo.lanes.is_empty() {
+                if repo.is_try {
+                    return invalid(format!(
+                        "try repository `{}`: `gate` and `lanes` apply to final repositories",
+                        repo.name
+                    ));
+                }
+                if repo.max_window == 0 || repo.batch_size == 0 {
+                    return invalid(format!(
+                        "repository `{}`: max_window and batch_size must be at least 1",
+                        repo.name
+                    ));
+                }
+                let lanes: Vec<(String, Vec<String>)> = repo
+                    .lanes
+                    .iter()
+                    .map(|(name, globs)| (name.clone(), globs.clone()))
+                    .collect();
+                if let Err(e) = crate::gate::Router::new(&lanes) {
+                    return invalid(format!(
+                        "repository `{}`: lane `{}`: {}",
+                        repo.name, e.lane, e.message
+                    ));
+                }
+            }
             if repo.is_try {
                 validate_ci(repo)?;
                 if repo.try_repo.is_some() {
@@ -1063,7 +1139,12 @@ impl Config {
         self.repositories.iter().find(|r| r.name == name)
     }
 
-    /// The try repository a final repository is tested on.
+    /// Whether `name` is a destination with a landing gate.
+    pub fn is_gated(&self, name: &str) -> bool {
+        self.repo(name).is_some_and(|r| r.gate != GateMode::Off)
+    }
+
+    /// The try repository that tests `repo`'s landings.
     pub fn try_repo_for(&self, repo: &RepoConfig) -> Option<&RepoConfig> {
         match &repo.try_repo {
             Some(name) => self.repo(name).filter(|r| r.is_try),

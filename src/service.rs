@@ -249,4 +249,22 @@ fn start_front(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &Cancellat
         "result-watcher".to_owned(),
         watcher::run,
     );
+    // One landing gate executor per gated destination (`docs/gate.md`).
+    for repo in ctx
+        .config
+        .repositories
+        .iter()
+        .filter(|r| r.gate != crate::config::GateMode::Off)
+    {
+        let name = repo.name.clone();
+        supervise(
+            tasks,
+            ctx.clone(),
+            shutdown.clone(),
+            format!("gate-{name}"),
+            singleton(move |ctx, status, stop| {
+                crate::pipeline::gate::run(ctx, name.clone(), status, stop)
+            }),
+        );
+    }
 }

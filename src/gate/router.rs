@@ -141,6 +141,11 @@ impl Router {
         released
     }
 
+    /// How many requests are in `lane`.
+    pub fn members_of(&self, lane: &str) -> usize {
+        self.members.values().filter(|(l, _)| l == lane).count()
+    }
+
     /// The lane a request is in.
     pub fn lane_of(&self, change: ChangeId) -> Option<&str> {
         self.members.get(&change).map(|(lane, _)| lane.as_str())

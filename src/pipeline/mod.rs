@@ -5,6 +5,7 @@
 //! [`Context::transition`](crate::runtime::Context::transition) and so through the state
 //! machine in `request::state`. Nothing here names a tracker or a CI system.
 
+pub mod gate;
 pub mod pusher;
 pub mod steps;
 pub mod watcher;

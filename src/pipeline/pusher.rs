@@ -142,6 +142,8 @@ async fn transient(
                 FailureCategory::TimedOut
             }
             Stage::Applying | Stage::PushingTry | Stage::Landing => FailureCategory::PushFailed,
+            // The gate's executor works on these, not the pushers.
+            Stage::Gated | Stage::GateLanding => return None,
             Stage::Landed | Stage::Failed | Stage::Cancelled => return None,
         };
         let detail = format!(

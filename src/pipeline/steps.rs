@@ -94,7 +94,13 @@ pub async fn drive(
             Stage::Authorizing => step.authorize().await?,
             Stage::Applying | Stage::PushingTry => step.apply_and_push_try().await?,
             Stage::Landing => step.land_next().await?,
-            Stage::AwaitingTry | Stage::Landed | Stage::Failed | Stage::Cancelled => {
+            // The gate's executor (`gate.rs`) moves gated requests.
+            Stage::AwaitingTry
+            | Stage::Gated
+            | Stage::GateLanding
+            | Stage::Landed
+            | Stage::Failed
+            | Stage::Cancelled => {
                 return Ok(());
             }
         }
@@ -234,6 +240,21 @@ impl Step<'_> {
         ) {
             Ok(()) => {
                 let names: Vec<&str> = repos.iter().map(|r| r.name.as_str()).collect();
+                if let [dest] = self.request.destinations.as_slice()
+                    && self.ctx.config.is_gated(&dest.repo)
+                {
+                    return self
+                        .go(
+                            Transition::EnterGate,
+                            &format!(
+                                "has permission to land on {} and is queued in the landing gate \
+                                 of {}",
+                                names.join(", "),
+                                dest.repo
+                            ),
+                        )
+                        .await;
+                }
                 self.go(
                     Transition::Authorized,
                     &format!("permission to land on {} granted", names.join(", ")),
@@ -270,36 +291,13 @@ impl Step<'_> {
         onto: &str,
         with_try_commit: bool,
     ) -> Result<Option<String>, StepError> {
-        let mut head = String::new();
-        for patch in patches {
-            let spec = CommitSpec {
-                label: format!("patch {} (`{}`)", patch.position, patch.name),
-                diff: &patch.diff,
-                author: &patch.author,
-                // Undated patches get the request's time, so re-applying the same patches
-                // on the same base makes the same commits (an interrupted push then
-                // finds its commits already there).
-                date: patch.date.or(Some(self.request_date())),
-                message: with_trailer(&patch.message, TRAILER_KEY, &self.request.uid),
-            };
-            match copy.apply(&spec).await {
-                Ok(rev) => head = rev,
-                Err(VcsError::Conflict { files, output }) => {
-                    let detail = format!(
-                        "{} does not apply on the tip of `{onto}`; it failed on {}.\n\n{output}",
-                        spec.label,
-                        files
-                            .iter()
-                            .map(|f| format!("`{f}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                    self.fail(FailureCategory::ApplyConflict, &detail).await?;
-                    return Ok(None);
-                }
-                Err(e) => return Err(e.into()),
+        let mut head = match apply_request(copy, self.request, patches, onto).await? {
+            Ok(head) => head,
+            Err(conflict) => {
+                self.fail(FailureCategory::ApplyConflict, &conflict).await?;
+                return Ok(None);
             }
-        }
+        };
         if with_try_commit && let Some(syntax) = &self.request.try_syntax {
             let message = with_trailer(&format!("try: {syntax}"), TRAILER_KEY, &self.request.uid);
             head = copy
@@ -623,6 +621,48 @@ impl Step<'_> {
         )
         .await
     }
+}
+
+/// Applies a request's patches on `copy`, each commit carrying the request's trailer;
+/// returns the last revision, or (as `Err`) what did not apply on `onto` and why.
+pub async fn apply_request(
+    copy: &mut Box<dyn WorkingCopy>,
+    request: &Request,
+    patches: &[Patch],
+    onto: &str,
+) -> Result<Result<String, String>, VcsError> {
+    let mut head = String::new();
+    for patch in patches {
+        let spec = CommitSpec {
+            label: format!("patch {} (`{}`)", patch.position, patch.name),
+            diff: &patch.diff,
+            author: &patch.author,
+            // Undated patches get the request's time, so re-applying the same patches on
+            // the same base makes the same commits (an interrupted push then finds its
+            // commits already there).
+            date: patch.date.or(Some(crate::patch::PatchDate {
+                seconds: request.created_at / 1000,
+                offset_minutes: 0,
+            })),
+            message: with_trailer(&patch.message, TRAILER_KEY, &request.uid),
+        };
+        match copy.apply(&spec).await {
+            Ok(rev) => head = rev,
+            Err(VcsError::Conflict { files, output }) => {
+                return Ok(Err(format!(
+                    "{} does not apply on the tip of `{onto}`; it failed on {}.\n\n{output}",
+                    spec.label,
+                    files
+                        .iter()
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Ok(head))
 }
 
 /// The first 12 characters of a revision.

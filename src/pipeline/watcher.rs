@@ -75,7 +75,8 @@ async fn conclude(ctx: &Context, id: RequestId, actor: &str) -> Result<(), Store
         },
         CiState::Failed => Transition::Fail(FailureCategory::TryFailed),
         CiState::TimedOut => Transition::Fail(FailureCategory::TimedOut),
-        CiState::Queued | CiState::Running => return Ok(()),
+        // Only the gate cancels runs, and only its candidates' (never awaited here).
+        CiState::Queued | CiState::Running | CiState::Cancelled => return Ok(()),
     };
     let report = ctx.store.run_report(run).await?;
     let detail = try_detail(&report);

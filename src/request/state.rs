@@ -8,6 +8,16 @@
 //!     └────────────┴─────────────┴────────────┴─────────────┴───────────────┴────────────┴─► failed / cancelled
 //! ```
 //! A try-only request goes from `awaiting_try` straight to `landed` when try passes.
+//!
+//! A request for a gated destination (`gate = "serial" | "speculative"`) goes through the
+//! destination's landing gate instead of its own try run:
+//!
+//! ```text
+//! authorizing ─► gated ─► gate_landing ─► landed
+//!                  ▲            │
+//!                  └────────────┘ (the destination moved: queued again)
+//! ```
+//! `gated` ends in `failed` (`gate_failed`, or `apply_conflict`) when the gate ejects it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,6 +42,10 @@ pub enum Stage {
     AwaitingTry,
     /// Try passed; landing on each final destination in turn.
     Landing,
+    /// In the landing gate of its destination: queued, or tested in a candidate.
+    Gated,
+    /// Its gate candidate passed and is being pushed to the destination.
+    GateLanding,
     /// Done: every destination has the commits (for a try-only request: try passed).
     Landed,
     /// Stopped with a [`FailureCategory`] and a detail.
@@ -56,6 +70,9 @@ pub enum FailureCategory {
     PushFailed,
     /// Something took longer than its configured limit.
     TimedOut,
+    /// The landing gate tested it on the destination's tip (with the requests ahead of
+    /// it) and that failed: it was ejected.
+    GateFailed,
 }
 
 /// Something that happened to a request and moves it to another stage.
@@ -75,6 +92,14 @@ pub enum Transition {
     TryPassed { land: bool },
     /// One destination landed; `last` says whether it was the last one.
     DestinationLanded { last: bool },
+    /// Permission granted for a gated destination: the request joins its gate.
+    EnterGate,
+    /// The gate is pushing the candidate that holds the request.
+    GateLanding,
+    /// The gate's push was refused (the destination moved): back in the queue.
+    GateRequeued,
+    /// The gate pushed the candidate that holds the request: landed.
+    GateLanded,
     /// The request failed.
     Fail(FailureCategory),
     /// Someone cancelled it.
@@ -98,7 +123,7 @@ pub struct IllegalTransition {
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 10] = [
+    pub const ALL: [Stage; 12] = [
         Stage::Received,
         Stage::Gathering,
         Stage::Authorizing,
@@ -106,6 +131,8 @@ impl Stage {
         Stage::PushingTry,
         Stage::AwaitingTry,
         Stage::Landing,
+        Stage::Gated,
+        Stage::GateLanding,
         Stage::Landed,
         Stage::Failed,
         Stage::Cancelled,
@@ -131,7 +158,9 @@ impl Stage {
             | Stage::Applying
             | Stage::PushingTry
             | Stage::AwaitingTry
-            | Stage::Landing => false,
+            | Stage::Landing
+            | Stage::Gated
+            | Stage::GateLanding => false,
         }
     }
 
@@ -145,6 +174,8 @@ impl Stage {
             Stage::PushingTry => "pushing_try",
             Stage::AwaitingTry => "awaiting_try",
             Stage::Landing => "landing",
+            Stage::Gated => "gated",
+            Stage::GateLanding => "gate_landing",
             Stage::Landed => "landed",
             Stage::Failed => "failed",
             Stage::Cancelled => "cancelled",
@@ -175,13 +206,14 @@ impl FromStr for Stage {
 
 impl FailureCategory {
     /// Every category.
-    pub const ALL: [FailureCategory; 6] = [
+    pub const ALL: [FailureCategory; 7] = [
         FailureCategory::InvalidRequest,
         FailureCategory::PermissionDenied,
         FailureCategory::ApplyConflict,
         FailureCategory::TryFailed,
         FailureCategory::PushFailed,
         FailureCategory::TimedOut,
+        FailureCategory::GateFailed,
     ];
 
     /// The name stored in the database and shown in the API.
@@ -193,6 +225,7 @@ impl FailureCategory {
             FailureCategory::TryFailed => "try_failed",
             FailureCategory::PushFailed => "push_failed",
             FailureCategory::TimedOut => "timed_out",
+            FailureCategory::GateFailed => "gate_failed",
         }
     }
 }
@@ -224,6 +257,10 @@ impl Transition {
             Transition::PushedToTry => "pushed_to_try",
             Transition::TryPassed { .. } => "try_passed",
             Transition::DestinationLanded { .. } => "destination_landed",
+            Transition::EnterGate => "entered_gate",
+            Transition::GateLanding => "gate_landing",
+            Transition::GateRequeued => "gate_requeued",
+            Transition::GateLanded => "destination_landed",
             Transition::Fail(_) => "failed",
             Transition::Cancel => "cancelled",
             Transition::Retry { .. } => "retried",
@@ -244,12 +281,18 @@ pub fn next_stage(from: Stage, transition: &Transition) -> Result<Stage, Illegal
         (Transition::TryPassed { land: false }, S::AwaitingTry) => Some(S::Landed),
         (Transition::DestinationLanded { last: false }, S::Landing) => Some(S::Landing),
         (Transition::DestinationLanded { last: true }, S::Landing) => Some(S::Landed),
+        (Transition::EnterGate, S::Authorizing) => Some(S::Gated),
+        (Transition::GateLanding, S::Gated) => Some(S::GateLanding),
+        (Transition::GateRequeued, S::GateLanding) => Some(S::Gated),
+        (Transition::GateLanded, S::GateLanding) => Some(S::Landed),
         (Transition::Fail(category), from) if !from.is_terminal() => {
             failure_allowed(*category, from).then_some(S::Failed)
         }
         // Once landing has started, pushes to final repositories may be under way: a
         // cancel then could leave commits landed on a "cancelled" request.
-        (Transition::Cancel, from) if !from.is_terminal() && from != S::Landing => {
+        (Transition::Cancel, from)
+            if !from.is_terminal() && !matches!(from, S::Landing | S::GateLanding) =>
+        {
             Some(S::Cancelled)
         }
         (Transition::Retry { to }, S::Failed) if S::WORKABLE.contains(to) => Some(*to),
@@ -269,10 +312,18 @@ fn failure_allowed(category: FailureCategory, from: Stage) -> bool {
         // Also later: a repository removed from the configuration mid-flight.
         FailureCategory::InvalidRequest => true,
         FailureCategory::PermissionDenied => matches!(from, S::Authorizing),
-        FailureCategory::ApplyConflict => matches!(from, S::Applying | S::PushingTry | S::Landing),
+        FailureCategory::ApplyConflict => {
+            matches!(from, S::Applying | S::PushingTry | S::Landing | S::Gated)
+        }
         FailureCategory::TryFailed => matches!(from, S::AwaitingTry),
-        FailureCategory::PushFailed => matches!(from, S::Applying | S::PushingTry | S::Landing),
+        FailureCategory::PushFailed => {
+            matches!(
+                from,
+                S::Applying | S::PushingTry | S::Landing | S::GateLanding
+            )
+        }
         FailureCategory::TimedOut => true,
+        FailureCategory::GateFailed => matches!(from, S::Gated),
     }
 }
 
@@ -366,6 +417,50 @@ mod tests {
             next_stage(Stage::AwaitingTry, &Transition::Cancel),
             Ok(Stage::Cancelled)
         );
+    }
+
+    #[test]
+    fn a_gated_request_lands_through_its_gate_and_is_never_cancelled_while_pushed() {
+        let mut stage = Stage::Authorizing;
+        for step in [
+            Transition::EnterGate,
+            Transition::GateLanding,
+            Transition::GateRequeued,
+            Transition::GateLanding,
+            Transition::GateLanded,
+        ] {
+            stage = next_stage(stage, &step).unwrap();
+        }
+        assert_eq!(stage, Stage::Landed);
+        assert_eq!(
+            next_stage(Stage::Gated, &Transition::Cancel),
+            Ok(Stage::Cancelled)
+        );
+        assert!(next_stage(Stage::GateLanding, &Transition::Cancel).is_err());
+        assert_eq!(
+            next_stage(Stage::Gated, &Transition::Fail(FailureCategory::GateFailed)),
+            Ok(Stage::Failed)
+        );
+        // Ejected only while queued, never from the try path or mid-push.
+        assert!(
+            next_stage(
+                Stage::AwaitingTry,
+                &Transition::Fail(FailureCategory::GateFailed)
+            )
+            .is_err()
+        );
+        assert!(
+            next_stage(
+                Stage::GateLanding,
+                &Transition::Fail(FailureCategory::GateFailed)
+            )
+            .is_err()
+        );
+        // The gate's transitions only from the gate's stages.
+        assert!(next_stage(Stage::Applying, &Transition::GateLanding).is_err());
+        assert!(next_stage(Stage::Landing, &Transition::GateLanded).is_err());
+        assert!(!Stage::WORKABLE.contains(&Stage::Gated));
+        assert!(!Stage::WORKABLE.contains(&Stage::GateLanding));
     }
 
     #[test]

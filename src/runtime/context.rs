@@ -130,6 +130,10 @@ impl Context {
         if has_reports {
             self.wake(Work::Outbox).await;
         }
+        let gate = [Stage::Gated, Stage::GateLanding];
+        if gate.contains(&to) || gate.contains(&request.stage) {
+            self.wake(Work::Gate).await;
+        }
         Ok(to)
     }
 

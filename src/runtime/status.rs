@@ -111,6 +111,139 @@ pub struct Overview {
     pub pending_reports: i64,
     /// The latest operator actions, newest first.
     pub actions: Vec<crate::store::OperatorAction>,
+    /// Each gated destination's queue.
+    pub gates: Vec<GateView>,
+}
+
+/// A gated destination's queue, as Zuul's status view shows one.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateView {
+    /// The destination.
+    pub repo: String,
+    /// `serial` or `speculative`.
+    pub mode: String,
+    /// Each active lane and its window (candidates under test at once).
+    pub lanes: Vec<GateLaneView>,
+    /// A row per request in the gate: those in candidates first (bottom first), then the
+    /// waiting ones in queue order.
+    pub rows: Vec<GateRow>,
+    /// CI runs spent on this gate's candidates since it started (cancelled ones included).
+    pub ci_runs: i64,
+}
+
+/// A lane of a gate.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateLaneView {
+    /// Its name (`main`, a configured lane, or `lane-N` formed from disjoint files).
+    pub name: String,
+    /// Its window.
+    pub window: i64,
+}
+
+/// A request in a gate.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateRow {
+    /// The request.
+    pub request: i64,
+    /// Its bug.
+    pub bug: Option<i64>,
+    /// Who asked.
+    pub requester: String,
+    /// `gated` or `gate_landing`.
+    pub stage: String,
+    /// The lane of its latest candidate.
+    pub lane: Option<String>,
+    /// The candidate it is tested in (none: waiting for one).
+    pub candidate: Option<i64>,
+    /// `building`, `testing`, `passed`, `failed` (waits for those below), `landing`.
+    pub candidate_state: Option<String>,
+    /// The candidate's CI run and its state.
+    pub ci_run: Option<i64>,
+    /// `queued`, `running`, `passed`, `failed`...
+    pub ci_state: Option<String>,
+    /// The requests below it in the candidate's chain (tested with it).
+    pub tested_with: Vec<i64>,
+    /// Seconds since its candidate was built (or since it entered the gate).
+    pub elapsed_seconds: i64,
+    /// Moved to the front by an operator when above 0.
+    pub priority: i64,
+}
+
+async fn gate_views(store: &Store, config: &Config, now: i64) -> Result<Vec<GateView>, StoreError> {
+    let mut gates = Vec::new();
+    for repo in config
+        .repositories
+        .iter()
+        .filter(|r| r.gate != crate::config::GateMode::Off)
+    {
+        let mut rows = Vec::new();
+        for gated in store.gated_requests(&repo.name).await? {
+            let Some(request) = store.request(gated.id).await? else {
+                continue;
+            };
+            let latest = store
+                .gate_candidates_of(gated.id)
+                .await?
+                .into_iter()
+                .next()
+                .filter(|c| c.state.is_open() || c.state == crate::store::CandidateState::Failed);
+            let run = match latest.as_ref().and_then(|c| c.run_id) {
+                Some(id) => store.ci_run(id).await?,
+                None => None,
+            };
+            rows.push(GateRow {
+                request: request.id.0,
+                bug: request.bug,
+                requester: request.requester.clone(),
+                stage: request.stage.to_string(),
+                lane: latest.as_ref().map(|c| c.lane.clone()),
+                candidate: latest.as_ref().map(|c| c.id),
+                candidate_state: latest.as_ref().map(|c| c.state.as_str().to_owned()),
+                ci_run: run.as_ref().map(|r| r.id),
+                ci_state: run.as_ref().map(|r| r.state.as_str().to_owned()),
+                tested_with: latest
+                    .as_ref()
+                    .map(|c| {
+                        c.ahead
+                            .iter()
+                            .chain(&c.requests)
+                            .filter(|r| **r != request.id)
+                            .map(|r| r.0)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                elapsed_seconds: (now
+                    - latest
+                        .as_ref()
+                        .map(|c| c.created_at)
+                        .unwrap_or(request.updated_at))
+                .max(0)
+                    / 1000,
+                priority: gated.priority,
+            });
+        }
+        rows.sort_by_key(|r| {
+            (
+                r.candidate.is_none(),
+                r.candidate.unwrap_or(0),
+                std::cmp::Reverse(r.priority),
+                r.request,
+            )
+        });
+        gates.push(GateView {
+            repo: repo.name.clone(),
+            mode: repo.gate.as_str().to_owned(),
+            lanes: store
+                .gate_windows(&repo.name)
+                .await?
+                .into_iter()
+                .map(|(name, window)| GateLaneView { name, window })
+                .collect(),
+            rows,
+            ci_runs: store.gate_run_count(&repo.name).await?,
+        });
+    }
+    Ok(gates)
 }
 
 fn module_view(beat: Heartbeat, now: i64) -> ModuleView {
@@ -269,5 +402,6 @@ pub async fn overview(
         requests_by_stage,
         pending_reports: store.pending_report_count().await?,
         actions: store.recent_actions(10).await?,
+        gates: gate_views(store, config, now).await?,
     })
 }

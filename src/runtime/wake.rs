@@ -18,11 +18,19 @@ pub enum Work {
     Watcher,
     /// Reports for the tracker.
     Outbox,
+    /// A request joined or left a landing gate.
+    Gate,
 }
 
 impl Work {
     /// Every kind of work.
-    pub const ALL: [Work; 4] = [Work::Pushers, Work::Ci, Work::Watcher, Work::Outbox];
+    pub const ALL: [Work; 5] = [
+        Work::Pushers,
+        Work::Ci,
+        Work::Watcher,
+        Work::Outbox,
+        Work::Gate,
+    ];
 
     /// The name sent between processes.
     pub fn as_str(self) -> &'static str {
@@ -31,6 +39,7 @@ impl Work {
             Work::Ci => "ci",
             Work::Watcher => "watcher",
             Work::Outbox => "outbox",
+            Work::Gate => "gate",
         }
     }
 
@@ -57,6 +66,9 @@ pub struct Wakers {
     watcher: Notify,
     /// Reports were queued for the tracker.
     outbox: Notify,
+    /// The landing gates (one executor per gated destination): a request joined or left
+    /// a gate, or a CI run finished.
+    gate: Notify,
 }
 
 impl Wakers {
@@ -67,12 +79,19 @@ impl Wakers {
             Work::Ci => &self.ci,
             Work::Watcher => &self.watcher,
             Work::Outbox => &self.outbox,
+            Work::Gate => &self.gate,
         }
     }
 
-    /// Wakes this process's modules that do `work`.
+    /// Wakes this process's modules that do `work`. Every gate executor waits on the
+    /// same signal: all of them are woken (and a permit is kept for one that is busy);
+    /// a finished CI run concerns the gates as much as the result watcher.
     pub fn notify(&self, work: Work) {
         self.of(work).notify_one();
+        if matches!(work, Work::Gate | Work::Watcher) {
+            self.gate.notify_waiters();
+            self.gate.notify_one();
+        }
     }
 
     /// Wakes every module of this process (wake-ups sent meanwhile may have been lost).

@@ -26,6 +26,8 @@ pub enum CiState {
     Failed,
     /// The run took longer than allowed.
     TimedOut,
+    /// Its result is no longer wanted (a landing gate's candidate that was rebuilt).
+    Cancelled,
 }
 
 impl CiState {
@@ -37,12 +39,16 @@ impl CiState {
             CiState::Passed => "passed",
             CiState::Failed => "failed",
             CiState::TimedOut => "timed_out",
+            CiState::Cancelled => "cancelled",
         }
     }
 
     /// Whether the run has its verdict.
     pub fn is_final(self) -> bool {
-        matches!(self, CiState::Passed | CiState::Failed | CiState::TimedOut)
+        matches!(
+            self,
+            CiState::Passed | CiState::Failed | CiState::TimedOut | CiState::Cancelled
+        )
     }
 }
 
@@ -55,6 +61,7 @@ impl std::str::FromStr for CiState {
             CiState::Passed,
             CiState::Failed,
             CiState::TimedOut,
+            CiState::Cancelled,
         ]
         .into_iter()
         .find(|c| c.as_str() == s)
@@ -175,8 +182,10 @@ pub struct NewCiRun {
 pub struct CiRun {
     /// Run number.
     pub id: i64,
-    /// Its request.
+    /// Its request (for a landing gate's candidate: the candidate's last request).
     pub request_id: RequestId,
+    /// The landing gate's candidate it tests, if it is one.
+    pub candidate_id: Option<i64>,
     /// Try repository.
     pub repo: String,
     /// Revision under test.
@@ -343,6 +352,7 @@ fn run_from_row(row: &AnyRow) -> Result<CiRun, StoreError> {
     Ok(CiRun {
         id: col(row, "id")?,
         request_id: RequestId(col(row, "request_id")?),
+        candidate_id: col(row, "candidate_id")?,
         repo: col(row, "repo")?,
         revision: col(row, "revision")?,
         ref_name: col(row, "ref_name")?,
@@ -361,7 +371,7 @@ fn run_from_row(row: &AnyRow) -> Result<CiRun, StoreError> {
     })
 }
 
-const RUN_COLUMNS: &str = "id, request_id, repo, revision, ref_name, ci, state, attempts, \
+const RUN_COLUMNS: &str = "id, request_id, candidate_id, repo, revision, ref_name, ci, state, attempts, \
      exit_code, summary, log_path, external_id, reused_from, created_at, finished_at, \
      last_change_at, complete_at";
 

@@ -7,6 +7,7 @@
 mod ci;
 mod coordination;
 mod db;
+mod gate;
 mod heartbeats;
 mod outbox;
 mod repositories;
@@ -19,6 +20,7 @@ pub use ci::{
 };
 pub use coordination::{DestinationLock, Leadership, WakeListener};
 pub use db::{Backend, Store, StoreError, ms, now_ms};
+pub use gate::{Candidate, CandidateRun, CandidateState, GatedRequest};
 pub use heartbeats::Heartbeat;
 pub use outbox::{NewReport, OutboxItem, ReportKind};
 pub use repositories::{ClosedRepository, ModuleControl, OperatorAction};

@@ -338,6 +338,15 @@ pub fn resolve_destinations(
             finals.push(repo);
         }
     }
+    if let Some(gated) = finals.iter().find(|r| config.is_gated(&r.name))
+        && finals.len() > 1
+    {
+        return invalid(format!(
+            "destination `{}` lands through its landing gate, which lands requests for it \
+             alone: name it in a request of its own",
+            gated.name
+        ));
+    }
     let mut try_repo = named_try;
     for repo in &finals {
         let Some(its_try) = config.try_repo_for(repo) else {

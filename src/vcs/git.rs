@@ -13,7 +13,7 @@ use crate::patch::PatchDate;
 
 use super::command::{self, OUTPUT_LIMIT, Output, failed};
 use super::interface::{
-    CiCheckout, CommandRecord, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy,
+    CiCheckout, CommandRecord, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, is_hash,
     split_identity,
 };
 
@@ -313,6 +313,46 @@ impl WorkingCopy for GitWorkingCopy {
             != 0
         {
             return Ok(false);
+        }
+        self.git_ok(&["checkout", "--quiet", "--force", "--detach", revision])
+            .await?;
+        self.git_ok(&["clean", "-ffdxq"]).await?;
+        Ok(true)
+    }
+
+    async fn checkout_pushed(
+        &mut self,
+        url: &str,
+        ref_name: &str,
+        revision: &str,
+        _base: &str,
+    ) -> Result<bool, VcsError> {
+        if !is_hash(revision) {
+            return Ok(false);
+        }
+        self.ensure_clone().await?;
+        let probe = format!("{revision}^{{commit}}");
+        let has = |out: &Output| out.status == 0;
+        if !has(&self
+            .git(&["rev-parse", "--quiet", "--verify", &probe])
+            .await?)
+        {
+            let refspec = format!("+{ref_name}:refs/autoland/pushed");
+            let out = self
+                .git(&["fetch", "--quiet", "--no-tags", "--", url, &refspec])
+                .await?;
+            if out.status != 0 {
+                if out.stderr.contains("couldn't find remote ref") {
+                    return Ok(false);
+                }
+                check(&["fetch"], out)?;
+            }
+            if !has(&self
+                .git(&["rev-parse", "--quiet", "--verify", &probe])
+                .await?)
+            {
+                return Ok(false);
+            }
         }
         self.git_ok(&["checkout", "--quiet", "--force", "--detach", revision])
             .await?;

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use super::command::{OUTPUT_LIMIT, failed};
 use super::hg_cmdserver::{CommandServer, HgOutput, spawn_once};
 use super::interface::{
-    CiCheckout, CommandRecord, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy,
+    CiCheckout, CommandRecord, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, is_hash,
     split_identity,
 };
 use crate::patch::PatchDate;
@@ -214,6 +214,43 @@ impl WorkingCopy for HgWorkingCopy {
         }
         self.clean_to(revision).await?;
         self.base = Some(revision.to_owned());
+        Ok(true)
+    }
+
+    async fn checkout_pushed(
+        &mut self,
+        url: &str,
+        _ref_name: &str,
+        revision: &str,
+        base: &str,
+    ) -> Result<bool, VcsError> {
+        if !is_hash(revision) || !is_hash(base) {
+            return Ok(false);
+        }
+        self.ensure_clone().await?;
+        if self.node(&format!("id('{revision}')")).await?.is_none() {
+            let out = self.hg(&["pull", "-r", revision, "--", url]).await?;
+            if out.code > 1 {
+                let text = format!("{}\n{}", out.stdout_text(), out.stderr_text());
+                if text.contains("unknown revision") || text.contains("filtered revision") {
+                    return Ok(false);
+                }
+                check(&["pull"], out)?;
+            }
+            if self.node(&format!("id('{revision}')")).await?.is_none() {
+                return Ok(false);
+            }
+        }
+        // Pulled from a publishing try repository, they came in public: draft again, so
+        // the tip stays the destination's and the next job strips them.
+        let only = format!("only('{revision}', '{base}')");
+        if self.node(&format!("public() and {only}")).await?.is_some() {
+            self.hg_ok(&["phase", "--draft", "--force", "-r", &only])
+                .await?;
+        }
+        self.hg_ok(&["update", "--clean", "-r", revision]).await?;
+        self.hg_ok(&["purge", "--all", "--no-confirm"]).await?;
+        self.base = Some(base.to_owned());
         Ok(true)
     }
 

@@ -124,6 +124,17 @@ pub trait WorkingCopy: Send {
     /// After [`WorkingCopy::update_to_tip`]: moves to `revision` instead (an earlier tip
     /// the same commits were built on), if the repository has it. False if it does not.
     async fn reset_to(&mut self, revision: &str) -> Result<bool, VcsError>;
+    /// Moves to `revision`, which this or another process pushed earlier to `ref_name` of
+    /// the try repository at `url` (built on `base`, a revision of this repository):
+    /// fetched from there if this copy does not have it. False if neither has it. What is
+    /// checked out afterwards is exactly that revision, with nothing else in the tree.
+    async fn checkout_pushed(
+        &mut self,
+        url: &str,
+        ref_name: &str,
+        revision: &str,
+        base: &str,
+    ) -> Result<bool, VcsError>;
     /// Applies one patch and commits it; returns the new revision.
     async fn apply(&mut self, commit: &CommitSpec<'_>) -> Result<String, VcsError>;
     /// Adds an empty commit (the try-syntax commit); returns the new revision.
@@ -190,6 +201,12 @@ impl VcsSettings {
             .map_err(|e| VcsError::io("cannot keep a scratch file", e.error))?;
         Ok(path)
     }
+}
+
+/// Whether `text` can only be a full or abbreviated revision hash (what Autoland stored):
+/// never an option, a revset or a ref expression.
+pub fn is_hash(text: &str) -> bool {
+    (4..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Splits `Name <email>` into its parts (a bare address gives the address as the name).

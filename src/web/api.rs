@@ -31,6 +31,9 @@ pub struct RequestDetail {
     pub ci_jobs: Vec<Value>,
     /// Reports to its bug (comments, whiteboard edits) and whether they were delivered.
     pub reports: Vec<Value>,
+    /// On a gated destination: the gate candidates it was tested in, newest first.
+    #[serde(default)]
+    pub candidates: Vec<Value>,
 }
 
 pub(super) async fn not_found() -> ApiError {
@@ -143,6 +146,12 @@ pub(super) async fn show(
             .await?
             .into_iter()
             .filter_map(|r| serde_json::to_value(r).ok())
+            .collect(),
+        candidates: store
+            .gate_candidates_of(id)
+            .await?
+            .into_iter()
+            .filter_map(|c| serde_json::to_value(c).ok())
             .collect(),
     }))
 }
@@ -318,6 +327,49 @@ pub(super) async fn retry(
     ))
 }
 
+/// `POST /api/requests/{id}/promote`: an operator moves a request waiting in a landing
+/// gate to the front of its queue.
+pub(super) async fn promote(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(crate::config::Scope::Operator)?;
+    let id = parse_id(&id)?;
+    let priority = promote_request(&state, &caller.user, id).await?;
+    Ok(Json(json!({ "id": id, "priority": priority })))
+}
+
+/// Moves a gated request to the front of its gate (the highest priority in any gate);
+/// `user` is recorded.
+pub(super) async fn promote_request(
+    state: &AppState,
+    user: &str,
+    id: RequestId,
+) -> Result<i64, ApiError> {
+    let store = &state.ctx.store;
+    let Some(request) = store.request(id).await? else {
+        return Err(ApiError::NotFound(format!("there is no request {id}")));
+    };
+    if request.stage != Stage::Gated {
+        return Err(ApiError::Conflict(format!(
+            "request {id} is {}; only a request waiting in a landing gate can be moved to \
+             the front",
+            request.stage
+        )));
+    }
+    let priority = store.gate_promote(id).await?;
+    let detail = format!("moved to the front of the landing gate by {user}");
+    store
+        .record_action(user, "promote", &format!("request {id}"), &detail)
+        .await?;
+    store
+        .note(id, "gate_promoted", &format!("operator:{user}"), &detail)
+        .await?;
+    state.ctx.wake(crate::runtime::Work::Gate).await;
+    Ok(priority)
+}
+
 /// Records that `id`'s next try push must be tested even if the same patches passed.
 async fn ask_fresh_try(state: &AppState, id: RequestId, actor: &str) -> Result<(), ApiError> {
     state
@@ -388,6 +440,8 @@ pub(super) async fn retry_request(
         | Stage::Applying
         | Stage::PushingTry
         | Stage::Landing => failed_in,
+        // Ejected by the gate, or its landing failed: checked again, then queued again.
+        Stage::Gated | Stage::GateLanding => Stage::Authorizing,
         Stage::Landed | Stage::Failed | Stage::Cancelled => Stage::Received,
     };
     let detail = format!("retried by {user} from stage {to}");

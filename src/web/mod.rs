@@ -42,6 +42,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/static/bug.js", get(pages::bug_script))
         .route("/ops/requests/{id}/retry", post(pages::retry))
         .route("/ops/requests/{id}/cancel", post(pages::cancel))
+        .route("/ops/requests/{id}/promote", post(pages::promote))
         .route("/ops/repositories/{name}/{action}", post(pages::repository))
         .route("/ops/modules/{name}/{action}", post(pages::module))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -53,6 +54,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/api/requests/{id}/ci-log", get(api::ci_log))
         .route("/api/requests/{id}/cancel", post(api::cancel))
         .route("/api/requests/{id}/retry", post(api::retry))
+        .route("/api/requests/{id}/promote", post(api::promote))
         .route("/api/bugs/{id}", get(bugs::api))
         .route(
             "/api/repositories/{name}/close",

@@ -384,6 +384,19 @@ pub(super) async fn retry(
     Ok(Redirect::to(&format!("/requests/{id}")))
 }
 
+/// Moves a gated request to the front of its gate's queue.
+pub(super) async fn promote(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Redirect, ApiError> {
+    let operator = form_operator(&state, &headers, &form.csrf)?;
+    let id = super::api::parse_id(&id)?;
+    super::api::promote_request(&state, &operator.user, id).await?;
+    Ok(Redirect::to("/"))
+}
+
 /// The logged-in operator behind a form, after checking its CSRF token.
 fn form_operator(
     state: &AppState,

@@ -53,6 +53,8 @@ pub struct Options {
     pub http: bool,
     /// Extra TOML for the try repository (`ci = ...`, retry settings, its CI's table).
     pub try_extra: String,
+    /// Extra TOML for central (`gate = ...`, lanes).
+    pub central_extra: String,
 }
 
 impl Default for Options {
@@ -72,6 +74,7 @@ impl Default for Options {
             postgres: false,
             http: false,
             try_extra: String::new(),
+            central_extra: String::new(),
         }
     }
 }
@@ -350,6 +353,7 @@ kind = "{kind}"
 pull_url = "{central}"
 level = "scm_level_3"
 {tree_status}
+{central_extra}
 
 [[repositories]]
 name = "try"
@@ -422,6 +426,7 @@ service = "bugs"
                 .unwrap_or_default(),
             operator_hash = hash_token("test-token-operator"),
             try_extra = options.try_extra,
+            central_extra = options.central_extra,
         );
         let config = match &options.bugzilla {
             Some(url) => {

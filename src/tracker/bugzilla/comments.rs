@@ -40,13 +40,20 @@ fn trimmed(text: &str) -> String {
     )
 }
 
-fn plan(request: &Request) -> String {
+fn plan(config: &Config, request: &Request) -> String {
     let finals: Vec<&str> = request
         .destinations
         .iter()
         .map(|d| d.repo.as_str())
         .collect();
-    if finals.is_empty() {
+    if let [only] = finals.as_slice()
+        && config.is_gated(only)
+    {
+        format!(
+            "test them in the landing gate of {only} (on its tip, together with the requests \
+             ahead of them in its queue) and land them there exactly as tested"
+        )
+    } else if finals.is_empty() {
         format!("push them to {}", request.try_repo)
     } else {
         format!(
@@ -69,7 +76,7 @@ pub fn accepted(config: &Config, request: &Request) -> String {
          the patches, check commit permissions, {plan}.{syntax}\nProgress: {url}",
         requester = request.requester,
         id = request.id,
-        plan = plan(request),
+        plan = plan(config, request),
         url = request_url(config, request)
     )
 }
@@ -162,6 +169,22 @@ fn for_transition(
         Transition::Retry { .. } => Some(format!("Autoland request {id} was {detail}.")),
         Transition::StartGathering => Some(accepted(config, request)),
         Transition::Gathered | Transition::Authorized | Transition::Applied => None,
+        Transition::EnterGate => Some(format!(
+            "Autoland request {id} {detail}: it is tested on the tip together with the requests \
+             ahead of it and lands exactly as tested.\nProgress: {}",
+            request_url(config, request)
+        )),
+        Transition::GateLanding | Transition::GateRequeued => None,
+        Transition::GateLanded => {
+            let (repo, revision) = match (&effects.landed, request.destinations.first()) {
+                (Some((_, rev)), Some(dest)) => (dest.repo.as_str(), rev.as_str()),
+                _ => ("?", "?"),
+            };
+            Some(format!(
+                "Autoland landed request {id} through the landing gate:\n{repo}: {}\n{detail}",
+                link(config, repo, revision)
+            ))
+        }
     }
 }
 
@@ -305,6 +328,11 @@ fn failed(request: &Request, category: FailureCategory, detail: &str) -> String 
             "The repository could not be reached or kept changing. Putting the tag back retries.",
         ),
         FailureCategory::TimedOut => ("gave up waiting", "Putting the tag back retries."),
+        FailureCategory::GateFailed => (
+            "ejected this request from the landing gate: the tests failed on the tip with it; \
+             nothing of it was landed",
+            "Look at the log, fix the patch, and put the autoland tag back.",
+        ),
     };
     format!("Autoland {headline} (request {id}, {category}).\n\n{detail}\n\n{advice}")
 }
@@ -332,6 +360,8 @@ pub fn reports_for(
     let ends = match transition {
         Transition::TryPassed { land } => !land,
         Transition::DestinationLanded { last } => *last,
+        Transition::GateLanded => true,
+        Transition::EnterGate | Transition::GateLanding | Transition::GateRequeued => false,
         Transition::Fail(_) | Transition::Cancel => true,
         Transition::Retry { .. } => false,
         Transition::StartGathering
@@ -439,6 +469,7 @@ mod tests {
     fn report(jobs: Vec<crate::store::CiJob>, summary: &str) -> RunReport {
         RunReport {
             run: crate::store::CiRun {
+                candidate_id: None,
                 id: 3,
                 request_id: RequestId(7),
                 repo: "try".into(),
