@@ -129,10 +129,14 @@ pub struct RepoConfig {
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// Gate: named lanes, each a list of path globs (`docs = ["docs/**", "*.md"]`);
-    /// requests whose files fall in different lanes are queued independently. Without
-    /// lanes, lanes form from disjoint file sets.
+    /// requests whose files fall in different lanes are queued independently (and land
+    /// without being tested together). Without lanes, one queue.
     #[serde(default)]
     pub lanes: std::collections::BTreeMap<String, Vec<String>>,
+    /// Gate, without `lanes`: requests whose file sets are disjoint get lanes of their
+    /// own (default false). A semantic conflict across disjoint files is then not caught.
+    #[serde(default)]
+    pub lanes_by_files: bool,
 }
 
 /// How a destination's landings are tested.
@@ -389,6 +393,7 @@ impl RepoConfig {
             max_window: default_max_window(),
             batch_size: default_batch_size(),
             lanes: std::collections::BTreeMap::new(),
+            lanes_by_files: false,
         }
     }
 
@@ -999,7 +1004,13 @@ impl Config {
                     repo.name
                 ));
             }
-            if repo.gate != GateMode::Off || !repo.lanes.is_empty() {
+            if repo.lanes_by_files && !repo.lanes.is_empty() {
+                return invalid(format!(
+                    "repository `{}`: set `lanes` or `lanes_by_files`, not both",
+                    repo.name
+                ));
+            }
+            if repo.gate != GateMode::Off || !repo.lanes.is_empty() || repo.lanes_by_files {
                 if repo.is_try {
                     return invalid(format!(
                         "try repository `{}`: `gate` and `lanes` apply to final repositories",

@@ -33,14 +33,23 @@ fn gated(kind: Kind, hold: &Path, central: &str) -> Env {
     })
 }
 
-/// Submits one single-file change for central as Alice.
+/// Submits one single-file change for central as Alice; returns once it is in the gate
+/// (so requests join the queue in the order they are submitted).
 async fn submit(env: &Env, api: &common::Api, subject: &str, file: &str, content: &str) -> i64 {
     let patches = env.patches(&[Change {
         author: "Alice <alice@example.com>",
         subject,
         files: &[(file, content)],
     }]);
-    api.submit(&patches, &["central"], json!({})).await
+    let id = api.submit(&patches, &["central"], json!({})).await;
+    api.wait_for(id, LIMIT, |d| {
+        d["request"]["stage"] != "received"
+            && d["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["kind"] == "entered_gate"))
+    })
+    .await;
+    id
 }
 
 fn gate_of(overview: &Value) -> Value {
@@ -184,4 +193,298 @@ async fn git_a_failure_in_the_window_is_ejected_and_the_rest_land_as_tested() {
 #[tokio::test]
 async fn hg_a_failure_in_the_window_is_ejected_and_the_rest_land_as_tested() {
     a_failure_in_the_middle_of_the_window_is_ejected_and_the_rest_land(Kind::Hg).await;
+}
+
+/// Runs the CI's check (the repository's test script, then the pair rule) on a checkout
+/// of `revision` of central; true if it passes.
+fn tip_passes(env: &Env, revision: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("w");
+    match env.kind {
+        Kind::Git => {
+            git(
+                dir.path(),
+                &["clone", "--quiet", env.central.to_str().unwrap(), "w"],
+            );
+            git(&work, &["checkout", "--quiet", "--detach", revision]);
+        }
+        Kind::Hg => {
+            hg(
+                dir.path(),
+                &[
+                    "clone",
+                    "--quiet",
+                    "-r",
+                    revision,
+                    env.central.to_str().unwrap(),
+                    "w",
+                ],
+            );
+        }
+    }
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("sh test.sh >/dev/null && ! { [ -e pair/a ] && [ -e pair/b ]; }")
+        .current_dir(&work)
+        .status()
+        .unwrap();
+    status.success()
+}
+
+/// Every revision central's branch ever had as its tip (its first-parent history).
+fn every_tip(env: &Env) -> Vec<String> {
+    match env.kind {
+        Kind::Git => git(&env.central, &["rev-list", "--first-parent", "main"]),
+        Kind::Hg => hg(
+            &env.central,
+            &["log", "-r", "reverse(::tip)", "-T", "{node}\n"],
+        ),
+    }
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// Two requests, A (`pair/a`) and B (`pair/b`), each passing alone and failing together,
+/// through Bugzilla tags. With the gate, B is ejected (tested on the tip with A below it)
+/// and every tip central ever had passes; the bugs say what happened. Without it, both
+/// land after passing try alone, and central's tip fails.
+async fn an_interacting_pair(kind: Kind, gate: &str) {
+    use autoland::simulator::bugzilla::Flavor;
+    use common::bugzilla::{attach, autoland_comments, new_bug, simulator};
+    let (sim, url) = simulator(Flavor::V53).await;
+    let hold_dir = tempfile::tempdir().unwrap();
+    let hold = hold_dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let env = Env::new(Options {
+        kind,
+        ci_command: ci_command(&hold),
+        central_extra: format!("gate = \"{gate}\"\nmax_window = 2\nbatch_size = 1"),
+        bugzilla: Some(url),
+        ..Options::default()
+    });
+    let running = env.start().await;
+    let api = &running.api;
+    let mut bugs = Vec::new();
+    for (name, file) in [("a", "pair/a"), ("b", "pair/b")] {
+        let patch = env.patches(&[Change {
+            author: "Alice <alice@example.com>",
+            subject: &format!("Bug - add {file}"),
+            files: &[(file, "x\n")],
+        }]);
+        let bug = new_bug(&sim, &format!("Pair {name}"));
+        attach(&sim, bug, &format!("{name}.patch"), &patch[0], false);
+        sim.set_whiteboard(bug, "[autoland-central]", "alice@example.com");
+        bugs.push(bug);
+        // A first, then B: B is queued behind A.
+        let id = request_for_bug(api, bug).await;
+        if gate != "off" {
+            api.wait_for(id, LIMIT, |d| d["request"]["stage"] == "gated")
+                .await;
+        } else {
+            api.wait_for(id, LIMIT, |d| d["request"]["stage"] == "awaiting_try")
+                .await;
+        }
+    }
+    let a = request_for_bug(api, bugs[0]).await;
+    let b = request_for_bug(api, bugs[1]).await;
+    std::fs::remove_file(&hold).unwrap();
+    let first = api.wait_terminal(a, LIMIT).await;
+    let second = api.wait_terminal(b, LIMIT).await;
+    assert_eq!(first["request"]["stage"], "landed", "{first:#}");
+    let tips = every_tip(&env);
+    if gate == "off" {
+        // Each passed try alone; together they break central.
+        assert_eq!(second["request"]["stage"], "landed", "{second:#}");
+        assert!(!tip_passes(&env, &tips[0]), "central's tip should be red");
+        running.service.stop().await;
+        return;
+    }
+    assert_eq!(second["request"]["failure"], "gate_failed", "{second:#}");
+    let why = second["request"]["failure_detail"].as_str().unwrap();
+    assert!(why.contains(&format!("together with request {a}")), "{why}");
+    assert!(why.contains("FAIL: pair/a and pair/b together"), "{why}");
+    for tip in &tips {
+        assert!(tip_passes(&env, tip), "central had a red tip: {tip}");
+    }
+    assert_landed_as_tested(&env, &first);
+    // The bugs: entered the gate, with whom it was tested, why it was ejected.
+    let delivered = |bug: i64, n: usize| {
+        let sim = sim.clone();
+        async move {
+            let deadline = std::time::Instant::now() + LIMIT;
+            loop {
+                let comments = autoland_comments(&sim, bug);
+                if comments.len() >= n {
+                    return comments;
+                }
+                assert!(std::time::Instant::now() < deadline, "{comments:#?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let on_a = delivered(bugs[0], 3).await;
+    assert!(on_a[1].contains("landing gate of central"), "{on_a:#?}");
+    assert!(
+        on_a[2].contains("landed request") && on_a[2].contains("Tested in candidate"),
+        "{on_a:#?}"
+    );
+    let on_b = delivered(bugs[1], 3).await;
+    assert!(on_b[1].contains("landing gate of central"), "{on_b:#?}");
+    assert!(on_b[2].contains("ejected"), "{on_b:#?}");
+    assert!(
+        on_b[2].contains(&format!("together with request {a}")),
+        "{on_b:#?}"
+    );
+    assert!(on_b[2].contains("pair/a and pair/b together"), "{on_b:#?}");
+    running.service.stop().await;
+}
+
+/// The id of the request the Bugzilla poller made for `bug`.
+async fn request_for_bug(api: &common::Api, bug: i64) -> i64 {
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let (_, list) = api.get("/api/requests?all=true").await;
+        if let Some(r) = list["requests"]
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["bug"] == bug))
+        {
+            return r["id"].as_i64().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request for bug {bug}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn git_the_gate_ejects_the_second_of_an_interacting_pair() {
+    an_interacting_pair(Kind::Git, "speculative").await;
+}
+
+#[tokio::test]
+async fn hg_the_gate_ejects_the_second_of_an_interacting_pair() {
+    an_interacting_pair(Kind::Hg, "speculative").await;
+}
+
+#[tokio::test]
+async fn git_without_the_gate_an_interacting_pair_lands_red() {
+    an_interacting_pair(Kind::Git, "off").await;
+}
+
+#[tokio::test]
+async fn hg_without_the_gate_an_interacting_pair_lands_red() {
+    an_interacting_pair(Kind::Hg, "off").await;
+}
+
+/// Someone pushes to central while a candidate is under test: its landing is refused
+/// (the tip is not the one it was tested on), it is rebuilt on the new tip and tested
+/// again, and only that lands.
+async fn a_direct_push_means_a_retest(kind: Kind) {
+    let hold_dir = tempfile::tempdir().unwrap();
+    let hold = hold_dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let env = gated(kind, &hold, "gate = \"serial\"");
+    let running = env.start().await;
+    let api = &running.api;
+    let a = submit(&env, api, "Bug 7 - A", "src/a.txt", "a\n").await;
+    api.wait_status(LIMIT, "a candidate under test", |o| {
+        rows(o)
+            .first()
+            .is_some_and(|r| r["candidate_state"] == "testing")
+    })
+    .await;
+    env.push_to_central("src/direct.txt", "direct\n", "Pushed by hand");
+    let outside = env.central_tip();
+    std::fs::remove_file(&hold).unwrap();
+    let detail = api.wait_terminal(a, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    assert_landed_as_tested(&env, &detail);
+    let candidates = detail["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 2, "{detail:#}");
+    assert_eq!(candidates[1]["state"], "refused", "{detail:#}");
+    assert_eq!(
+        candidates[0]["base"].as_str(),
+        Some(outside.as_str()),
+        "{detail:#}"
+    );
+    let events: Vec<String> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        events.iter().any(|e| e.contains("outside the gate")),
+        "{events:#?}"
+    );
+    let (_, overview) = api.get("/api/status").await;
+    assert_eq!(gate_of(&overview)["ci_runs"], 2, "{overview:#}");
+    running.service.stop().await;
+}
+
+#[tokio::test]
+async fn git_a_direct_push_during_a_test_means_a_retest() {
+    a_direct_push_means_a_retest(Kind::Git).await;
+}
+
+#[tokio::test]
+async fn hg_a_direct_push_during_a_test_means_a_retest() {
+    a_direct_push_means_a_retest(Kind::Hg).await;
+}
+
+/// Lanes: `docs/**` and the rest. A failure in the main lane rebuilds the main lane's
+/// candidates only: the docs request is tested once and lands.
+#[tokio::test]
+async fn a_failure_in_one_lane_does_not_restart_another() {
+    let hold_dir = tempfile::tempdir().unwrap();
+    let hold = hold_dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let env = gated(
+        Kind::Git,
+        &hold,
+        "gate = \"speculative\"\nmax_window = 4\nbatch_size = 1\nlanes = { docs = [\"docs/**\"] }",
+    );
+    let running = env.start().await;
+    let api = &running.api;
+    let broken = submit(&env, api, "Bug 8 - broken", "src/m1.txt", "BROKEN\n").await;
+    let docs = submit(&env, api, "Bug 9 - docs", "docs/guide.txt", "guide\n").await;
+    let fine = submit(&env, api, "Bug 10 - fine", "src/m2.txt", "m2\n").await;
+    let overview = api
+        .wait_status(LIMIT, "three candidates under test", |o| {
+            rows(o).len() == 3 && rows(o).iter().all(|r| r["candidate_state"] == "testing")
+        })
+        .await;
+    let docs_row = rows(&overview)
+        .into_iter()
+        .find(|r| r["request"] == docs)
+        .unwrap();
+    assert_eq!(docs_row["lane"], "docs", "{overview:#}");
+    assert!(ids(&docs_row["tested_with"]).is_empty(), "{overview:#}");
+    std::fs::remove_file(&hold).unwrap();
+    let detail = api.wait_terminal(broken, LIMIT).await;
+    assert_eq!(detail["request"]["failure"], "gate_failed", "{detail:#}");
+    for id in [docs, fine] {
+        let detail = api.wait_terminal(id, LIMIT).await;
+        assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    }
+    // The docs request: one candidate, one CI run; the main lane: broken, broken+fine,
+    // then fine again.
+    let detail = api.wait_terminal(docs, LIMIT).await;
+    assert_eq!(
+        detail["candidates"].as_array().unwrap().len(),
+        1,
+        "{detail:#}"
+    );
+    let fine_detail = api.wait_terminal(fine, LIMIT).await;
+    assert_eq!(
+        fine_detail["candidates"].as_array().unwrap().len(),
+        2,
+        "{fine_detail:#}"
+    );
+    let (_, overview) = api.get("/api/status").await;
+    assert_eq!(gate_of(&overview)["ci_runs"], 4, "{overview:#}");
+    running.service.stop().await;
 }

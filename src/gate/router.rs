@@ -94,6 +94,17 @@ impl Router {
         })
     }
 
+    /// One lane (`main`) for every request.
+    pub fn single() -> Router {
+        Router {
+            rule: Rule::Globs(Vec::new()),
+            files: BTreeMap::new(),
+            members: BTreeMap::new(),
+            held: Vec::new(),
+            next_lane: 1,
+        }
+    }
+
     /// Routes a request that changes `files`.
     pub fn route(&mut self, change: ChangeId, files: &[String]) -> Route {
         match self.place(files) {

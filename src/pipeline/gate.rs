@@ -179,8 +179,11 @@ impl<'a> Gate<'a> {
             .iter()
             .map(|(lane, globs)| (lane.clone(), globs.clone()))
             .collect();
-        let router =
-            Router::new(&lanes).map_err(|e| format!("lane `{}`: {}", e.lane, e.message))?;
+        let router = if lanes.is_empty() && !repo.lanes_by_files {
+            Router::single()
+        } else {
+            Router::new(&lanes).map_err(|e| format!("lane `{}`: {}", e.lane, e.message))?
+        };
         Ok(Gate {
             ctx,
             config: LaneConfig {
