@@ -488,3 +488,96 @@ async fn a_failure_in_one_lane_does_not_restart_another() {
     assert_eq!(gate_of(&overview)["ci_runs"], 4, "{overview:#}");
     running.service.stop().await;
 }
+
+/// Kill -9 twice: while a window of three is under test, and during the first landing
+/// push, after central took it. Each restart resumes: nothing is pushed twice, nothing
+/// untested lands, every request lands.
+async fn killed_while_testing_and_while_landing(kind: Kind) {
+    let hold_dir = tempfile::tempdir().unwrap();
+    let hold = hold_dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let env = gated(
+        kind,
+        &hold,
+        "gate = \"speculative\"\nmax_window = 3\nbatch_size = 1",
+    );
+    let pushed = env.path().join("pushed");
+    let release = env.path().join("release-push");
+    env.after_push_hook(
+        &env.central,
+        &format!(
+            "#!/bin/sh\n[ -e '{pushed}' ] && exit 0\ntouch '{pushed}'\n\
+             while [ ! -e '{release}' ]; do sleep 0.05; done\nexit 0\n",
+            pushed = pushed.display(),
+            release = release.display()
+        ),
+    );
+    let serve = |env: &Env| {
+        let port = common::free_port();
+        (env.spawn_serve(port), format!("http://127.0.0.1:{port}"))
+    };
+    let (mut child, base) = serve(&env);
+    env.wait_serving(&base, LIMIT).await;
+    let api = common::Api::new(&base, "test-token-alice");
+    let mut ids = Vec::new();
+    for (n, file) in ["src/k1.txt", "src/k2.txt", "src/k3.txt"]
+        .iter()
+        .enumerate()
+    {
+        ids.push(submit(&env, &api, &format!("Bug {n} - kill"), file, "k\n").await);
+    }
+    api.wait_status(LIMIT, "three candidates under test", |o| {
+        rows(o).len() == 3 && rows(o).iter().all(|r| r["candidate_state"] == "testing")
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, base) = serve(&env);
+    env.wait_serving(&base, LIMIT).await;
+    let api = common::Api::new(&base, "test-token-alice");
+    std::fs::remove_file(&hold).unwrap();
+    common::wait_for_file(&pushed, LIMIT).await;
+    // central has the first landing; Autoland has not recorded it yet.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::write(&release, "").unwrap();
+
+    let (mut child, base) = serve(&env);
+    env.wait_serving(&base, LIMIT).await;
+    let api2 = common::Api::new(&base, "test-token-alice");
+    drop(api);
+    for id in &ids {
+        let detail = api2.wait_terminal(*id, LIMIT).await;
+        assert_eq!(
+            detail["request"]["stage"],
+            "landed",
+            "{detail:#}\n{}",
+            env.process_logs()
+        );
+        assert_landed_as_tested(&env, &detail);
+        let uid = detail["request"]["uid"].as_str().unwrap();
+        assert_eq!(env.commits_with_trailer(&env.central, uid), 1, "{detail:#}");
+    }
+    let first = api2.wait_terminal(ids[0], LIMIT).await;
+    let events = first["events"].to_string();
+    assert!(events.contains("found after a restart"), "{first:#}");
+    // The first window's candidates were cancelled by the restart, not landed.
+    let (_, overview) = api2.get("/api/status").await;
+    assert!(
+        gate_of(&overview)["ci_runs"].as_i64().unwrap() >= 6,
+        "{overview:#}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn git_kill_9_while_testing_and_while_landing() {
+    killed_while_testing_and_while_landing(Kind::Git).await;
+}
+
+#[tokio::test]
+async fn hg_kill_9_while_testing_and_while_landing() {
+    killed_while_testing_and_while_landing(Kind::Hg).await;
+}
