@@ -49,4 +49,4 @@ cargo test 2>&1
 echo "== end-to-end suites again on PostgreSQL"
 AUTOLAND_TEST_DATABASE=postgres cargo test --test landing --test crash --test hg \
   --test intake --test operations --test status --test bugzilla --test browser --test ci \
-  --test bugpage 2>&1
+  --test bugpage --test gate 2>&1

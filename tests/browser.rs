@@ -130,3 +130,69 @@ async fn people_land_two_of_three_patches_from_the_bug_page() {
     );
     running.service.stop().await;
 }
+
+/// The landing gate's queue view: a window of two candidates under test (the second on
+/// the first) and a request waiting; an operator moves it to the front with a click.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_view_shows_a_window_with_candidates() {
+    let hold_dir = tempfile::tempdir().unwrap();
+    let hold = hold_dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let env = Env::new(Options {
+        ci_command: format!(
+            "while [ -e '{}' ]; do sleep 0.05; done; sh test.sh",
+            hold.display()
+        ),
+        central_extra: "gate = \"speculative\"\nmax_window = 2\nbatch_size = 1".to_owned(),
+        ..Options::default()
+    });
+    let running = env.start().await;
+    let api = &running.api;
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let patches = env.patches(&[common::Change {
+            author: "Alice <alice@example.com>",
+            subject: &format!("Bug {n} - queued"),
+            files: &[(&format!("src/q{n}.txt"), "q\n")],
+        }]);
+        let id = api
+            .submit(&patches, &["central"], serde_json::json!({}))
+            .await;
+        api.wait_event(id, Duration::from_secs(60), "entered_gate")
+            .await;
+        ids.push(id);
+    }
+    api.wait_status(Duration::from_secs(60), "two candidates under test", |o| {
+        o["gates"][0]["rows"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .filter(|r| r["candidate_state"] == "testing")
+                .count()
+                == 2
+        })
+    })
+    .await;
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts");
+    std::fs::create_dir_all(&shots).unwrap();
+    run_browser_script(
+        "queue.mjs",
+        vec![
+            api.base.clone(),
+            "test-token-operator".to_owned(),
+            shots.display().to_string(),
+            format!("{},{}", ids[0], ids[1]),
+            ids[2].to_string(),
+        ],
+    )
+    .await;
+    let detail = api
+        .wait_event(ids[2], Duration::from_secs(10), "gate_promoted")
+        .await;
+    assert_eq!(detail["request"]["stage"], "gated", "{detail:#}");
+    std::fs::remove_file(&hold).unwrap();
+    for id in ids {
+        let detail = api.wait_terminal(id, Duration::from_secs(60)).await;
+        assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    }
+    assert!(shots.join("gate.png").exists() && shots.join("gate-promoted.png").exists());
+    running.service.stop().await;
+}
