@@ -508,3 +508,87 @@ async fn a_leader_stepping_down_lets_its_singletons_finish_before_another_leads(
     a.store.close().await;
     b.store.close().await;
 }
+
+/// The landing gate with workers on PostgreSQL: the leading `serve` runs the gate, the
+/// workers' CI runners test its candidates. The serve is killed while a window is under
+/// test; a new one takes the gate over; every request lands once, exactly as tested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_test_the_gates_candidates_and_a_new_serve_takes_the_gate_over() {
+    let hold_dir = tempfile::tempdir().unwrap();
+    let hold = hold_dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let env = Env::new(Options {
+        postgres: true,
+        ci_command: format!(
+            "while [ -e '{}' ]; do sleep 0.05; done; sh test.sh",
+            hold.display()
+        ),
+        central_extra: "gate = \"speculative\"\nmax_window = 4\nbatch_size = 1".to_owned(),
+        ..Options::default()
+    });
+    let db = observed_database(&env).await;
+    let patches = patches_for(&env, 4);
+    let (serve, _workers, api) = start_fleet(&env, &db, &["w1", "w2"]).await;
+    let mut ids = Vec::new();
+    for patch in &patches {
+        let id = api
+            .submit(std::slice::from_ref(patch), &["central"], json!({}))
+            .await;
+        api.wait_event(id, Duration::from_secs(60), "entered_gate")
+            .await;
+        ids.push(id);
+    }
+    api.wait_status(Duration::from_secs(60), "a window of four", |o| {
+        o["gates"][0]["rows"].as_array().is_some_and(|rows| {
+            rows.iter()
+                .filter(|r| r["candidate_state"] == "testing")
+                .count()
+                == 4
+        })
+    })
+    .await;
+    drop(serve);
+    let port = free_port();
+    let _serve = Killed(env.spawn_autoland(&["serve", "--no-pushers"], port));
+    let base = format!("http://127.0.0.1:{port}");
+    env.wait_serving(&base, Duration::from_secs(30)).await;
+    let api = Api::new(&base, &env.token);
+    std::fs::remove_file(&hold).unwrap();
+    for id in &ids {
+        let detail = api.wait_terminal(*id, Duration::from_secs(90)).await;
+        assert_eq!(
+            detail["request"]["stage"],
+            "landed",
+            "{detail:#}\n{}",
+            env.process_logs()
+        );
+        let uid = detail["request"]["uid"].as_str().unwrap();
+        assert_eq!(env.commits_with_trailer(&env.central, uid), 1);
+        // Landed exactly as tested: its candidate's revision.
+        let candidate = detail["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["state"] == "landed")
+            .cloned()
+            .unwrap_or_else(|| panic!("{detail:#}"));
+        assert_eq!(
+            detail["request"]["destinations"][0]["landed_revision"], candidate["revision"],
+            "{detail:#}"
+        );
+        // The candidates' CI ran in the workers.
+        let ran_by: Vec<String> = detail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "ci_started")
+            .map(|e| e["actor"].as_str().unwrap_or("").to_owned())
+            .collect();
+        assert!(
+            !ran_by.is_empty() && ran_by.iter().all(|a| a.contains("w1") || a.contains("w2")),
+            "{ran_by:?}"
+        );
+    }
+    let subjects: Vec<String> = env.central_log().into_iter().map(|(_, s)| s).collect();
+    assert_eq!(subjects.len(), 5, "{subjects:?}");
+}
