@@ -1395,4 +1395,47 @@ mod tests {
         .to_string();
         assert!(err.contains("only apply to try repositories"), "{err}");
     }
+
+    #[test]
+    fn gate_settings_are_checked() {
+        let central = |extra: &str| {
+            parse(&GOOD.replace(
+                "level = \"scm_level_3\"",
+                &format!("level = \"scm_level_3\"\n{extra}"),
+            ))
+        };
+        let config = central("gate = \"speculative\"").unwrap();
+        let repo = config.repo("central").unwrap();
+        assert_eq!(
+            (repo.gate, repo.max_window, repo.batch_size),
+            (GateMode::Speculative, 20, 2)
+        );
+        assert!(config.is_gated("central") && !config.is_gated("try"));
+        assert!(!parse(GOOD).unwrap().is_gated("central"), "off by default");
+        let err = central("gate = \"speculative\"\nmax_window = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 1"), "{err}");
+        let err = central("gate = \"serial\"\nlanes = { docs = [\"docs/[\"] }")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lane `docs`") && err.contains("not a glob"),
+            "{err}"
+        );
+        let err = central("gate = \"serial\"\nlanes = { main = [\"x/**\"] }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lane `main`"), "{err}");
+        let err = central("gate = \"serial\"\nlanes_by_files = true\nlanes = { a = [\"a/**\"] }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not both"), "{err}");
+        let err = central("gate = \"sometimes\"").unwrap_err().to_string();
+        assert!(err.contains("sometimes"), "{err}");
+        let err = parse(&GOOD.replace("try = true", "try = true\ngate = \"serial\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("apply to final repositories"), "{err}");
+    }
 }

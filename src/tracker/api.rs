@@ -386,3 +386,61 @@ pub fn resolve_destinations(
         finals.iter().map(|r| r.name.clone()).collect(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(central_extra: &str) -> Config {
+        let text = format!(
+            r#"
+            [[repositories]]
+            name = "central"
+            kind = "git"
+            pull_url = "/srv/central.git"
+            level = "scm_level_3"
+            {central_extra}
+
+            [[repositories]]
+            name = "beta"
+            kind = "git"
+            pull_url = "/srv/beta.git"
+            level = "scm_level_3"
+
+            [[repositories]]
+            name = "try"
+            kind = "git"
+            pull_url = "/srv/try.git"
+            level = "scm_level_1"
+            try = true
+            base = "central"
+            ci_command = "make test"
+            "#
+        );
+        let config: Config = toml::from_str(&text).unwrap();
+        config.validate().unwrap();
+        config
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_gated_destination_lands_alone() {
+        let open = config("");
+        assert!(resolve_destinations(&open, &names(&["central", "beta"])).is_ok());
+        let gated = config("gate = \"speculative\"");
+        let err = resolve_destinations(&gated, &names(&["try", "central", "beta"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`central` lands through its landing gate"),
+            "{err}"
+        );
+        let (try_repo, base, finals) =
+            resolve_destinations(&gated, &names(&["try", "central"])).unwrap();
+        assert_eq!((try_repo.as_str(), base.as_str()), ("try", "central"));
+        assert_eq!(finals, ["central"]);
+    }
+}

@@ -144,6 +144,15 @@ fn for_transition(
                 &try_report(config, request, report),
             )))
         }
+        Transition::Fail(FailureCategory::GateFailed) if effects.ci_report.is_some() => {
+            let report = effects.ci_report.as_ref()?;
+            let what = detail.lines().next().unwrap_or(detail);
+            Some(trimmed(&failed(
+                request,
+                FailureCategory::GateFailed,
+                &format!("It was {what}\n{}", try_report(config, request, report)),
+            )))
+        }
         Transition::DestinationLanded { last: true } => {
             let mut lines = Vec::new();
             for dest in &request.destinations {
@@ -657,5 +666,85 @@ mod tests {
         );
         assert!(text.len() < 21_000, "{}", text.len());
         assert!(text.ends_with("the full text is in the request history]"));
+    }
+
+    #[test]
+    fn the_gate_says_when_a_request_entered_it_with_whom_it_landed_and_why_it_was_ejected() {
+        let gated = |c: &mut Config| {
+            if let Some(r) = c.repositories.iter_mut().find(|r| r.name == "central") {
+                r.gate = crate::config::GateMode::Speculative;
+            }
+        };
+        let mut config = config();
+        gated(&mut config);
+        let say = |stage, transition, detail: &str, effects: Effects| {
+            reports_for(&config, &request(stage), &transition, detail, &effects)
+                .into_iter()
+                .find(|r| r.kind == ReportKind::Comment)
+                .map(|r| r.body)
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            super::accepted(&config, &request(Stage::Received)),
+            "Autoland accepted the landing request from alice@example.com (request 7). It will \
+             gather the patches, check commit permissions, test them in the landing gate of \
+             central (on its tip, together with the requests ahead of them in its queue) and \
+             land them there exactly as tested.\nTry syntax: -b o\nProgress: \
+             https://autoland.example.com/api/requests/7"
+        );
+        assert_eq!(
+            say(
+                Stage::Authorizing,
+                Transition::EnterGate,
+                "has permission to land on try, central and is queued in the landing gate of central",
+                Effects::default()
+            ),
+            "Autoland request 7 has permission to land on try, central and is queued in the \
+             landing gate of central: it is tested on the tip together with the requests ahead \
+             of it and lands exactly as tested.\nProgress: \
+             https://autoland.example.com/api/requests/7"
+        );
+        assert_eq!(
+            say(
+                Stage::GateLanding,
+                Transition::GateLanded,
+                "Tested in candidate 3 on 0123456789ab together with request 5 (CI run 9)",
+                Effects {
+                    landed: Some((1, "fedcba9876543210".into())),
+                    ..Effects::default()
+                }
+            ),
+            "Autoland landed request 7 through the landing gate:\ncentral: \
+             https://git.example.com/central/commit/fedcba9876543210\nTested in candidate 3 on \
+             0123456789ab together with request 5 (CI run 9)"
+        );
+        let ejected = say(
+            Stage::Gated,
+            Transition::Fail(FailureCategory::GateFailed),
+            "ejected from the landing gate of central: tested in candidate 3 on 0123456789ab \
+             together with request 5, and that failed.\ntry failed: ...",
+            Effects {
+                ci_report: Some(report(
+                    vec![job("test", 1, JobResult::Failed, "FAILURE")],
+                    "1 job failed",
+                )),
+                ..Effects::default()
+            },
+        );
+        assert!(
+            ejected.starts_with(
+                "Autoland ejected this request from the landing gate: the tests failed on the \
+                 tip with it; nothing of it was landed (request 7, gate_failed).\n\nIt was \
+                 ejected from the landing gate of central: tested in candidate 3 on 0123456789ab \
+                 together with request 5, and that failed.\nTry results for request 7: 1 job, \
+                 0 passed, 1 failed"
+            ),
+            "{ejected}"
+        );
+        assert!(
+            ejected.contains("https://ci.example.com/test/1"),
+            "{ejected}"
+        );
+        assert!(ejected.ends_with("put the autoland tag back."), "{ejected}");
     }
 }
