@@ -178,6 +178,18 @@ async fn a_failure_in_the_middle_of_the_window_is_ejected_and_the_rest_land(kind
         ["Bug 4 - D", "Bug 3 - C", "Bug 1 - A", "Initial import"],
         "{subjects:?}"
     );
+    // The request page shows the candidates it was tested in.
+    let page = reqwest::get(format!("{}/requests/{d}", api.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<h2>Landing gate</h2>"), "{page}");
+    assert!(
+        page.contains("gate-landed") && page.contains("gate-cancelled"),
+        "{page}"
+    );
     // Runs: the four first candidates, then C and D again without B.
     let (_, overview) = api.get("/api/status").await;
     assert_eq!(gate_of(&overview)["ci_runs"], 6, "{overview:#}");

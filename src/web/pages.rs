@@ -42,6 +42,8 @@ struct RequestPage {
     ci: Option<CiRun>,
     jobs: Vec<JobLine>,
     events: Vec<EventLine>,
+    /// The landing gate's candidates it was tested in, newest first.
+    candidates: Vec<crate::store::Candidate>,
     operator: Option<Session>,
 }
 
@@ -163,6 +165,7 @@ pub(super) async fn request(
             None => Vec::new(),
         },
         ci,
+        candidates: store.gate_candidates_of(id).await?,
         r,
         events,
         operator: state
