@@ -1,8 +1,10 @@
 //! Mercurial landing benchmark (issue 4), on an hg repository of 10,000 files in 100
-//! directories and 5,000 commits (the shape of `benches/landing.rs`'s git repository):
+//! directories and 5,000 commits or `BENCH_COMMITS` (the shape of `benches/landing.rs`'s
+//! git repository):
 //!
 //! 1. **sequence**: the hg commands of one try-only landing, exactly as `HgWorkingCopy`
-//!    (`src/vcs/hg.rs`) and `HgCiCheckout` run them, timed (a) through one
+//!    (`src/vcs/hg.rs`) and `HgCiCheckout` (on the CI runner's reused directory, after the
+//!    runner's scrub) run them, timed (a) through one
 //!    `CommandServer` per repository and (b) with `spawn_once` (a new `hg` process per
 //!    command), on warm clones, landings of both kinds interleaved.
 //! 2. **service**: one-patch try-only landings through the real service (`kind = "hg"`,
@@ -32,6 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
+use autoland::ci::local::workspace::scrub;
 use autoland::config::Config;
 use autoland::service;
 use autoland::vcs::CommandRecord;
@@ -41,8 +44,8 @@ use support::landings::{
     print_timeline_lines, step_medians, timeline_lines,
 };
 use support::repo::{
-    COMMITS, DIRS, FILES, FILES_PER_DIR, FIRST_PATCHED_FILE, LINES_PER_FILE, file_path,
-    original_content, patch_for,
+    DIRS, FILES, FILES_PER_DIR, FIRST_PATCHED_FILE, HISTORY_FILES, LINES_PER_FILE, commits,
+    file_path, patch_for,
 };
 use support::{Stats, USER, dir_from_env, env_number, load_average, ms, stats};
 
@@ -51,10 +54,10 @@ use support::{Stats, USER, dir_from_env, env_number, load_average, ms, stats};
 // landings make the same changeset).
 
 /// Bumped whenever the generator changes, so a stale reused repository is regenerated.
-const GENERATOR_VERSION: &str = "hg-landing-bench-repo v1";
+const GENERATOR_VERSION: &str = "hg-landing-bench-repo v2";
 
 /// Not the 5 ms of `benches/landing.rs`: on 2 cores, 5 ms polling (about 270 GETs per
-/// landing) slows the CI checkout's `hg archive` by about 20 %. The total is taken from
+/// landing) slowed the CI checkout's `hg archive` (before warm checkouts) by about 20 %. The total is taken from
 /// the `landed` event instead, so the polling period does not add to it.
 const DEFAULT_POLL_MS: u64 = 50;
 const HG_TIMEOUT: Duration = Duration::from_secs(300);
@@ -63,7 +66,7 @@ const MAX_RUNS: usize = 200;
 /// The hg events' target (both `CommandServer::run` and `spawn_once`).
 const HG_TARGET: &str = "autoland::vcs::hg_cmdserver";
 /// The one step of a landing's sequence that is not an hg command.
-const REMOVAL: &str = "CI remove the checkout (remove_dir_all, not hg)";
+const SCRUB: &str = "CI scrub of the reused checkout (a walk of the tree, not hg)";
 
 fn main() -> anyhow::Result<()> {
     let recorder = install_recorder(HG_TARGET);
@@ -91,7 +94,7 @@ async fn run(recorder: Recorder) -> anyhow::Result<()> {
     println!("# Autoland hg landing benchmark");
     println!();
     let started = Instant::now();
-    let (central, how) = ensure_central(&cache, &root)?;
+    let (central, how) = ensure_central(&cache, &root, commits()?)?;
     println!(
         "central: {} ({how}: {:.1} s)",
         central.display(),
@@ -156,109 +159,98 @@ async fn run(recorder: Recorder) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------
 // The repositories.
 
-/// Makes sure `root/central` is a complete central repository from this generator:
-/// generated in `cache` (unless one is there) and copied into `root` if that is elsewhere.
-fn ensure_central(cache: &Path, root: &Path) -> anyhow::Result<(PathBuf, &'static str)> {
-    let wanted = format!("{GENERATOR_VERSION} {FILES} {COMMITS}\n");
+/// Makes sure `root/central-N` (N = `history` commits) is a complete central repository
+/// from this generator: generated in `cache` (unless one is there) and copied into `root`
+/// if that is elsewhere.
+fn ensure_central(
+    cache: &Path,
+    root: &Path,
+    history: usize,
+) -> anyhow::Result<(PathBuf, &'static str)> {
+    let name = format!("central-{history}");
+    let stamp = format!("{name}.stamp");
+    let wanted = format!("{GENERATOR_VERSION} {FILES} {history}\n");
     let ready = |dir: &Path| {
-        dir.join("central/.hg").is_dir()
-            && std::fs::read_to_string(dir.join("central.stamp"))
-                .ok()
-                .as_ref()
-                == Some(&wanted)
+        dir.join(&name).join(".hg").is_dir()
+            && std::fs::read_to_string(dir.join(&stamp)).ok().as_ref() == Some(&wanted)
     };
     let mut how = "reused";
     if !ready(cache) {
-        generate_central(cache, &wanted)?;
+        let _ = std::fs::remove_file(cache.join(&stamp));
+        generate_central(&cache.join(&name), history)?;
+        std::fs::write(cache.join(&stamp), &wanted)?;
         how = "generated";
     }
     if cache != root && !ready(root) {
-        let _ = std::fs::remove_file(root.join("central.stamp"));
-        let _ = std::fs::remove_dir_all(root.join("central"));
+        let _ = std::fs::remove_file(root.join(&stamp));
+        let _ = std::fs::remove_dir_all(root.join(&name));
         let status = Command::new("cp")
             .arg("-a")
-            .arg(cache.join("central"))
-            .arg(root.join("central"))
+            .arg(cache.join(&name))
+            .arg(root.join(&name))
             .status()?;
         ensure!(
             status.success(),
             "cannot copy central into {}",
             root.display()
         );
-        std::fs::write(root.join("central.stamp"), &wanted)?;
+        std::fs::write(root.join(&stamp), &wanted)?;
         how = if how == "generated" {
             "generated and copied"
         } else {
             "copied from the cache"
         };
     }
-    Ok((root.join("central"), how))
+    Ok((root.join(&name), how))
 }
 
-/// One commit adding every file, then COMMITS-1 commits that each append a line to one
-/// file, made with one `hg import --bypass` of generated patches (about 45 s).
-fn generate_central(cache: &Path, stamp: &str) -> anyhow::Result<()> {
-    let central = cache.join("central");
-    let _ = std::fs::remove_file(cache.join("central.stamp"));
+/// One commit adding every file, then `history` - 1 commits that each change one file (the
+/// content of `benches/landing.rs`'s git history), made in one process through Mercurial's
+/// own API by `benches/support/hg_history.py` (about 20 s for 5,000 commits).
+fn generate_central(central: &Path, history: usize) -> anyhow::Result<()> {
     if central.exists() {
-        std::fs::remove_dir_all(&central)?;
+        std::fs::remove_dir_all(central)?;
     }
-    hg(cache, &["init", "central"])?;
-    for index in 0..FILES {
-        let path = central.join(file_path(index));
-        if index % FILES_PER_DIR == 0 {
-            std::fs::create_dir_all(path.parent().context("no parent")?)?;
-        }
-        std::fs::write(path, original_content(index))?;
-    }
-    hg(
-        &central,
-        &[
-            "commit",
-            "-A",
-            "-q",
-            "-m",
-            "Initial import",
-            "-u",
-            "Bench Author <author@example.com>",
-            "-d",
-            "1600000000 0",
-        ],
-    )?;
-    let patches = cache.join("generator-patches");
-    let _ = std::fs::remove_dir_all(&patches);
-    std::fs::create_dir_all(&patches)?;
-    let mut names = Vec::new();
-    for k in 1..COMMITS {
-        let index = k - 1;
-        let path = file_path(index);
-        let mut text = format!(
-            "# HG changeset patch\n# User Bench Author <author@example.com>\n# Date {} 0\nChange {path} (commit {k})\n\n",
-            1_600_000_000 + 60 * k
-        );
-        let first = LINES_PER_FILE - 2;
-        text.push_str(&format!(
-            "--- a/{path}\n+++ b/{path}\n@@ -{first},3 +{first},4 @@\n"
-        ));
-        for line in first..=LINES_PER_FILE {
-            text.push_str(&format!(" {path} line {line}\n"));
-        }
-        text.push_str(&format!("+changed by commit {k}\n"));
-        let name = patches.join(format!("{k:05}.patch"));
-        std::fs::write(&name, text)?;
-        names.push(name.to_string_lossy().into_owned());
-    }
-    // In chunks, to stay far from the argument length limit.
-    for chunk in names.chunks(1000) {
-        let mut args = vec!["import", "--bypass", "-q"];
-        args.extend(chunk.iter().map(String::as_str));
-        hg(&central, &args)?;
-    }
-    // A served repository: no working files.
-    hg(&central, &["update", "-q", "null"])?;
-    std::fs::remove_dir_all(&patches)?;
-    std::fs::write(cache.join("central.stamp"), stamp)?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/support/hg_history.py");
+    let status = Command::new(hg_python()?)
+        .arg(&script)
+        .arg(central)
+        .args([
+            FILES.to_string(),
+            FILES_PER_DIR.to_string(),
+            LINES_PER_FILE.to_string(),
+            HISTORY_FILES.to_string(),
+            history.to_string(),
+        ])
+        .env("HGPLAIN", "1")
+        .status()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    ensure!(status.success(), "{} failed: {status}", script.display());
     Ok(())
+}
+
+/// The Python that runs `hg` (its `#!` line): the one that can import Mercurial, which
+/// need not be the first `python3` on the PATH.
+fn hg_python() -> anyhow::Result<PathBuf> {
+    let paths = std::env::var_os("PATH").unwrap_or_default();
+    let hg = std::env::split_paths(&paths)
+        .map(|dir| dir.join("hg"))
+        .find(|candidate| candidate.is_file())
+        .context("no hg on the PATH")?;
+    let text = std::fs::read(&hg).with_context(|| format!("cannot read {}", hg.display()))?;
+    let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(first);
+    let interpreter = line
+        .strip_prefix("#!")
+        .map(|rest| rest.split_whitespace().collect::<Vec<_>>())
+        .with_context(|| format!("{} has no #! line", hg.display()))?;
+    // `#!/usr/bin/env python3` names the program after `env`.
+    let program = match interpreter.as_slice() {
+        [env, program, ..] if env.ends_with("/env") => program,
+        [program, ..] => program,
+        [] => bail!("{} has an empty #! line", hg.display()),
+    };
+    Ok(PathBuf::from(program))
 }
 
 fn hg(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
@@ -349,6 +341,8 @@ struct Lane {
     mirror: Runner,
     scratch: PathBuf,
     checkout: PathBuf,
+    /// When the last CI command started (what the scrub compares change times with).
+    run_started: std::time::SystemTime,
     try_repo: String,
     central: String,
     /// Setup costs: clone, server start-ups.
@@ -398,8 +392,27 @@ impl Lane {
             label: "clone --noupdate (spawned)".to_owned(),
             duration: records[0].duration,
         });
+        // As `HgCiCheckout::create` does: the runner's directory shares a mirror.
         std::fs::create_dir_all(&mirror_dir)?;
         hg(&mirror_dir, &["init"])?;
+        let share_dir = dir.join("ci-checkout");
+        let (mirror_text, share_text) = (
+            mirror_dir.to_string_lossy().into_owned(),
+            share_dir.to_string_lossy().into_owned(),
+        );
+        hg(
+            &mirror_dir,
+            &[
+                "--config",
+                "extensions.share=",
+                "share",
+                "--noupdate",
+                "--",
+                &mirror_text,
+                &share_text,
+            ],
+        )?;
+        let mirror_dir = share_dir;
         let (clone, mirror) = if mode == "server" {
             let t = Instant::now();
             let clone = CommandServer::start(&clone_dir, HG_TIMEOUT).await?;
@@ -427,6 +440,7 @@ impl Lane {
             clone,
             mirror,
             checkout: dir.join("ci-checkout"),
+            run_started: std::time::SystemTime::now(),
             scratch,
             try_repo: try_repo.to_string_lossy().into_owned(),
             central: central_text,
@@ -540,29 +554,41 @@ impl Lane {
             &mut steps,
         )
         .await?;
-        // CI checkout
+        // CI checkout: `Workspace::prepare` and `HgCiCheckout::checkout` on the runner's
+        // reused directory (the first landing finds it empty, as a new one is).
+        let t = Instant::now();
+        let scrubbed = scrub(self.checkout.clone(), Some(self.run_started)).await?;
+        ensure!(
+            scrubbed == 0,
+            "the CI command `true` changed {scrubbed} files"
+        );
+        steps.push(Step {
+            label: SCRUB.to_owned(),
+            duration: t.elapsed(),
+        });
         let ci = &mut self.mirror;
         ci.ok(
-            "CI pull -r REV (try → mirror)",
+            "CI pull -r REV (try → shared mirror)",
             &["pull", "-r", &head, "--", &self.try_repo],
             true,
             &mut steps,
         )
         .await?;
-        let checkout = self.checkout.to_string_lossy().into_owned();
         ci.ok(
-            "CI archive -r REV --type files",
-            &["archive", "-r", &head, "--type", "files", "--", &checkout],
+            "CI purge --all --no-confirm",
+            &["purge", "--all", "--no-confirm"],
             false,
             &mut steps,
         )
         .await?;
-        let t = Instant::now();
-        std::fs::remove_dir_all(&self.checkout)?;
-        steps.push(Step {
-            label: REMOVAL.to_owned(),
-            duration: t.elapsed(),
-        });
+        ci.ok(
+            "CI update --clean -r REV",
+            &["update", "--clean", "-r", &head],
+            false,
+            &mut steps,
+        )
+        .await?;
+        self.run_started = std::time::SystemTime::now();
         Ok(SeqLanding {
             total: t0.elapsed(),
             steps,
@@ -720,7 +746,7 @@ impl Sequence {
             } else {
                 String::new()
             };
-            if label != REMOVAL {
+            if label != SCRUB {
                 hg_rows += 1;
             }
             println!(
@@ -765,12 +791,12 @@ impl Sequence {
             sums(spawn, Some(false)),
         );
         row(
-            "CI checkout: `pull -r`, `archive`, then `remove_dir_all`",
+            "CI checkout: scrub, `pull -r`, `purge --all`, `update --clean`",
             sums(server, Some(true)),
             sums(spawn, Some(true)),
         );
         row(
-            &format!("whole landing ({} hg commands + the removal)", hg_rows),
+            &format!("whole landing ({} hg commands + the scrub)", hg_rows),
             sums(server, None),
             sums(spawn, None),
         );
@@ -794,35 +820,15 @@ impl Sequence {
         println!();
     }
 
-    /// The median time of removing the CI checkout (both modes).
-    fn removal_median(&self) -> f64 {
-        let all: Vec<f64> = self
-            .lanes
-            .iter()
-            .flat_map(|lane| &lane.landings)
-            .flat_map(|l| &l.steps)
-            .filter(|s| s.label == REMOVAL)
-            .map(|s| ms(s.duration))
-            .collect();
-        stats(&all).median
-    }
-
-    /// The service's mix, as a sum of per-command medians: the working copy's commands
-    /// through the server, the CI commands spawned (without the removal, not an hg command).
+    /// The service's mix, as a sum of per-command medians: every hg command through a
+    /// command server (the working copy's and the CI directory's; the scrub is not hg).
     fn service_mix(&self) -> f64 {
         let (_, served) = Self::command_medians(&self.lanes[0]);
-        let (_, spawned) = Self::command_medians(&self.lanes[1]);
-        let wc: f64 = served
+        served
             .iter()
-            .filter(|(label, _)| !label.starts_with("CI "))
+            .filter(|(label, _)| label.as_str() != SCRUB)
             .map(|(_, v)| stats(v).median)
-            .sum();
-        let ci: f64 = spawned
-            .iter()
-            .filter(|(label, _)| label.starts_with("CI ") && label.as_str() != REMOVAL)
-            .map(|(_, v)| stats(v).median)
-            .sum();
-        wc + ci
+            .sum()
     }
 }
 
@@ -952,9 +958,7 @@ fn print_timeline(landings: &[Landing]) {
     }
     let (tail, seen) = end_medians(landings);
     gap_sum += tail;
-    println!(
-        "| | (end: the CI command `true`, `remove_dir_all` of the checkout, `landed`) | | {tail:.1} | |"
-    );
+    println!("| | (end: the CI command `true`, `landed`) | | {tail:.1} | |");
     println!("| | (client: `landed` → the next GET sees it; not in the total) | | ({seen:.1}) | |");
     println!("| | **sum of medians** | | **{gap_sum:.1}** | **{hg_sum:.1}** |");
     println!();
@@ -1020,16 +1024,8 @@ impl ServiceRuns {
         row("Autoland overhead (total − hg), ms", &o, "ms");
         row("Autoland overhead, % of total", &p, "%");
         if let Some(sequence) = sequence {
-            let removal = sequence.removal_median();
-            let net = v(&|l| l.overhead() - removal);
             println!(
-                "| Autoland overhead without the checkout's removal (part 1's median, {removal:.1} ms, subtracted) | {:.1} ms | {:.1} ms | {:.1} ms |",
-                net.median, net.min, net.max
-            );
-            let net_pct = v(&|l| 100.0 * (l.overhead() - removal) / l.to_landed());
-            row("… % of total", &net_pct, "%");
-            println!(
-                "| part 1's hg commands run directly (working copy via the server, CI spawned; sum of per-command medians) | {:.1} ms | | |",
+                "| part 1's hg commands run directly (all through command servers, as the service does; sum of per-command medians) | {:.1} ms | | |",
                 sequence.service_mix()
             );
         }
@@ -1051,9 +1047,9 @@ impl ServiceRuns {
         );
         println!();
         println!(
-            "(Overhead includes the CI command `true` and the removal of the 10,000-file CI \
-             checkout (`remove_dir_all`, not an hg command); the client's polling delay is not \
-             in the total.)"
+            "(Overhead includes the CI command `true`; the scrub of the reused CI checkout (a \
+             walk of its 10,000 files, not an hg command) runs while the CI pull runs; the \
+             client's polling delay is not in the total.)"
         );
         println!();
     }

@@ -1,12 +1,13 @@
 //! Landing benchmark: the wall time of a one-patch try-only landing on a large git
-//! repository (10,000 files in 100 directories, 5,000 commits), split into the git commands
+//! repository (10,000 files in 100 directories, 5,000 commits or `BENCH_COMMITS`), split into the git commands
 //! Autoland ran and Autoland's own overhead, next to `scripts/bench-baseline.sh`, a plain
 //! shell script running the same git commands on a warm clone.
 //!
 //! `cargo bench --bench landing` prints the details and a markdown summary table;
 //! `scripts/bench.sh` runs it and prints the table with the machine's description.
 //!
-//! Environment: `BENCH_RUNS` (measured landings, default 10), `BENCH_DIR` (where the
+//! Environment: `BENCH_RUNS` (measured landings, default 10), `BENCH_COMMITS` (commits of
+//! history, default 5,000; each generated repository is kept as `central-N.git`), `BENCH_DIR` (where the
 //! repositories, working copies and database live, default `target/bench-landing`; the
 //! generated central repository is reused across runs), `BENCH_POLL_MS` (how often the
 //! client asks for the request, default 5), `RUST_LOG` (e.g. `autoland=debug` prints every
@@ -33,14 +34,16 @@ use support::landings::{
     Api, Landing, Recorder, command_shape, end_medians, install_recorder, median_landing,
     print_timeline_lines, step_medians, timeline_lines,
 };
-use support::repo::{COMMITS, DIRS, FILES, FIRST_PATCHED_FILE, file_path, original_content};
+use support::repo::{
+    DIRS, FILES, FIRST_PATCHED_FILE, commits, file_path, history_file, original_content,
+};
 use support::{Stats, USER, dir_from_env, env_number, ms, stats};
 
 // The repository's shape and the files the landings patch: `support::repo`. (The
 // baseline script patches the last files of the tree.)
 
 /// Bumped whenever the generator changes, so a stale reused repository is regenerated.
-const GENERATOR_VERSION: &str = "landing-bench-repo v1";
+const GENERATOR_VERSION: &str = "landing-bench-repo v2";
 
 const DEFAULT_POLL_MS: u64 = 5;
 const DEFAULT_RUNS: usize = 10;
@@ -64,9 +67,10 @@ async fn run(recorder: Recorder) -> anyhow::Result<()> {
 
     println!("# Autoland landing benchmark");
     println!();
-    let central = root.join("central.git");
+    let history = commits()?;
+    let central = root.join(format!("central-{history}.git"));
     let started = Instant::now();
-    let generated = ensure_central(&root, &central)?;
+    let generated = ensure_central(&central, history)?;
     println!(
         "central.git: {} ({}: {:.1} s)",
         central.display(),
@@ -156,11 +160,14 @@ async fn run(recorder: Recorder) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------
 // The repositories.
 
-/// Generates `central.git` unless a complete one from the same generator is there.
+/// Generates `central` (with `history` commits) unless a complete one from the same
+/// generator is there.
 /// Returns whether it generated it.
-fn ensure_central(root: &Path, central: &Path) -> anyhow::Result<bool> {
-    let stamp = root.join("central.stamp");
-    let wanted = format!("{GENERATOR_VERSION} {FILES} {COMMITS}\n");
+fn ensure_central(central: &Path, history: usize) -> anyhow::Result<bool> {
+    let mut stamp = central.as_os_str().to_owned();
+    stamp.push(".stamp");
+    let stamp = PathBuf::from(stamp);
+    let wanted = format!("{GENERATOR_VERSION} {FILES} {history}\n");
     if central.join("HEAD").exists()
         && std::fs::read_to_string(&stamp).ok().as_ref() == Some(&wanted)
     {
@@ -198,9 +205,9 @@ fn ensure_central(root: &Path, central: &Path) -> anyhow::Result<bool> {
         for index in 0..FILES {
             write_file(&mut out, index, &original_content(index))?;
         }
-        for k in 1..COMMITS {
+        for k in 1..history {
             time += 60;
-            let index = k - 1;
+            let index = history_file(k);
             commit(
                 &mut out,
                 &format!("Change {} (commit {k})", file_path(index)),

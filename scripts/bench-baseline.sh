@@ -17,8 +17,9 @@
 #   working copy:  rev-parse --is-inside-work-tree; fetch; checkout --force --detach;
 #                  reset --hard; clean -ffdxq; rev-parse HEAD; apply --index; commit -F;
 #                  rev-parse HEAD; rev-parse HEAD; push --force
-#   CI mirror:     fetch; worktree add; (sh -c true in the worktree); worktree remove;
-#                  worktree prune
+#   CI runner:     fetch into the bare mirror; in the runner's reused worktree
+#                  checkout --force --detach; clean -ffdxq; (sh -c true in it). The first landing
+#                  makes the worktree instead (worktree prune; worktree add).
 set -eu
 
 if [ $# -lt 3 ] || [ $# -gt 4 ]; then
@@ -101,15 +102,18 @@ land() {
     revision=$(gw rev-parse HEAD)
     gw push --quiet --porcelain --force -- "$try_repo" "HEAD:$try_ref" >/dev/null
 
-    # CI runner: fetch the pushed ref into the bare mirror, a worktree for the run, the CI
-    # command (`true`), remove the worktree.
+    # CI runner: fetch the pushed ref into the bare mirror, move the runner's worktree
+    # (kept from run to run) to the revision, the CI command (`true`).
     cd "$mirror"
     g fetch --quiet --no-tags -- "$try_repo" "+$try_ref:$try_ref"
-    checkout=$work/ci/try-run-$$-$n
-    g worktree add --quiet --force --detach "$checkout" "$revision"
+    checkout=$work/ci/try-ci-runner
+    if [ -f "$checkout/.git" ]; then
+        (cd "$checkout" && g checkout --quiet --force --detach "$revision" && g clean -ffdxq)
+    else
+        g worktree prune
+        g worktree add --quiet --force --detach "$checkout" "$revision"
+    fi
     (cd "$checkout" && sh -c true) >"$work/logs/ci-run-$n.log" 2>&1
-    g worktree remove --force "$checkout"
-    g worktree prune
 }
 
 ms_between() {
@@ -148,7 +152,7 @@ while [ "$n" -le "$runs" ]; do
 done
 
 echo "BASELINE_RUNS_MS$times"
-echo "BASELINE_COMMANDS 15"
+echo "BASELINE_COMMANDS 14"
 [ "$runs" -gt 0 ] || exit 0
 echo "$times" | tr ' ' '\n' | grep . | sort -n | awk '
     { v[NR] = $1 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs or starts what the tests need
-# (git, Mercurial, PostgreSQL, a Python venv with Buildbot and treeherder-client, Chromium
-# and playwright-core for the browser test), then
+# (git, Mercurial, PostgreSQL, OpenLDAP, a Python venv with Buildbot and treeherder-client,
+# Chromium and playwright-core for the browser test), then
 # checks formatting and lints, and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,11 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # The Bugzilla extension's checks: perl, and Template Toolkit to parse its templates.
 command -v perl >/dev/null 2>&1 || need_apt+=(perl)
 perl -MTemplate -e1 >/dev/null 2>&1 || need_apt+=(libtemplate-perl)
+# The LDAP tests run a throwaway OpenLDAP server of their own (tests/common/ldap.rs).
+command -v slapd >/dev/null 2>&1 || need_apt+=(slapd)
+command -v ldapadd >/dev/null 2>&1 || need_apt+=(ldap-utils)
+# Prometheus's linter checks /metrics (tests/status.rs).
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -49,4 +54,4 @@ cargo test 2>&1
 echo "== end-to-end suites again on PostgreSQL"
 AUTOLAND_TEST_DATABASE=postgres cargo test --test landing --test crash --test hg \
   --test intake --test operations --test status --test bugzilla --test browser --test ci \
-  --test bugpage --test gate 2>&1
+  --test bugpage --test gate --test sheriff --test ldap 2>&1

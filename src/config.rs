@@ -137,6 +137,22 @@ pub struct RepoConfig {
     /// own (default false). A semantic conflict across disjoint files is then not caught.
     #[serde(default)]
     pub lanes_by_files: bool,
+    /// For a final repository: test landed tips with this repository's own CI settings
+    /// (`ci`, `ci_command`, the CI tables) and back out Autoland's landings that turn
+    /// them red (`docs/sheriff.md`). Default false.
+    #[serde(default)]
+    pub post_land_ci: bool,
+    /// With `post_land_ci`: close the repository from a red tip until a green one.
+    #[serde(default)]
+    pub close_on_red: bool,
+    /// With `post_land_ci`: how often the destination is fetched to see pushes made
+    /// outside Autoland (its own landings are seen at once). Default 30.
+    #[serde(default = "default_post_land_poll")]
+    pub post_land_poll_seconds: u64,
+}
+
+fn default_post_land_poll() -> u64 {
+    30
 }
 
 /// How a destination's landings are tested.
@@ -394,7 +410,16 @@ impl RepoConfig {
             batch_size: default_batch_size(),
             lanes: std::collections::BTreeMap::new(),
             lanes_by_files: false,
+            post_land_ci: false,
+            close_on_red: false,
+            post_land_poll_seconds: default_post_land_poll(),
         }
+    }
+
+    /// Whether its pushes are tested by its own CI settings (`ci`, `ci_command`, the CI
+    /// tables): a try repository, or a destination tested after landing.
+    pub fn runs_ci(&self) -> bool {
+        self.is_try || self.post_land_ci
     }
 
     /// The branch landed on.
@@ -535,6 +560,42 @@ pub struct TokenConfig {
     /// repositories).
     #[serde(default)]
     pub scope: Scope,
+    /// When the token stops working: an RFC 3339 time (`"2027-01-31T18:00:00Z"`, or a
+    /// TOML date-time) or a date (`"2027-01-31"`: from that day's start, UTC).
+    #[serde(default)]
+    pub expires: Option<Expiry>,
+}
+
+/// A token's expiry as written in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Expiry {
+    /// A quoted date or time.
+    Text(String),
+    /// A TOML date or date-time, unquoted.
+    Toml(toml::value::Datetime),
+}
+
+impl Expiry {
+    /// The moment, in milliseconds since the epoch, or why it is not one.
+    pub fn millis(&self) -> Result<i64, String> {
+        let text = match self {
+            Expiry::Text(t) => t.trim().to_owned(),
+            Expiry::Toml(d) => d.to_string(),
+        };
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&text) {
+            return Ok(t.timestamp_millis());
+        }
+        if let Ok(d) = chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+            return Ok(d
+                .and_time(chrono::NaiveTime::MIN)
+                .and_utc()
+                .timestamp_millis());
+        }
+        Err(format!(
+            "`{text}` is neither a date (2027-01-31) nor an RFC 3339 time (2027-01-31T18:00:00Z)"
+        ))
+    }
 }
 
 /// Whom a token may act for.
@@ -607,6 +668,14 @@ pub struct PermissionsConfig {
     /// Optional TOML file with a `[users]` table, merged over `users`.
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// Where levels come from: `static` (the `users` table, the default) or `ldap` (the
+    /// directory of `[permissions.ldap]`, with `users` layered over it for accounts the
+    /// directory does not hold).
+    #[serde(default)]
+    pub source: PermissionSourceKind,
+    /// The directory, for `source = "ldap"`.
+    #[serde(default)]
+    pub ldap: Option<LdapConfig>,
 }
 
 impl Default for PermissionsConfig {
@@ -615,7 +684,133 @@ impl Default for PermissionsConfig {
             levels: default_levels(),
             users: BTreeMap::new(),
             file: None,
+            source: PermissionSourceKind::Static,
+            ldap: None,
         }
+    }
+}
+
+/// Where levels come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PermissionSourceKind {
+    /// The `users` table (and its file).
+    #[default]
+    Static,
+    /// An LDAP directory.
+    Ldap,
+}
+
+/// How a person's groups are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupLookup {
+    /// The person's `memberOf` attribute (OpenLDAP's memberof overlay, Active Directory).
+    #[default]
+    MemberOf,
+    /// A search of groups naming the person in `member`/`uniqueMember`, then the groups
+    /// naming those (nested groups), up to five levels.
+    Search,
+}
+
+/// `[permissions.ldap]`: the directory levels come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    /// `ldap://host:port` or `ldaps://host:port`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS (default false).
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM file of the CA certificates to trust for `ldaps://` and StartTLS (default: the
+    /// system's).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The DN Autoland binds as.
+    pub bind_dn: String,
+    /// Environment variable holding the bind password.
+    #[serde(default)]
+    pub bind_password_env: Option<String>,
+    /// File holding the bind password.
+    #[serde(default)]
+    pub bind_password_file: Option<PathBuf>,
+    /// Where people are searched (subtree).
+    pub base_dn: String,
+    /// Where groups are searched (`group_lookup = "search"`; default `base_dn`).
+    #[serde(default)]
+    pub group_base_dn: Option<String>,
+    /// The attribute holding a person's email (default `mail`).
+    #[serde(default = "default_mail_attribute")]
+    pub mail_attribute: String,
+    /// A second attribute that may hold the address people use in Bugzilla (Mozilla's
+    /// directory kept the Bugzilla login in its own attribute), e.g. `bugzillaEmail`.
+    #[serde(default)]
+    pub login_attribute: Option<String>,
+    /// `memberof` (default) or `search`.
+    #[serde(default)]
+    pub group_lookup: GroupLookup,
+    /// Group → level: a group's full DN, or its `cn`.
+    pub groups: BTreeMap<String, String>,
+    /// Connect, bind and each search time out after this (default 5).
+    #[serde(default = "default_ldap_timeout")]
+    pub timeout_seconds: u64,
+    /// How long a person found with a level is remembered (default 300).
+    #[serde(default = "default_ldap_cache")]
+    pub cache_seconds: u64,
+    /// How long "not found" or "no level" is remembered (default 60).
+    #[serde(default = "default_ldap_negative_cache")]
+    pub negative_cache_seconds: u64,
+    /// How often the directory module binds to show whether the directory answers
+    /// (default 30).
+    #[serde(default = "default_ldap_health")]
+    pub health_seconds: u64,
+}
+
+fn default_mail_attribute() -> String {
+    "mail".to_owned()
+}
+fn default_ldap_timeout() -> u64 {
+    5
+}
+fn default_ldap_cache() -> u64 {
+    300
+}
+fn default_ldap_negative_cache() -> u64 {
+    60
+}
+fn default_ldap_health() -> u64 {
+    30
+}
+
+impl LdapConfig {
+    /// The level a group gives, by its DN or its `cn` (case-insensitive).
+    pub fn mapped_level(&self, group_dn: &str) -> Option<&str> {
+        let dn = group_dn.trim().to_lowercase();
+        let cn = dn
+            .split(',')
+            .next()
+            .and_then(|rdn| rdn.strip_prefix("cn="))
+            .map(str::trim);
+        self.groups.iter().find_map(|(key, level)| {
+            let key = key.trim().to_lowercase();
+            let hit = if key.contains('=') {
+                key.replace(", ", ",") == dn.replace(", ", ",")
+            } else {
+                Some(key.as_str()) == cn
+            };
+            hit.then_some(level.as_str())
+        })
+    }
+
+    /// The bind password, from its environment variable or file.
+    pub fn bind_password(&self) -> Result<String, ConfigError> {
+        read_secret(
+            "permissions.ldap",
+            "bind_password_env",
+            "bind_password_file",
+            self.bind_password_env.as_deref(),
+            self.bind_password_file.as_deref(),
+        )
     }
 }
 
@@ -659,12 +854,15 @@ pub struct PusherConfig {
     pub push_backoff_ms: u64,
     /// Attempts at a stage after transient errors (network, VCS host down) before failing.
     pub max_transient_attempts: i64,
+    /// Built-in CI runners in this process (each runs one CI run at a time).
+    pub ci_runners: usize,
 }
 
 impl Default for PusherConfig {
     fn default() -> Self {
         PusherConfig {
             concurrency: 2,
+            ci_runners: 1,
             push_attempts: 5,
             push_backoff_ms: 500,
             max_transient_attempts: 8,
@@ -684,6 +882,12 @@ pub struct LimitsConfig {
     pub max_patches: usize,
     /// Most files one patch may touch.
     pub max_files_per_patch: usize,
+    /// Most write calls (POST and the like) one token may make per minute, in bursts of
+    /// up to as many; more get 429 with `Retry-After` (0: no limit).
+    pub writes_per_minute: u32,
+    /// Service tokens (`service = true` or `"bugs"`: a review tool, the Bugzilla
+    /// extension, speaking for many people) are not limited.
+    pub unlimited_service_tokens: bool,
 }
 
 impl Default for LimitsConfig {
@@ -693,6 +897,8 @@ impl Default for LimitsConfig {
             max_patch_bytes: 5 * 1024 * 1024,
             max_patches: 100,
             max_files_per_patch: 2000,
+            writes_per_minute: 120,
+            unlimited_service_tokens: false,
         }
     }
 }
@@ -788,6 +994,8 @@ pub struct TokenEntry {
     pub scope: Scope,
     /// Whom it may act for.
     pub service: Service,
+    /// When it stops working (ms since the epoch).
+    pub expires_at: Option<i64>,
 }
 
 /// A new random token secret.
@@ -961,6 +1169,83 @@ impl Config {
     }
 
     /// Checks that the values fit together.
+    fn validate_ldap(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let ldap = match (self.permissions.source, &self.permissions.ldap) {
+            (PermissionSourceKind::Static, None) => return Ok(()),
+            (PermissionSourceKind::Static, Some(_)) => {
+                return invalid(
+                    "permissions.ldap is set but permissions.source is not \"ldap\": set \
+                     source = \"ldap\" to use the directory, or remove the table"
+                        .to_owned(),
+                );
+            }
+            (PermissionSourceKind::Ldap, None) => {
+                return invalid(
+                    "permissions.source = \"ldap\" needs a [permissions.ldap] table (url, bind_dn, \
+                     bind_password_env or bind_password_file, base_dn, groups)"
+                        .to_owned(),
+                );
+            }
+            (PermissionSourceKind::Ldap, Some(ldap)) => ldap,
+        };
+        let ldaps = ldap.url.starts_with("ldaps://");
+        if !ldaps && !ldap.url.starts_with("ldap://") {
+            return invalid(format!(
+                "permissions.ldap.url `{}` must start with ldap:// or ldaps://",
+                ldap.url
+            ));
+        }
+        if ldaps && ldap.starttls {
+            return invalid(
+                "permissions.ldap: starttls upgrades an ldap:// connection; ldaps:// is TLS already \
+                 (drop starttls, or use ldap://)"
+                    .to_owned(),
+            );
+        }
+        if ldap.groups.is_empty() {
+            return invalid(
+                "permissions.ldap.groups maps no group to a level: nobody could land; map at \
+                 least one group (its DN or cn) to a level"
+                    .to_owned(),
+            );
+        }
+        for (group, level) in &ldap.groups {
+            if !self.permissions.levels.contains(level) {
+                return invalid(format!(
+                    "permissions.ldap.groups: `{group}` maps to `{level}`, which is not in \
+                     permissions.levels {:?}",
+                    self.permissions.levels
+                ));
+            }
+        }
+        for (what, value) in [
+            ("bind_dn", &ldap.bind_dn),
+            ("base_dn", &ldap.base_dn),
+            ("mail_attribute", &ldap.mail_attribute),
+        ] {
+            if value.trim().is_empty() {
+                return invalid(format!("permissions.ldap.{what} is empty"));
+            }
+        }
+        let attribute_ok =
+            |a: &str| !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !attribute_ok(&ldap.mail_attribute)
+            || ldap
+                .login_attribute
+                .as_deref()
+                .is_some_and(|a| !attribute_ok(a))
+        {
+            return invalid(
+                "permissions.ldap: mail_attribute and login_attribute must be attribute names \
+                 (letters, digits and '-', such as mail or bugzillaEmail)"
+                    .to_owned(),
+            );
+        }
+        ldap.bind_password()?;
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         let mut names = HashSet::new();
@@ -1043,6 +1328,20 @@ impl Config {
                         repo.name
                     ));
                 }
+            } else if repo.post_land_ci {
+                if repo.base.is_some() {
+                    return invalid(format!(
+                        "repository `{}`: `base` only applies to try repositories",
+                        repo.name
+                    ));
+                }
+                validate_ci(repo)?;
+            } else if repo.close_on_red {
+                return invalid(format!(
+                    "repository `{}`: `close_on_red` needs `post_land_ci = true` (a red tip is \
+                     what its post-landing CI finds)",
+                    repo.name
+                ));
             } else if repo.base.is_some()
                 || repo.ci_command.is_some()
                 || repo.ci != CiKind::Local
@@ -1051,7 +1350,7 @@ impl Config {
                 || repo.webhook.is_some()
             {
                 return invalid(format!(
-                    "repository `{}`: `base`, `ci`, `ci_command` and the CI tables only apply to try repositories (try = true)",
+                    "repository `{}`: `base`, `ci`, `ci_command` and the CI tables only apply to try repositories (try = true), or with `post_land_ci = true`",
                     repo.name
                 ));
             }
@@ -1083,6 +1382,11 @@ impl Config {
             }
         }
         for token in &self.tokens {
+            if let Some(expires) = &token.expires
+                && let Err(why) = expires.millis()
+            {
+                return invalid(format!("token `{}`: expires: {why}", token.name));
+            }
             match (&token.sha256, &token.env) {
                 (Some(h), None) => {
                     if h.len() != 64 || hex::decode(h).is_err() {
@@ -1125,6 +1429,10 @@ impl Config {
         }
         if self.pusher.concurrency == 0 {
             return invalid("pusher.concurrency must be at least 1".to_owned());
+        }
+        self.validate_ldap()?;
+        if self.pusher.ci_runners == 0 {
+            return invalid("pusher.ci_runners must be at least 1".to_owned());
         }
         if self.timeouts.lease_seconds == 0 || self.timeouts.poll_interval_ms == 0 {
             return invalid(
@@ -1187,9 +1495,19 @@ impl Config {
                     hash,
                     service: t.service,
                     scope: t.scope,
+                    expires_at: t.expires.as_ref().and_then(|e| e.millis().ok()),
                 })
             })
             .collect()
+    }
+
+    /// Where people read a CI run's log: `GET /api/ci/runs/{run}/log` under the public
+    /// URL (never the file's path on the server).
+    pub fn run_log_url(&self, run: i64) -> String {
+        format!(
+            "{}/api/ci/runs/{run}/log",
+            self.public_url().trim_end_matches('/')
+        )
     }
 
     /// Base URL for links to this server.
@@ -1437,5 +1755,87 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("apply to final repositories"), "{err}");
+    }
+
+    #[test]
+    fn ldap_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("pw");
+        std::fs::write(&password, "secret\n").unwrap();
+        let ldap = |extra: &str| {
+            format!(
+                "{GOOD}\n[permissions]\nsource = \"ldap\"\n[permissions.ldap]\n\
+                 url = \"ldap://127.0.0.1:389\"\nbind_dn = \"cn=autoland,dc=example,dc=com\"\n\
+                 bind_password_file = \"{}\"\nbase_dn = \"dc=example,dc=com\"\n{extra}\n",
+                password.display()
+            )
+        };
+        let groups = "groups = { scm_level_3 = \"scm_level_3\" }";
+        let config = parse(&ldap(groups)).unwrap();
+        let l = config.permissions.ldap.as_ref().unwrap();
+        assert_eq!(l.bind_password().unwrap(), "secret");
+        assert_eq!(
+            l.mapped_level("CN=scm_level_3, OU=groups,DC=example,DC=com"),
+            Some("scm_level_3")
+        );
+        assert_eq!(l.mapped_level("cn=other,dc=example,dc=com"), None);
+        for (extra, expect) in [
+            ("groups = {}", "maps no group"),
+            (
+                "groups = { g = \"scm_level_9\" }",
+                "not in permissions.levels",
+            ),
+            (
+                &format!("{groups}\nstarttls = true\nurl = \"ldaps://h\""),
+                "duplicate key",
+            ),
+            (
+                &format!("{groups}\nmail_attribute = \"mail)(uid=*\""),
+                "attribute names",
+            ),
+        ] {
+            let err = parse(&ldap(extra)).unwrap_err().to_string();
+            assert!(err.contains(expect), "{extra}: {err}");
+        }
+        let text = ldap(groups).replace("ldap://127.0.0.1:389", "http://x");
+        assert!(parse(&text).unwrap_err().to_string().contains("ldap://"));
+        let text = ldap(groups)
+            .replace("\nurl = ", "\nstarttls = true\nurl = ")
+            .replace("ldap://", "ldaps://");
+        assert!(
+            parse(&text)
+                .unwrap_err()
+                .to_string()
+                .contains("ldaps:// is TLS already")
+        );
+        let text = ldap(groups).replace(&password.display().to_string(), "/nonexistent/pw");
+        assert!(
+            parse(&text)
+                .unwrap_err()
+                .to_string()
+                .contains("/nonexistent/pw")
+        );
+        let text = ldap(groups).replace("source = \"ldap\"", "");
+        assert!(
+            parse(&text)
+                .unwrap_err()
+                .to_string()
+                .contains("source is not")
+        );
+    }
+
+    #[test]
+    fn token_expiry_takes_dates_and_times() {
+        let at = |text: &str| Expiry::Text(text.to_owned()).millis();
+        assert_eq!(at("1970-01-02").unwrap(), 86_400_000);
+        assert_eq!(at("1970-01-01T00:00:01Z").unwrap(), 1000);
+        assert_eq!(at("1970-01-01T01:00:00+01:00").unwrap(), 0);
+        assert!(at("next week").unwrap_err().contains("neither a date"));
+        let text = format!(
+            "{GOOD}\n[[tokens]]\nname = \"t\"\nuser = \"a@example.com\"\nsha256 = \"{}\"\nexpires = \"soon\"\n",
+            hash_token("x")
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("token `t`: expires"), "{err}");
     }
 }

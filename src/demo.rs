@@ -527,6 +527,7 @@ fn demo_config(
         env: None,
         service: crate::config::Service::No,
         scope: crate::config::Scope::Operator,
+        expires: None,
     });
     config.validate()?;
     Ok(config)

@@ -3,6 +3,12 @@
 //! destinations when try passes. Modules in reading order, lowest layer first; each
 //! imports only modules listed above it (`docs/development.md` has the map).
 
+// Test support every layer may mark (inert in release builds).
+/// The data directory's disk: free space, and whether an error says it is full.
+pub mod disk;
+/// Fault injection: named crash points for the crash matrix.
+pub mod fault;
+
 // The domain: what a request is and how it may change.
 /// The configuration file and its validation.
 pub mod config;

@@ -16,7 +16,9 @@ use crate::ci::{CiAdapter, CiAdapters};
 use crate::config::{CiKind, Config, ConfigError};
 use crate::pipeline::{pusher, watcher};
 use crate::runtime::supervise::{warn_if_name_in_use, watch_controls};
-use crate::runtime::{Context, Tracker, Trackers, instance_name, metrics, singleton, supervise};
+use crate::runtime::{
+    Context, ModuleStatus, Tracker, Trackers, instance_name, metrics, singleton, supervise,
+};
 use crate::store::StoreError;
 use crate::tracker::bugzilla::{self, Bugzilla};
 
@@ -97,6 +99,7 @@ pub async fn start_modules(
     let front = listener.is_some();
     warn_if_name_in_use(&ctx).await;
     metrics::init();
+    metrics::register(&ctx.config);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     // Read once before any module starts, so a module paused by an operator stays paused
@@ -142,7 +145,41 @@ pub async fn start_modules(
     })
 }
 
+/// Binds to the directory now and then, so that the status page and the check plugin
+/// show it as a dependency: degraded while it does not answer.
+async fn watch_directory(ctx: Arc<Context>, status: ModuleStatus, shutdown: CancellationToken) {
+    let Some(directory) = ctx.permissions.directory() else {
+        return;
+    };
+    let every = std::time::Duration::from_secs(
+        ctx.config
+            .permissions
+            .ldap
+            .as_ref()
+            .map_or(30, |l| l.health_seconds.max(1)),
+    );
+    loop {
+        match directory.check().await {
+            Ok(()) => status.set(format!("the directory {} answers", directory.url())),
+            Err(e) => status.error(format!("{e}; requests wait for it")),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
 fn start_pushers(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &CancellationToken) {
+    if ctx.permissions.directory().is_some() {
+        supervise(
+            tasks,
+            ctx.clone(),
+            shutdown.clone(),
+            "directory".to_owned(),
+            watch_directory,
+        );
+    }
     for slot in 1..=ctx.config.pusher.concurrency {
         let name = format!("pusher-{slot}");
         supervise(
@@ -157,15 +194,25 @@ fn start_pushers(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &Cancell
         .config
         .repositories
         .iter()
-        .any(|r| r.is_try && r.ci == CiKind::Local)
+        .any(|r| r.runs_ci() && r.ci == CiKind::Local)
     {
-        supervise(
-            tasks,
-            ctx.clone(),
-            shutdown.clone(),
-            "ci-runner".to_owned(),
-            crate::ci::local::run,
-        );
+        let runners = ctx.config.pusher.ci_runners.max(1);
+        for slot in 1..=runners {
+            // One runner keeps the plain name (`ci-runner`); several are numbered.
+            let name = if runners == 1 {
+                "ci-runner".to_owned()
+            } else {
+                format!("ci-runner-{slot}")
+            };
+            let owner = name.clone();
+            supervise(
+                tasks,
+                ctx.clone(),
+                shutdown.clone(),
+                name,
+                move |ctx, status, stop| crate::ci::local::run(ctx, owner.clone(), status, stop),
+            );
+        }
     }
     let adapters = Arc::new(ci_adapters(&ctx.config, &ctx.instance));
     if !adapters.is_empty() {
@@ -184,7 +231,7 @@ fn start_pushers(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &Cancell
 pub fn ci_adapters(config: &Config, instance: &str) -> CiAdapters {
     let user_agent = format!("autoland/{} ({instance})", env!("CARGO_PKG_VERSION"));
     let mut adapters = CiAdapters::default();
-    for repo in config.repositories.iter().filter(|r| r.is_try) {
+    for repo in config.repositories.iter().filter(|r| r.runs_ci()) {
         let adapter: Result<Arc<dyn CiAdapter>, _> = match repo.ci {
             CiKind::Buildbot => Buildbot::new(repo, &user_agent).map(|a| Arc::new(a) as _),
             CiKind::Treeherder => Treeherder::new(repo, &user_agent).map(|a| Arc::new(a) as _),
@@ -249,6 +296,31 @@ fn start_front(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &Cancellat
         "result-watcher".to_owned(),
         watcher::run,
     );
+    // Requests left in a gate the configuration no longer has would wait forever.
+    let orphans = ctx.clone();
+    tasks.spawn(async move {
+        match crate::pipeline::gate::fail_orphans(&orphans).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                requests = n,
+                "failed requests left in a removed landing gate"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot look for requests in a removed gate"),
+        }
+    });
+    // One sheriff per destination tested after landing (`docs/sheriff.md`).
+    for repo in ctx.config.repositories.iter().filter(|r| r.post_land_ci) {
+        let name = repo.name.clone();
+        supervise(
+            tasks,
+            ctx.clone(),
+            shutdown.clone(),
+            format!("sheriff-{name}"),
+            singleton(move |ctx, status, stop| {
+                crate::pipeline::sheriff::run(ctx, name.clone(), status, stop)
+            }),
+        );
+    }
     // One landing gate executor per gated destination (`docs/gate.md`).
     for repo in ctx
         .config

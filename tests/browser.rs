@@ -50,9 +50,46 @@ async fn an_operator_retries_a_failed_request_with_a_click() {
     running.service.stop().await;
 }
 
+/// Installs tests/browser's npm packages (playwright-core) when they are missing, once per
+/// test binary, so that `cargo test` works on a fresh checkout without scripts/test.sh.
+fn npm_packages(browser_dir: &std::path::Path) -> Result<(), String> {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        if browser_dir.join("node_modules/playwright-core").is_dir() {
+            return Ok(());
+        }
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(browser_dir)
+            .output()
+            .map_err(|e| {
+                format!(
+                    "the browser tests need Node.js and npm to install playwright-core ({e}): \
+                     run scripts/test.sh, or apt-get install nodejs npm chromium"
+                )
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "npm ci in tests/browser failed (the npm registry must be reachable):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    })
+    .clone()
+}
+
 /// Runs a script of tests/browser with node; panics with its output unless it succeeds.
 async fn run_browser_script(script: &str, args: Vec<String>) -> String {
     let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let packages_dir = browser_dir.clone();
+    if let Err(why) = tokio::task::spawn_blocking(move || npm_packages(&packages_dir))
+        .await
+        .unwrap()
+    {
+        panic!("{why}");
+    }
     let script = script.to_owned();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")

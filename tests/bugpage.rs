@@ -362,7 +362,7 @@ async fn the_page_refuses_what_autoland_would_refuse_and_forged_forms() {
     let (status, body) = land(&base, bug, &cookie, &central, None).await;
     assert_eq!(status, 403, "{body}");
     assert!(
-        body.contains("the requester bob@example.com (has a lower level) does not hold scm_level_3, required by `central`"),
+        body.contains("the requester bob@example.com (holds scm_level_1 (static table)) does not hold scm_level_3, required by `central`"),
         "{body}"
     );
     // Try alone is his to ask (the patches are Alice's, reviewed by Carol).

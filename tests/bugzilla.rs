@@ -4,12 +4,14 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use autoland::service;
 use autoland::simulator::bugzilla::{Fault, Flavor, NewBug};
 use autoland::tracker::bugzilla::poller;
-use common::bugzilla::{attach, autoland_comments, new_bug, simulator};
+use common::bugzilla::{
+    attach, autoland_comments, new_bug, request_for_bug, simulator, wait_reports_delivered,
+};
 use common::{Api, Change, Env, Options};
 use serde_json::{Value, json};
 
@@ -19,39 +21,6 @@ fn env_with(url: &str) -> Env {
         bugzilla: Some(url.to_owned()),
         ..Options::default()
     })
-}
-
-/// The id of the request for `bug`, once the poller created it.
-async fn request_for_bug(api: &Api, bug: i64) -> i64 {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let (_, list) = api.get("/api/requests?all=true").await;
-        if let Some(r) = list["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["bug"] == bug)
-        {
-            return r["id"].as_i64().unwrap();
-        }
-        assert!(Instant::now() < deadline, "no request for bug {bug}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until the request ended and every report of it was delivered (or given up).
-async fn wait_reports_delivered(api: &Api, id: i64, limit: Duration) -> Value {
-    api.wait_for(id, limit, |d| {
-        let reports = d["reports"].as_array().unwrap();
-        d["request"]["stage"]
-            .as_str()
-            .is_some_and(|s| ["landed", "failed", "cancelled"].contains(&s))
-            && !reports.is_empty()
-            && reports
-                .iter()
-                .all(|r| r["sent_at"].is_number() || r["abandoned_at"].is_number())
-    })
-    .await
 }
 
 async fn tagged_try_lands_current_patches_in_order(flavor: Flavor) {

@@ -730,6 +730,7 @@ async fn a_job_forced_before_a_crash_is_found_again_not_forced_twice() {
     let adapter = Adapter::new(&repo, "autoland-test").unwrap();
     let run = CiRun {
         candidate_id: None,
+        push_id: None,
         id: 41,
         request_id: RequestId(1),
         repo: "try".into(),

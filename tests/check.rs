@@ -239,11 +239,31 @@ async fn a_stopped_module_is_a_warning() {
     let f = Fixture::new().await;
     f.beat("pusher-1", "stopped", "shut down", Duration::from_secs(600))
         .await;
+    f.beat("result-watcher", "running", "idle", Duration::ZERO)
+        .await;
     let out = f.check(&[]);
     assert_eq!(out.code, 1, "{}", out.line());
     assert!(
         out.line()
             .starts_with("AUTOLAND WARNING - pusher-1 stopped "),
+        "{}",
+        out.line()
+    );
+}
+
+#[tokio::test]
+async fn every_module_stopped_is_critical() {
+    let f = Fixture::new().await;
+    for module in ["pusher-1", "result-watcher", "ci-runner"] {
+        f.beat(module, "stopped", "shut down", Duration::from_secs(60))
+            .await;
+    }
+    let out = f.check(&[]);
+    assert_eq!(out.code, 2, "{}", out.line());
+    assert!(
+        out.line()
+            .starts_with("AUTOLAND CRITICAL - every module is stopped: nothing can land; ")
+            && out.line().contains("0 of 3 modules ok"),
         "{}",
         out.line()
     );

@@ -387,12 +387,7 @@ async fn the_ci_command_gets_none_of_autolands_environment() {
         .await;
     let detail = running.api.wait_terminal(id, LIMIT).await;
     assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
-    let log = reqwest::get(format!("{}/api/requests/{id}/ci-log", running.api.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = running.api.ci_log(id).await;
     assert!(
         log.contains("AUTOLAND_REVISION=") && log.contains("PATH="),
         "{log}"
@@ -402,4 +397,182 @@ async fn the_ci_command_gets_none_of_autolands_environment() {
         "Autoland's environment leaked: {log}"
     );
     running.service.stop().await;
+}
+
+/// What each run of [`warm_checkouts_start_from_exactly_the_pushed_revision`] does: list
+/// the tree (every entry but the root's repository, with a checksum per file), then, unless
+/// called with `--list`, leave behind everything a build could: untracked, ignored and
+/// added files, tracked files changed or deleted (one with its size and time put back),
+/// nested repositories, a symlink out of the tree. With `hang.txt` in the tree it hangs.
+const PROBE: &str = r#"#!/bin/sh
+echo "DIR $(pwd)"
+echo BEGIN-LISTING
+find . -mindepth 1 \( -path ./.git -o -path ./.hg \) -prune -o -print | LC_ALL=C sort |
+while IFS= read -r p; do
+    if [ -L "$p" ]; then echo "link $p"
+    elif [ -f "$p" ]; then echo "file $p $(cksum < "$p")"
+    else echo "dir $p"; fi
+done
+echo END-LISTING
+[ "$1" = --list ] && exit 0
+[ -f hang.txt ] && sleep 300
+echo junk > junk.txt
+mkdir -p build/deep && echo object > build/deep/out.o
+echo changed >> keep.txt
+rm -f gone.txt
+# hg compares contents when a file is as new as its dirstate: let a second pass and have
+# hg record the times as reliable first, so only the scrub can catch the rewrite.
+if [ -d .hg ]; then sleep 1; hg status >/dev/null 2>&1; fi
+cp -p same-size.txt "${TMPDIR:-/tmp}/same-size.$$"
+printf Z | dd of=same-size.txt bs=1 count=1 conv=notrunc 2>/dev/null
+touch -r "${TMPDIR:-/tmp}/same-size.$$" same-size.txt
+rm -f "${TMPDIR:-/tmp}/same-size.$$"
+mkdir -p nested/inner && echo n > nested/inner/file
+(cd nested && git init -q . && hg init .) 2>/dev/null
+(git add junk.txt || hg add junk.txt) >/dev/null 2>&1
+ln -s / escape
+exit 0
+"#;
+
+/// The listing part of a run's log.
+fn listing(text: &str) -> String {
+    let start = text.find("BEGIN-LISTING\n").expect("a listing") + "BEGIN-LISTING\n".len();
+    let end = text.find("END-LISTING").expect("the listing's end");
+    text[start..end].to_owned()
+}
+
+/// A fresh export of `revision` of the try repository, listed by the same script.
+fn reference_listing(env: &Env, revision: &str) -> String {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("tree");
+    let exported = match env.kind {
+        common::Kind::Git => std::process::Command::new("sh")
+            .args([
+                "-c",
+                "mkdir -p \"$3\" && git -C \"$1\" archive \"$2\" | tar -x -C \"$3\"",
+            ])
+            .args(["sh", env.try_repo.to_str().unwrap(), revision])
+            .arg(&target)
+            .status(),
+        common::Kind::Hg => std::process::Command::new("hg")
+            .args(["--config", "ui.archivemeta=false", "-R"])
+            .arg(&env.try_repo)
+            .args(["archive", "-r", revision, "--type", "files"])
+            .arg(&target)
+            .status(),
+    };
+    assert!(exported.unwrap().success(), "cannot export {revision}");
+    let listed = std::process::Command::new("sh")
+        .args(["probe.sh", "--list"])
+        .current_dir(&target)
+        .output()
+        .unwrap();
+    listing(&String::from_utf8_lossy(&listed.stdout))
+}
+
+/// Try-only landings of one new file each, through the probe.
+async fn land_probe(env: &Env, api: &common::Api, file: &str) -> (i64, Value) {
+    let patches = env.patches(&[Change {
+        author: "Alice <alice@example.com>",
+        subject: &format!("Add {file}"),
+        files: &[(file, "new\n")],
+    }]);
+    let id = api.submit(&patches, &["try"], json!({})).await;
+    (id, api.wait_terminal(id, LIMIT).await)
+}
+
+fn started_note(detail: &Value) -> String {
+    detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "ci_started")
+        .map(|e| e["detail"].as_str().unwrap().to_owned())
+        .next_back()
+        .unwrap_or_else(|| panic!("no ci_started note: {detail:#}"))
+}
+
+/// The built-in runner reuses its CI directory from run to run, and each run still sees
+/// exactly its pushed revision: nothing the previous run wrote, changed or deleted, no
+/// file of the previous revision; a run that timed out gets a new directory.
+async fn warm_checkouts_start_from_exactly_the_pushed_revision(kind: common::Kind) {
+    let env = Env::new(Options {
+        kind,
+        ci_command: "sh probe.sh".to_owned(),
+        ..Options::default()
+    });
+    let config = std::fs::read_to_string(&env.config_path).unwrap();
+    std::fs::write(
+        &env.config_path,
+        config.replace("ci_timeout_seconds = 60", "ci_timeout_seconds = 4"),
+    )
+    .unwrap();
+    for (file, content) in [
+        ("probe.sh", PROBE),
+        (".gitignore", "build/\n"),
+        (".hgignore", "syntax: glob\nbuild/\n"),
+        ("keep.txt", "kept\n"),
+        ("gone.txt", "tracked until a run deletes it\n"),
+        ("same-size.txt", "AAAA\n"),
+    ] {
+        env.push_to_central(file, content, &format!("Add {file}"));
+    }
+    let running = env.start().await;
+    let api = &running.api;
+
+    let (first, detail) = land_probe(&env, api, "only-in-the-first.txt").await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let log = api.ci_log(first).await;
+    let revision = detail["request"]["try_revision"].as_str().unwrap();
+    assert_eq!(listing(&log), reference_listing(&env, revision));
+    assert!(listing(&log).contains("./only-in-the-first.txt"), "{log}");
+    assert!(
+        started_note(&detail).contains("in a new checkout"),
+        "{detail:#}"
+    );
+    let dir = log.lines().next().unwrap().to_owned();
+
+    let (second, detail) = land_probe(&env, api, "second.txt").await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let log = api.ci_log(second).await;
+    let revision = detail["request"]["try_revision"].as_str().unwrap();
+    let seen = listing(&log);
+    assert_eq!(seen, reference_listing(&env, revision), "{log}");
+    for leftover in ["only-in-the-first", "junk", "build", "nested", "escape"] {
+        assert!(!seen.contains(leftover), "{leftover} survived: {seen}");
+    }
+    assert!(seen.contains("./gone.txt") && seen.contains("./keep.txt"));
+    assert_eq!(
+        log.lines().next().unwrap(),
+        dir,
+        "the directory was not reused"
+    );
+    let note = started_note(&detail);
+    assert!(note.contains("in its reused checkout"), "{note}");
+
+    let (_, detail) = land_probe(&env, api, "hang.txt").await;
+    assert_eq!(detail["request"]["stage"], "failed", "{detail:#}");
+
+    let (fourth, detail) = land_probe(&env, api, "fourth.txt").await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let note = started_note(&detail);
+    assert!(
+        note.contains("in a new checkout") && note.contains("did not end by itself"),
+        "{note}"
+    );
+    let log = api.ci_log(fourth).await;
+    let revision = detail["request"]["try_revision"].as_str().unwrap();
+    assert_eq!(listing(&log), reference_listing(&env, revision), "{log}");
+    assert_eq!(log.lines().next().unwrap(), dir);
+    running.service.stop().await;
+}
+
+#[tokio::test]
+async fn git_warm_checkouts_start_from_exactly_the_pushed_revision() {
+    warm_checkouts_start_from_exactly_the_pushed_revision(common::Kind::Git).await;
+}
+
+#[tokio::test]
+async fn hg_warm_checkouts_start_from_exactly_the_pushed_revision() {
+    warm_checkouts_start_from_exactly_the_pushed_revision(common::Kind::Hg).await;
 }

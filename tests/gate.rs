@@ -71,7 +71,16 @@ fn ids(list: &Value) -> Vec<i64> {
 
 /// The candidate a landed request landed in: its tested revision must be exactly the
 /// landed one, and that revision must be the one pushed to its try ref.
-fn assert_landed_as_tested(env: &Env, detail: &Value) {
+async fn assert_landed_as_tested(env: &Env, api: &common::Api, detail: &Value) {
+    // The requests land first, then their candidate is marked landed: wait for both.
+    let id = detail["request"]["id"].as_i64().unwrap();
+    let detail = &api
+        .wait_for(id, LIMIT, |d| {
+            d["candidates"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["state"] == "landed"))
+        })
+        .await;
     let landed = detail["request"]["destinations"][0]["landed_revision"]
         .as_str()
         .expect("landed revision");
@@ -163,7 +172,7 @@ async fn a_failure_in_the_middle_of_the_window_is_ejected_and_the_rest_land(kind
     for id in [a, c, d] {
         let detail = api.wait_terminal(id, LIMIT).await;
         assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
-        assert_landed_as_tested(&env, &detail);
+        assert_landed_as_tested(&env, api, &detail).await;
     }
     let detail = api.wait_terminal(b, LIMIT).await;
     assert_eq!(detail["request"]["stage"], "failed", "{detail:#}");
@@ -263,7 +272,7 @@ fn every_tip(env: &Env) -> Vec<String> {
 /// land after passing try alone, and central's tip fails.
 async fn an_interacting_pair(kind: Kind, gate: &str) {
     use autoland::simulator::bugzilla::Flavor;
-    use common::bugzilla::{attach, autoland_comments, new_bug, simulator};
+    use common::bugzilla::{attach, autoland_comments, new_bug, request_for_bug, simulator};
     let (sim, url) = simulator(Flavor::V53).await;
     let hold_dir = tempfile::tempdir().unwrap();
     let hold = hold_dir.path().join("hold");
@@ -319,7 +328,7 @@ async fn an_interacting_pair(kind: Kind, gate: &str) {
     for tip in &tips {
         assert!(tip_passes(&env, tip), "central had a red tip: {tip}");
     }
-    assert_landed_as_tested(&env, &first);
+    assert_landed_as_tested(&env, api, &first).await;
     // The bugs: entered the gate, with whom it was tested, why it was ejected.
     let delivered = |bug: i64, n: usize| {
         let sim = sim.clone();
@@ -350,25 +359,6 @@ async fn an_interacting_pair(kind: Kind, gate: &str) {
     );
     assert!(on_b[2].contains("pair/a and pair/b together"), "{on_b:#?}");
     running.service.stop().await;
-}
-
-/// The id of the request the Bugzilla poller made for `bug`.
-async fn request_for_bug(api: &common::Api, bug: i64) -> i64 {
-    let deadline = std::time::Instant::now() + LIMIT;
-    loop {
-        let (_, list) = api.get("/api/requests?all=true").await;
-        if let Some(r) = list["requests"]
-            .as_array()
-            .and_then(|l| l.iter().find(|r| r["bug"] == bug))
-        {
-            return r["id"].as_i64().unwrap();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no request for bug {bug}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -413,7 +403,7 @@ async fn a_direct_push_means_a_retest(kind: Kind) {
     std::fs::remove_file(&hold).unwrap();
     let detail = api.wait_terminal(a, LIMIT).await;
     assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
-    assert_landed_as_tested(&env, &detail);
+    assert_landed_as_tested(&env, api, &detail).await;
     let candidates = detail["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 2, "{detail:#}");
     assert_eq!(candidates[1]["state"], "refused", "{detail:#}");
@@ -524,13 +514,7 @@ async fn killed_while_testing_and_while_landing(kind: Kind) {
             release = release.display()
         ),
     );
-    let serve = |env: &Env| {
-        let port = common::free_port();
-        (env.spawn_serve(port), format!("http://127.0.0.1:{port}"))
-    };
-    let (mut child, base) = serve(&env);
-    env.wait_serving(&base, LIMIT).await;
-    let api = common::Api::new(&base, "test-token-alice");
+    let (mut child, api) = env.serve_process().await;
     let mut ids = Vec::new();
     for (n, file) in ["src/k1.txt", "src/k2.txt", "src/k3.txt"]
         .iter()
@@ -545,9 +529,7 @@ async fn killed_while_testing_and_while_landing(kind: Kind) {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let (mut child, base) = serve(&env);
-    env.wait_serving(&base, LIMIT).await;
-    let api = common::Api::new(&base, "test-token-alice");
+    let (mut child, api) = env.serve_process().await;
     std::fs::remove_file(&hold).unwrap();
     common::wait_for_file(&pushed, LIMIT).await;
     // central has the first landing; Autoland has not recorded it yet.
@@ -555,9 +537,7 @@ async fn killed_while_testing_and_while_landing(kind: Kind) {
     child.wait().unwrap();
     std::fs::write(&release, "").unwrap();
 
-    let (mut child, base) = serve(&env);
-    env.wait_serving(&base, LIMIT).await;
-    let api2 = common::Api::new(&base, "test-token-alice");
+    let (mut child, api2) = env.serve_process().await;
     drop(api);
     for id in &ids {
         let detail = api2.wait_terminal(*id, LIMIT).await;
@@ -567,7 +547,7 @@ async fn killed_while_testing_and_while_landing(kind: Kind) {
             "{detail:#}\n{}",
             env.process_logs()
         );
-        assert_landed_as_tested(&env, &detail);
+        assert_landed_as_tested(&env, &api2, &detail).await;
         let uid = detail["request"]["uid"].as_str().unwrap();
         assert_eq!(env.commits_with_trailer(&env.central, uid), 1, "{detail:#}");
     }
@@ -592,4 +572,181 @@ async fn git_kill_9_while_testing_and_while_landing() {
 #[tokio::test]
 async fn hg_kill_9_while_testing_and_while_landing() {
     killed_while_testing_and_while_landing(Kind::Hg).await;
+}
+
+/// Batches: four requests tested as one candidate; one is broken. The batch fails, is
+/// bisected (halves, then the culprit's half again), the culprit is ejected and the three
+/// innocent land — in fewer runs than testing each on its own would take with a failure
+/// among them.
+#[tokio::test]
+async fn a_failed_batch_is_bisected_and_the_innocent_land() {
+    let hold_dir = tempfile::tempdir().unwrap();
+    let hold = hold_dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let env = gated(
+        Kind::Git,
+        &hold,
+        "gate = \"speculative\"\nmax_window = 1\nbatch_size = 4",
+    );
+    let running = env.start().await;
+    let api = &running.api;
+    // The first request waits in a candidate of its own while the other four queue up.
+    let first = submit(&env, api, "Bug 20 - first", "src/first.txt", "first\n").await;
+    let mut batch = Vec::new();
+    for (n, content) in ["one\n", "two\n", "BROKEN\n", "four\n"].iter().enumerate() {
+        batch.push(
+            submit(
+                &env,
+                api,
+                &format!("Bug 2{n} - part"),
+                &format!("src/p{n}.txt"),
+                content,
+            )
+            .await,
+        );
+    }
+    std::fs::remove_file(&hold).unwrap();
+    for id in [first, batch[0], batch[1], batch[3]] {
+        let detail = api.wait_terminal(id, LIMIT).await;
+        assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    }
+    let culprit = api.wait_terminal(batch[2], LIMIT).await;
+    assert_eq!(culprit["request"]["failure"], "gate_failed", "{culprit:#}");
+    // The batch of four failed once, then [one, two] passed and landed; [BROKEN, four]
+    // on the new tip is that failed run again (no run), split: BROKEN alone fails, four
+    // lands.
+    let batch_candidates = api.wait_terminal(batch[0], LIMIT).await["candidates"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(batch_candidates, 2, "the batch, then its first half");
+    let (_, overview) = api.get("/api/status").await;
+    let runs = gate_of(&overview)["ci_runs"].as_i64().unwrap();
+    // first, the batch, [one, two], [BROKEN], [four]: 5 (one at a time: 6).
+    assert_eq!(runs, 5, "{overview:#}");
+    running.service.stop().await;
+}
+
+/// A closed destination takes no landing from the gate: the candidate is tested, passes,
+/// and waits with the reason on the request's page; the gate module says why; reopening
+/// lands it at once, exactly as tested.
+#[tokio::test]
+async fn a_closed_destination_holds_the_gate_until_reopened() {
+    let hold_dir = tempfile::tempdir().unwrap();
+    let hold = hold_dir.path().join("hold");
+    let env = gated(Kind::Git, &hold, "gate = \"serial\"");
+    let running = env.start().await;
+    let api = &running.api;
+    let operator = common::Api::new(&api.base, "test-token-operator");
+    let (status, body) = operator
+        .post(
+            "/api/repositories/central/close",
+            &json!({ "reason": "merge day" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = env.central_log().len();
+    let id = submit(&env, api, "Bug 30 - waits", "src/wait.txt", "wait\n").await;
+    let detail = api.wait_event(id, LIMIT, "waiting").await;
+    assert_eq!(detail["request"]["stage"], "gated", "{detail:#}");
+    let waiting = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "waiting")
+        .unwrap()
+        .clone();
+    assert!(
+        waiting["detail"].as_str().unwrap().contains("merge day"),
+        "{waiting}"
+    );
+    assert_eq!(detail["candidates"][0]["state"], "passed", "{detail:#}");
+    let gate_module = |o: &Value| {
+        o["modules"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["module"] == "gate-central"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let overview = api
+        .wait_status(LIMIT, "the gate module says central is closed", |o| {
+            gate_module(o)["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("merge day"))
+        })
+        .await;
+    assert_eq!(gate_module(&overview)["state"], "running", "{overview:#}");
+    assert_eq!(
+        env.central_log().len(),
+        before,
+        "nothing lands while closed"
+    );
+    let (status, body) = operator
+        .post("/api/repositories/central/reopen", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let detail = api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    assert_landed_as_tested(&env, api, &detail).await;
+    assert_eq!(env.central_log().len(), before + 1);
+    running.service.stop().await;
+}
+
+/// A destination whose gate is turned off (configuration changed, service restarted)
+/// leaves no request waiting for a gate that no longer runs: it fails with the reason,
+/// and a retry takes it through try and landing as on any ungated destination.
+#[tokio::test]
+async fn turning_a_gate_off_fails_what_waited_in_it_and_a_retry_lands() {
+    let hold_dir = tempfile::tempdir().unwrap();
+    let hold = hold_dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let env = gated(Kind::Git, &hold, "gate = \"serial\"");
+    let running = env.start().await;
+    let id = submit(&env, &running.api, "Bug 40 - stranded", "src/s.txt", "s\n").await;
+    running.service.stop().await;
+
+    let config = std::fs::read_to_string(&env.config_path).unwrap();
+    assert!(config.contains("gate = \"serial\""));
+    std::fs::write(
+        &env.config_path,
+        config.replace("gate = \"serial\"", "gate = \"off\""),
+    )
+    .unwrap();
+    std::fs::remove_file(&hold).unwrap();
+    let running = env.start().await;
+    let detail = running.api.wait_terminal(id, LIMIT).await;
+    assert_eq!(
+        detail["request"]["failure"], "invalid_request",
+        "{detail:#}"
+    );
+    let failed = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "failed")
+        .unwrap_or_else(|| panic!("no failed event: {detail:#}"))
+        .clone();
+    assert!(
+        failed["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no longer has a landing gate"),
+        "{failed}"
+    );
+    let operator = common::Api::new(&running.api.base, "test-token-operator");
+    let (status, body) = operator
+        .post(&format!("/api/requests/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let detail = running.api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    assert!(
+        detail["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["state"] != "landed")
+    );
+    running.service.stop().await;
 }

@@ -76,16 +76,7 @@ async fn two_patches_go_through_try_and_land_on_central_with_their_authors(kind:
             .unwrap()
             .contains("all tests passed")
     );
-    let served = running
-        .api
-        .http
-        .get(format!("{}/api/requests/{id}/ci-log", running.api.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let served = running.api.ci_log(id).await;
     assert!(served.contains("all tests passed"), "{served}");
     running.service.stop().await;
 }
@@ -148,6 +139,13 @@ async fn failing_ci_stops_before_central(kind: Kind) {
     let why = detail["request"]["failure_detail"].as_str().unwrap();
     assert!(why.contains("FAIL: something is BROKEN"), "{why}");
     assert!(why.contains("exit code 1"), "{why}");
+    // The log is a link people can open, not a path on Autoland's server.
+    let run = detail["ci_run"]["id"].as_i64().unwrap();
+    assert!(why.contains(&format!("/api/ci/runs/{run}/log")), "{why}");
+    assert!(!why.contains("/data/logs/"), "{why}");
+    let link = format!("{}/api/ci/runs/{run}/log", running.api.base);
+    let log = reqwest::get(&link).await.unwrap().text().await.unwrap();
+    assert!(log.contains("FAIL: something is BROKEN"), "{log}");
     assert_eq!(env.central_log(), before, "central must be untouched");
     // It did reach try.
     assert_eq!(env.try_pushes(), 1);
@@ -213,8 +211,14 @@ async fn nobody_with_the_level_means_permission_denied_naming_them(kind: Kind) {
         "{detail:#}"
     );
     let why = detail["request"]["failure_detail"].as_str().unwrap();
-    assert!(why.contains("dave@example.com (no level)"), "{why}");
-    assert!(why.contains("bob@example.com (has a lower level)"), "{why}");
+    assert!(
+        why.contains("dave@example.com (no level (not in the static table))"),
+        "{why}"
+    );
+    assert!(
+        why.contains("bob@example.com (holds scm_level_1 (static table))"),
+        "{why}"
+    );
     assert!(why.contains("scm_level_3"), "{why}");
     assert!(why.contains("`central`"), "{why}");
     assert_eq!(env.try_pushes(), 0);

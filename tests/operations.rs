@@ -45,13 +45,7 @@ async fn closing_a_repository_holds_a_landing_and_reopening_lets_it_land() {
     );
     assert_eq!(env.central_log().len(), 1, "nothing lands while closed");
     let (_, overview) = running.api.get("/api/status").await;
-    let central = overview["repositories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "central")
-        .unwrap()
-        .clone();
+    let central = common::repository(&overview, "central");
     assert!(
         central["closed"]
             .as_str()
@@ -502,5 +496,79 @@ async fn a_closed_tree_closes_the_repository_until_it_opens() {
         .map(|a| a["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["reopen", "close"], "{overview}");
+    running.service.stop().await;
+}
+
+/// Write calls are limited per token (429 with Retry-After), service tokens exempt when
+/// configured; an expired token gets 401 saying so, one expiring later still works.
+#[tokio::test]
+async fn write_rate_limits_and_token_expiry() {
+    use autoland::config::hash_token;
+    let env = Env::new(Options::default());
+    let config = std::fs::read_to_string(&env.config_path).unwrap();
+    assert!(config.contains("writes_per_minute = 0\n"));
+    let mut config = config.replace(
+        "writes_per_minute = 0\n",
+        "writes_per_minute = 3\nunlimited_service_tokens = true\n",
+    );
+    config.push_str(&format!(
+        "\n[[tokens]]\nname = \"old\"\nuser = \"alice@example.com\"\nsha256 = \"{}\"\nexpires = \"2020-01-31\"\n\n\
+         [[tokens]]\nname = \"later\"\nuser = \"alice@example.com\"\nsha256 = \"{}\"\nexpires = 2999-01-01T00:00:00Z\n",
+        hash_token("test-token-old"),
+        hash_token("test-token-later"),
+    ));
+    std::fs::write(&env.config_path, config).unwrap();
+    let running = env.start().await;
+    let base = &running.api.base;
+
+    let old = Api::new(base, "test-token-old");
+    let (status, body) = old.post("/api/requests/1/cancel", &json!({})).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("token `old` expired at 2020-01-31T00:00:00Z"),
+        "{body}"
+    );
+    let later = Api::new(base, "test-token-later");
+    let (status, body) = later.post("/api/requests/1/cancel", &json!({})).await;
+    assert_eq!(status, 404, "a valid token reaches the handler: {body}");
+
+    // Alice's token: three write calls, then 429 with Retry-After.
+    for _ in 0..3 {
+        let (status, _) = running.api.post("/api/requests/1/cancel", &json!({})).await;
+        assert_eq!(status, 404);
+    }
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/requests/1/cancel"))
+        .bearer_auth("test-token-alice")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 3 write calls in a minute"),
+        "{body}"
+    );
+    // Reads are not limited; nor is the service token (configured so).
+    let (status, _) = running.api.get("/api/status").await;
+    assert_eq!(status, 200);
+    let service = Api::new(base, "test-token-service");
+    for _ in 0..6 {
+        let (status, body) = service.post("/api/requests/1/cancel", &json!({})).await;
+        assert_eq!(status, 404, "{body}");
+    }
     running.service.stop().await;
 }

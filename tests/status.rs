@@ -283,3 +283,94 @@ async fn a_kick_while_paused_does_not_restart_the_module_later() {
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
 }
+
+/// Every documented series is exported from the start (at zero, with its help text), and
+/// Prometheus's own linter finds nothing to say about `/metrics` after a landing.
+#[tokio::test]
+async fn metrics_exist_from_the_start_and_pass_promtool() {
+    let env = Env::new(Options::default());
+    let running = env.start().await;
+    // The module series are labelled with the modules the heartbeats list: wait for the
+    // first heartbeats (on PostgreSQL they can come after the first call).
+    running
+        .api
+        .wait_status(
+            Duration::from_secs(30),
+            "the modules' first heartbeats",
+            |o| o["modules"].as_array().is_some_and(|m| !m.is_empty()),
+        )
+        .await;
+    let (status, _, fresh) = page(&running.api, "/metrics").await;
+    assert_eq!(status, 200);
+    for series in [
+        r#"autoland_push_retries_total{repo="central"} 0"#,
+        r#"autoland_tracker_errors_total{kind="unavailable"} 0"#,
+        r#"autoland_ci_runs_total{outcome="failed"} 0"#,
+        r#"autoland_stage_duration_seconds_count{stage="landing"}"#,
+        "# HELP autoland_requests ",
+        "# HELP autoland_module_restarts_total ",
+        "# TYPE autoland_module_restarts_total counter",
+    ] {
+        assert!(fresh.contains(series), "{series} missing:\n{fresh}");
+    }
+    assert!(!fresh.contains("autoland_module_restarts{"), "{fresh}");
+
+    let id = env
+        .submit_one(&running.api, "Metrics", "src/metrics.txt", "m\n")
+        .await;
+    let detail = running.api.wait_terminal(id, LIMIT).await;
+    assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
+    let (_, _, text) = page(&running.api, "/metrics").await;
+    let mut lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs (apt-get install prometheus; scripts/test.sh does)");
+    {
+        use std::io::Write;
+        lint.stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = lint.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
+    running.service.stop().await;
+}
+
+/// Concurrent viewers share one computation of the overview (single flight), and all
+/// get the same answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_viewers_share_one_overview() {
+    use std::sync::atomic::Ordering;
+    let env = Env::new(Options::default());
+    let ctx = Arc::new(service::context(env.config()).await.unwrap());
+    ctx.store.migrate().await.unwrap();
+    let before = ctx.overviews_computed.load(Ordering::Relaxed);
+    let mut viewers = JoinSet::new();
+    for _ in 0..20 {
+        let ctx = ctx.clone();
+        viewers.spawn(async move { ctx.overview().await.map(|o| o.requests_by_stage) });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = viewers.join_next().await {
+        answers.push(answer.unwrap().unwrap());
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]));
+    let computed = ctx.overviews_computed.load(Ordering::Relaxed) - before;
+    assert!(
+        (1..20).contains(&computed),
+        "20 concurrent viewers computed the overview {computed} times"
+    );
+}

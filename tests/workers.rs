@@ -212,7 +212,7 @@ async fn a_killed_workers_requests_are_reclaimed_and_land_exactly_once() {
 
     // Kill the victim while it holds a request, after some landings.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let held = loop {
+    loop {
         let (landed, held): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM requests WHERE stage = 'landed'), \
                     (SELECT count(*) FROM requests WHERE lease_owner LIKE 'victim/%')",
@@ -221,17 +221,24 @@ async fn a_killed_workers_requests_are_reclaimed_and_land_exactly_once() {
         .await
         .unwrap();
         if landed >= 5 && held > 0 {
-            break held;
+            break;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "the victim never held a request (landed {landed})"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    }
     victim.0.kill().unwrap(); // SIGKILL
     victim.0.wait().unwrap();
     let killed_at = autoland::store::now_ms();
+    // What it held at its death (it may have let one go between the sample and the kill;
+    // nobody can take its leases before they lapse, seconds from now).
+    let held: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM requests WHERE lease_owner LIKE 'victim/%'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
 
     let rows = wait_all_finished(&db, N as i64, Duration::from_secs(300)).await;
     assert_landed_exactly_once(&env, &repos, &rows);

@@ -6,11 +6,31 @@
 pub const DIRS: usize = 100;
 pub const FILES_PER_DIR: usize = 100;
 pub const FILES: usize = DIRS * FILES_PER_DIR;
-pub const COMMITS: usize = 5_000;
+/// Commits of history unless `BENCH_COMMITS` says otherwise.
+pub const DEFAULT_COMMITS: usize = 5_000;
+/// The most commits `BENCH_COMMITS` may ask for.
+pub const MAX_COMMITS: usize = 1_000_000;
 pub const LINES_PER_FILE: usize = 10;
-/// History commits modify files 0..COMMITS-1; the benchmarks' patches modify files from
-/// here on, so they always apply on central's tip (a try-only landing never moves it).
-pub const FIRST_PATCHED_FILE: usize = COMMITS;
+/// History commit k modifies file (k-1) % HISTORY_FILES; the benchmarks' patches modify
+/// files from here on, so they always apply on central's tip (a try-only landing never
+/// moves it).
+pub const HISTORY_FILES: usize = 5_000;
+pub const FIRST_PATCHED_FILE: usize = HISTORY_FILES;
+
+/// Commits of the generated history: `BENCH_COMMITS`, default [`DEFAULT_COMMITS`].
+pub fn commits() -> anyhow::Result<usize> {
+    let n = super::env_number(
+        "BENCH_COMMITS",
+        DEFAULT_COMMITS as u64,
+        2..=MAX_COMMITS as u64,
+    )?;
+    Ok(n as usize)
+}
+
+/// The file history commit `k` (from 1) changes.
+pub fn history_file(k: usize) -> usize {
+    (k - 1) % HISTORY_FILES
+}
 
 pub fn file_path(index: usize) -> String {
     format!(

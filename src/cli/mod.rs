@@ -210,6 +210,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     config.tokens.len(),
                     config.permissions.users.len()
                 );
+                let permissions = crate::permissions::Permissions::from_config(&config)
+                    .map_err(|e| anyhow::anyhow!("permissions: {e}"))?;
+                if let Some(url) = check_directory(&permissions, true).await? {
+                    println!("the directory {url} accepts Autoland's bind");
+                }
                 return Ok(ExitCode::SUCCESS);
             }
             run_modules(config, true, !no_pushers).await?;
@@ -253,6 +258,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Binds to the LDAP directory, if levels come from one: a refused bind is an error
+/// (the settings are wrong); an unreachable directory too with `strict` (`serve
+/// --check`), otherwise a warning (requests wait for it). Returns the directory's URL.
+async fn check_directory(
+    permissions: &crate::permissions::Permissions,
+    strict: bool,
+) -> anyhow::Result<Option<String>> {
+    let Some(directory) = permissions.directory() else {
+        return Ok(None);
+    };
+    match directory.check().await {
+        Ok(()) => Ok(Some(directory.url().to_owned())),
+        Err(e @ crate::permissions::DirectoryError::BindRefused { .. }) => {
+            bail!("{e}: check permissions.ldap.bind_dn and the bind password")
+        }
+        Err(e) if strict => bail!("{e}"),
+        Err(e) => {
+            tracing::warn!(error = %e, "the directory does not answer yet; requests wait for it");
+            Ok(Some(directory.url().to_owned()))
+        }
+    }
+}
+
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     run_modules(config, true, true).await
@@ -262,6 +290,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 async fn run_modules(config: Config, front: bool, pushers: bool) -> anyhow::Result<()> {
     let listen = config.listen;
     let ctx = Arc::new(service::context(config).await?);
+    // The directory this process reads levels from (the context's own, not a second one).
+    check_directory(&ctx.permissions, false).await?;
     let listener = if front {
         Some(
             tokio::net::TcpListener::bind(listen)

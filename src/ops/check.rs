@@ -28,10 +28,11 @@ pub const HELP: &str = "\
 States (exit status):
   OK (0)        every module reports, no threshold is crossed
   WARNING (1)   a warning threshold is crossed, a module is degraded (its reason is
-                shown), or a module was stopped (graceful shutdown)
-  CRITICAL (2)  a critical threshold is crossed, no module has ever reported, or the
-                database cannot be read or does not answer within --timeout: the
-                service cannot work without its database
+                shown), or a module was stopped (graceful shutdown) while others run
+  CRITICAL (2)  a critical threshold is crossed, no module has ever reported, every
+                module is stopped (nothing can land), or the database cannot be read
+                or does not answer within --timeout: the service cannot work without
+                its database
   UNKNOWN (3)   bad options, or the configuration file is missing or unreadable
 
 Thresholds use the Monitoring Plugins range syntax. The check alerts when the value is
@@ -574,6 +575,14 @@ pub fn evaluate(snapshot: &Snapshot, options: &Options) -> Outcome {
     for module in &modules {
         facts.extend(module.facts.iter().cloned());
     }
+    // Every module stopped (no instance of any runs anywhere): nothing can land. One
+    // stopped module is a warning; while another instance of it runs, not even that.
+    if !modules.is_empty() && modules.iter().all(|m| m.beat.state == "stopped") {
+        facts.push(Fact::new(
+            State::Critical,
+            "every module is stopped: nothing can land",
+        ));
+    }
     let total = modules.len();
     let ok = modules.iter().filter(|m| m.state == State::Ok).count();
     if total > 0 {
@@ -1064,6 +1073,30 @@ mod tests {
              pusher-1 stopped 500s ago; pusher-2 in unknown state `dreaming`; \
              0 of 3 modules ok; queue 0"
         );
+    }
+
+    #[test]
+    fn every_module_stopped_is_critical() {
+        let all = snapshot(
+            (1..=5)
+                .map(|n| beat(&format!("pusher-{n}"), "h:1", "stopped", 30))
+                .collect(),
+            0,
+            None,
+        );
+        let out = evaluate(&all, &options(&[]));
+        assert_eq!(out.state, State::Critical, "{}", out.summary);
+        assert!(
+            out.summary
+                .contains("every module is stopped: nothing can land")
+                && out.summary.contains("0 of 5 modules ok"),
+            "{}",
+            out.summary
+        );
+        // One still running elsewhere: a warning, as before.
+        let mut some = all.clone();
+        some.heartbeats.push(beat("pusher-1", "h:2", "running", 1));
+        assert_eq!(evaluate(&some, &options(&[])).state, State::Warning);
     }
 
     #[test]

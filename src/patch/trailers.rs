@@ -20,6 +20,15 @@ pub fn with_trailer(message: &str, key: &str, value: &str) -> String {
     if body.is_empty() {
         return format!("{trailer}\n");
     }
+    // Already the last line (a message that is only the trailer included): kept, so
+    // that adding a trailer twice gives the message of adding it once.
+    let is_it = |line: &str| {
+        line.split_once(':')
+            .is_some_and(|(k, v)| k.trim().eq_ignore_ascii_case(&key) && v.trim() == value)
+    };
+    if body.lines().last().is_some_and(is_it) {
+        return format!("{body}\n");
+    }
     let lines: Vec<&str> = body.lines().collect();
     // The subject paragraph is never a trailer block.
     let block = lines

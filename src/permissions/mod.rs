@@ -5,18 +5,315 @@
 //! to hold the repository's level; a final (non-try) destination also needs the requester
 //! to hold its level. A denial names who lacked what.
 
-use std::collections::BTreeMap;
+pub mod ldap;
 
-use crate::config::{Config, RepoConfig};
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::config::{Config, PermissionSourceKind, RepoConfig};
 use crate::request::{Patch, Review, email_of};
 
-/// Where user levels come from. A file (the configuration) today; LDAP later.
+pub use ldap::{Directory, DirectoryError};
+
+/// Who holds which level, as the rule reads it: the static table, or a [`Snapshot`] of
+/// what the table and the directory said for the people of one check.
 pub trait PermissionSource: Send + Sync {
     /// The highest level a user holds, if any (identities are email addresses,
     /// compared case-insensitively).
     fn level_of(&self, user: &str) -> Option<usize>;
     /// The rank of a level name.
     fn rank(&self, level: &str) -> Option<usize>;
+    /// What `user` holds and where that comes from, for a denial.
+    fn describe(&self, user: &str) -> String {
+        match self.level_of(user) {
+            Some(_) => "has a lower level".to_owned(),
+            None => "no level".to_owned(),
+        }
+    }
+}
+
+/// What one person holds, and from where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holding {
+    /// The address looked up.
+    pub identity: String,
+    /// The level held (none: none).
+    pub level: Option<String>,
+    /// `static table`, `LDAP group <dn>`, or where it was looked for.
+    pub source: String,
+    /// The whole story, for a denial or the request page.
+    pub detail: String,
+}
+
+/// Levels and where they come from: the static table, and the directory if configured.
+#[derive(Debug)]
+pub struct Permissions {
+    table: StaticPermissions,
+    directory: Option<Directory>,
+}
+
+impl Permissions {
+    /// From the configuration (reads the LDAP bind password).
+    pub fn from_config(config: &Config) -> Result<Permissions, String> {
+        let table = StaticPermissions::from_config(config);
+        let directory = match (config.permissions.source, &config.permissions.ldap) {
+            (PermissionSourceKind::Ldap, Some(ldap)) => {
+                let password = ldap.bind_password().map_err(|e| e.to_string())?;
+                Some(Directory::new(
+                    ldap.clone(),
+                    config.permissions.levels.clone(),
+                    password,
+                )?)
+            }
+            _ => None,
+        };
+        Ok(Permissions { table, directory })
+    }
+
+    /// The directory, if levels come from one.
+    pub fn directory(&self) -> Option<&Directory> {
+        self.directory.as_ref()
+    }
+
+    /// What `people` hold as far as the static table knows, the others marked with
+    /// `why` the directory was not asked (a page that must show something while the
+    /// directory is down). Never used to decide.
+    pub fn offline_snapshot<'a>(
+        &self,
+        people: impl IntoIterator<Item = &'a str>,
+        why: &str,
+    ) -> Snapshot {
+        let (mut snapshot, ask) = self.table_answers(people);
+        for address in ask {
+            snapshot.holdings.insert(
+                address.clone(),
+                Holding {
+                    identity: address,
+                    level: None,
+                    source: "unknown".to_owned(),
+                    detail: format!("not known: {why}"),
+                },
+            );
+        }
+        snapshot
+    }
+
+    /// What `people` hold: the static table first (service accounts), then the
+    /// directory. An unreachable directory is an error, never "no level".
+    pub async fn snapshot<'a>(
+        &self,
+        people: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Snapshot, DirectoryError> {
+        let (mut snapshot, ask) = self.table_answers(people);
+        if let Some(directory) = &self.directory
+            && !ask.is_empty()
+        {
+            let found = directory.lookup(&ask).await?;
+            for address in ask {
+                let holding = match found.get(&address) {
+                    Some(f) => directory_holding(directory, &address, f),
+                    None => Holding {
+                        identity: address.clone(),
+                        level: None,
+                        source: format!("LDAP {}", directory.url()),
+                        detail: format!("no level: not looked up in {}", directory.url()),
+                    },
+                };
+                snapshot.holdings.insert(address, holding);
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// The static table's answers, and the addresses left for the directory.
+    fn table_answers<'a>(
+        &self,
+        people: impl IntoIterator<Item = &'a str>,
+    ) -> (Snapshot, Vec<String>) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut holdings = HashMap::new();
+        let mut ask = Vec::new();
+        for who in people {
+            let address = email_of(who).to_lowercase();
+            if holdings.contains_key(&address) || ask.contains(&address) {
+                continue;
+            }
+            match self.table.users.get(&address) {
+                Some(level) => {
+                    holdings.insert(
+                        address.clone(),
+                        Holding {
+                            identity: address,
+                            level: Some(level.clone()),
+                            source: "static table".to_owned(),
+                            detail: format!("holds {level} (static table)"),
+                        },
+                    );
+                }
+                None if self.directory.is_some() => ask.push(address),
+                None => {
+                    holdings.insert(
+                        address.clone(),
+                        Holding {
+                            identity: address,
+                            level: None,
+                            source: "static table".to_owned(),
+                            detail: "no level (not in the static table)".to_owned(),
+                        },
+                    );
+                }
+            }
+        }
+        (
+            Snapshot {
+                levels: self.table.levels.clone(),
+                holdings,
+                at,
+            },
+            ask,
+        )
+    }
+}
+
+fn directory_holding(directory: &Directory, address: &str, found: &ldap::Found) -> Holding {
+    let url = directory.url();
+    match (&found.dn, &found.level) {
+        (None, _) => Holding {
+            identity: address.to_owned(),
+            level: None,
+            source: format!("LDAP {url}"),
+            detail: format!("no level: {address} is not in the directory {url}"),
+        },
+        (Some(dn), Some((level, group))) => Holding {
+            identity: address.to_owned(),
+            level: Some(level.clone()),
+            source: format!("LDAP group {group}"),
+            detail: format!("holds {level} from LDAP group {group} (as {dn})"),
+        },
+        (Some(dn), None) => Holding {
+            identity: address.to_owned(),
+            level: None,
+            source: format!("LDAP {url}"),
+            detail: if found.groups.is_empty() {
+                format!("no level: {dn} in {url} is in no group")
+            } else {
+                format!(
+                    "no level: {dn} in {url} is in no group mapped to a level (groups: {})",
+                    found.groups.join("; ")
+                )
+            },
+        },
+    }
+}
+
+/// What the people of one check hold, as looked up once.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    levels: Vec<String>,
+    holdings: HashMap<String, Holding>,
+    /// When it was looked up (ms).
+    pub at: i64,
+}
+
+impl Snapshot {
+    /// What `who` holds, if they were looked up.
+    pub fn holding(&self, who: &str) -> Option<&Holding> {
+        self.holdings.get(&email_of(who).to_lowercase())
+    }
+}
+
+impl PermissionSource for Snapshot {
+    fn level_of(&self, user: &str) -> Option<usize> {
+        let level = self.holding(user)?.level.as_deref()?;
+        self.rank(level)
+    }
+
+    fn rank(&self, level: &str) -> Option<usize> {
+        self.levels.iter().position(|l| l == level)
+    }
+
+    fn describe(&self, user: &str) -> String {
+        match self.holding(user) {
+            Some(h) => h.detail.clone(),
+            None => "not looked up".to_owned(),
+        }
+    }
+}
+
+/// Who satisfied a level for a request, recorded when it was authorized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// The repository.
+    pub repo: String,
+    /// The level it requires.
+    pub level: String,
+    /// Whose level counted: `patch 1 author`, `patch 2 review+`, `requester`.
+    pub role: String,
+    /// The identity looked up.
+    pub identity: String,
+    /// The level they hold.
+    pub holds: String,
+    /// Where that comes from (`static table`, `LDAP group <dn>`).
+    pub source: String,
+    /// When it was looked up (ms).
+    pub decided_at: i64,
+}
+
+/// The decisions behind a granted check: for each repository, who vouched for each
+/// patch and the requester's level where it counted.
+pub fn decisions(
+    snapshot: &Snapshot,
+    requester: &str,
+    patches: &[Patch],
+    repos: &[&RepoConfig],
+    requester_everywhere: bool,
+) -> Vec<Decision> {
+    let mut out = Vec::new();
+    let mut push = |repo: &RepoConfig, role: String, who: &str| {
+        if let Some(h) = snapshot.holding(who) {
+            out.push(Decision {
+                repo: repo.name.clone(),
+                level: repo.level.clone(),
+                role,
+                identity: h.identity.clone(),
+                holds: h.level.clone().unwrap_or_default(),
+                source: h.source.clone(),
+                decided_at: snapshot.at,
+            });
+        }
+    };
+    for repo in repos {
+        for patch in patches {
+            match voucher(snapshot, patch, &repo.level) {
+                Some(Voucher::Author(author)) => {
+                    push(repo, format!("patch {} author", patch.position), author)
+                }
+                Some(Voucher::Reviewer(r)) => push(
+                    repo,
+                    format!("patch {} {}+", patch.position, r.kind.as_str()),
+                    &r.who,
+                ),
+                None => {}
+            }
+        }
+        if requester_everywhere || !repo.is_try {
+            push(repo, "requester".to_owned(), requester);
+        }
+    }
+    out
+}
+
+/// Everyone whose level the rule may read for these patches and this requester.
+pub fn people<'p>(requester: &'p str, patches: &'p [Patch]) -> Vec<&'p str> {
+    let mut who = vec![requester];
+    for patch in patches {
+        who.push(patch.accountable());
+        who.extend(patch.reviews.iter().map(|r| r.who.as_str()));
+    }
+    who
 }
 
 /// Levels and users from the configuration (and the file it names).
@@ -169,10 +466,7 @@ pub fn check(
 }
 
 fn describe(source: &dyn PermissionSource, who: &str) -> String {
-    match source.level_of(who) {
-        Some(_) => "has a lower level".to_owned(),
-        None => "no level".to_owned(),
-    }
+    source.describe(who)
 }
 
 #[cfg(test)]

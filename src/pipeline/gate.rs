@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::steps::{apply_request, short};
 use super::watcher::try_detail;
 use crate::config::{GateMode, RepoConfig};
+use crate::fault;
 use crate::gate::{
     Action, CandidateId, Change, ChangeId, Lane, LaneConfig, Route, Router, Strategy, Verdict,
 };
@@ -47,6 +48,10 @@ pub enum GateError {
     /// Something else worth waiting on (leadership lost, a candidate not pushed yet).
     #[error("{0}")]
     Waiting(String),
+    /// An operator closed the destination: passed candidates wait to land (testing goes
+    /// on), looked at again every poll interval and at once when it is reopened.
+    #[error("{0}")]
+    Closed(String),
 }
 
 /// The try ref of a candidate: `refs/heads/autoland/gate-<id>`.
@@ -90,9 +95,10 @@ pub async fn run(
     }
     loop {
         match gate.sweep().await {
-            Ok(()) => match &gate.trouble {
-                Some(why) => status.error(why.clone()),
-                None => status.set(gate.summary()),
+            Ok(()) => match (&gate.trouble, &gate.closed) {
+                (Some(why), _) => status.error(why.clone()),
+                (None, Some(closed)) => status.set(format!("{}; {closed}", gate.summary())),
+                (None, None) => status.set(gate.summary()),
             },
             Err(e) => status.error(format!("gate of {repo}: {e}")),
         }
@@ -100,6 +106,43 @@ pub async fn run(
             return;
         }
     }
+}
+
+/// Fails the requests waiting in a gate that no longer exists (the destination's `gate`
+/// turned `off`, or the destination removed from the configuration): nothing would ever
+/// move them. A retry sends them through today's path (try, then landing). Returns how
+/// many were failed. (A request caught mid-landing, `gate_landing`, when the gate was
+/// removed is left alone: only the gate's recovery knows whether its push happened.)
+pub async fn fail_orphans(ctx: &Context) -> Result<usize, StoreError> {
+    let mut failed = 0;
+    for (id, repo) in ctx.store.gated_everywhere().await? {
+        if ctx.config.is_gated(&repo) {
+            continue;
+        }
+        let Some(request) = ctx.store.request(id).await? else {
+            continue;
+        };
+        let detail = format!(
+            "`{repo}` no longer has a landing gate (its `gate` is off or it is not \
+             configured), so nothing would land this request; retry it to take it through \
+             try and landing"
+        );
+        match ctx
+            .transition(
+                &request,
+                &Transition::Fail(FailureCategory::InvalidRequest),
+                &format!("{}/gate", ctx.instance),
+                &detail,
+                Effects::default(),
+            )
+            .await
+        {
+            Ok(_) => failed += 1,
+            Err(StoreError::StageChanged { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(failed)
 }
 
 /// One lane's queue and the database numbers of its candidates.
@@ -159,6 +202,8 @@ struct Gate<'a> {
     redo_backoff: Duration,
     /// What keeps work waiting, shown as the module's state.
     trouble: Option<String>,
+    /// Why landings wait on an operator (a closed destination): not a fault.
+    closed: Option<String>,
 }
 
 impl<'a> Gate<'a> {
@@ -202,6 +247,7 @@ impl<'a> Gate<'a> {
             redo_at: None,
             redo_backoff: Duration::from_millis(500),
             trouble: None,
+            closed: None,
         })
     }
 
@@ -275,18 +321,27 @@ impl<'a> Gate<'a> {
         Ok(())
     }
 
-    /// A candidate found in `landing` at start-up.
+    /// A candidate found in `landing` at start-up: found on the destination, it is
+    /// finished; not pushed yet, its tested revision is pushed now if the destination is
+    /// still where it was tested (no second test run); otherwise its requests are queued
+    /// again.
     async fn resume_landing(&mut self, candidate: &Candidate) -> Result<(), GateError> {
         let found = match &candidate.landed_on {
             Some(on) => self.find_landed(candidate, on).await?,
             None => None,
         };
-        match found {
-            Some(heads) => {
-                self.finish_landing(candidate, &heads, "(found after a restart)")
+        if let Some(heads) = found {
+            return self
+                .finish_landing(candidate, &heads, "(found after a restart)")
+                .await;
+        }
+        match self.push_landing(candidate).await? {
+            Landing::Landed(heads) => {
+                self.finish_landing(candidate, &heads, "(pushed after a restart)")
                     .await?;
             }
-            None => {
+            Landing::Refused { why, .. } => {
+                tracing::info!(repo = %self.name(), candidate = candidate.id, %why, "a landing under way at start-up is tested again");
                 for request in &candidate.requests {
                     self.requeue(*request, "the gate restarted; its landing was not pushed")
                         .await?;
@@ -339,9 +394,20 @@ impl<'a> Gate<'a> {
         self.verdicts().await?;
         if self.redo_at.is_some_and(|at| Instant::now() >= at) {
             self.redo_at = None;
-            let redo = std::mem::take(&mut self.redo);
-            for work in redo {
-                self.redo_one(work).await?;
+            self.closed = None;
+            let mut redo = std::mem::take(&mut self.redo).into_iter();
+            while let Some(work) = redo.next() {
+                match self.redo_one(work.clone()).await {
+                    Ok(()) => {}
+                    Err(GateError::Store(e)) => {
+                        // Keep what is left for the next sweep; the database is the trouble.
+                        self.redo.push(work);
+                        self.redo.extend(redo);
+                        self.redo_at = Some(Instant::now() + self.redo_backoff);
+                        return Err(e.into());
+                    }
+                    Err(e) => self.postpone(work, &e),
+                }
             }
         }
         self.save_windows().await?;
@@ -585,10 +651,18 @@ impl<'a> Gate<'a> {
     }
 
     fn postpone(&mut self, work: Redo, why: &GateError) {
+        self.redo.push(work);
+        if let GateError::Closed(message) = why {
+            // Not a fault: no backoff, so a reopened destination takes landings at once.
+            self.closed = Some(message.clone());
+            let soon = Instant::now() + self.ctx.config.poll_interval();
+            self.redo_at = Some(self.redo_at.map_or(soon, |at| at.min(soon)));
+            return;
+        }
         tracing::warn!(gate = %self.repo.name, error = %why, "gate step postponed");
         self.trouble = Some(format!("gate of {}: {why}; trying again", self.repo.name));
-        self.redo.push(work);
-        self.redo_at = Some(Instant::now() + self.redo_backoff);
+        let later = Instant::now() + self.redo_backoff;
+        self.redo_at = Some(self.redo_at.map_or(later, |at| at.min(later)));
         self.redo_backoff = (self.redo_backoff * 2).min(Duration::from_secs(60));
     }
 
@@ -760,7 +834,9 @@ impl<'a> Gate<'a> {
             url: try_url,
             uid: candidate_uid(row.id),
         };
+        fault::point("gate.candidate_push.before");
         let revision = copy.push(&target).await?;
+        fault::point("gate.candidate_push.after");
         drop(copy);
         let ref_name = candidate_ref(row.id);
         let last = row.requests.last().copied().unwrap_or(RequestId(0));
@@ -836,6 +912,17 @@ impl<'a> Gate<'a> {
             return Ok(Vec::new());
         };
         if row.state == CandidateState::Passed {
+            // A closed destination takes no landings; a candidate already landing (its
+            // requests moved before the closure) finishes, as a push in flight would.
+            if let Some(why) = self.ctx.closed_reason(self.name()).await? {
+                for id in &row.requests {
+                    self.ctx
+                        .store
+                        .note_unless_repeated(*id, "waiting", &self.actor, &why)
+                        .await?;
+                }
+                return Err(GateError::Closed(why));
+            }
             let mut moved = Vec::new();
             for id in &row.requests {
                 let Some(request) = self.ctx.store.request(*id).await? else {
@@ -1072,8 +1159,12 @@ impl<'a> Gate<'a> {
         }
         self.check_leading()?;
         store.gate_landing(row.id, &tip).await?;
+        fault::point("gate.land_push.before");
         match copy.push(&self.destination()).await {
-            Ok(_) => Ok(Landing::Landed(heads)),
+            Ok(_) => {
+                fault::point("gate.land_push.after");
+                Ok(Landing::Landed(heads))
+            }
             Err(VcsError::PushRace { output }) => {
                 let was = self.expected_tip.take();
                 Ok(Landing::Refused {
@@ -1199,7 +1290,10 @@ impl<'a> Gate<'a> {
             format!("together with {}", together(&others))
         };
         let (category, why) = match (&report, &row) {
-            (Some(report), _) => (FailureCategory::GateFailed, try_detail(report)),
+            (Some(report), _) => (
+                FailureCategory::GateFailed,
+                try_detail(report, &self.ctx.config),
+            ),
             (None, Some(row)) => (
                 FailureCategory::ApplyConflict,
                 row.detail

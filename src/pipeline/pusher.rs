@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::steps::{self, StepError};
+use crate::disk;
 use crate::request::{FailureCategory, Request, Stage, Transition};
 use crate::runtime::{Context, ModuleStatus, Work, actor_of};
 use crate::store::{Effects, StoreError, ms};
@@ -21,6 +22,8 @@ pub async fn run(
 ) {
     let owner = ctx.lease_owner(&format!("pusher-{slot}"));
     let mut store_backoff = Duration::from_millis(200);
+    // A full disk stopped the last job: said until the disk has room again.
+    let mut full_disk: Option<String> = None;
     loop {
         if shutdown.is_cancelled() {
             return;
@@ -33,11 +36,24 @@ pub async fn run(
             Ok(Some(request)) => {
                 store_backoff = Duration::from_millis(200);
                 status.set(format!("request {} ({})", request.id, request.stage));
-                work(&ctx, &owner, request).await;
-                status.set("idle");
+                full_disk = work(&ctx, &owner, request).await;
+                match &full_disk {
+                    Some(problem) => status.error(problem.clone()),
+                    None => status.set("idle"),
+                }
                 continue;
             }
-            Ok(None) => status.set("idle"),
+            Ok(None) => match &full_disk {
+                Some(problem)
+                    if disk::space(&ctx.config.data_dir).is_none_or(|space| space.full) =>
+                {
+                    status.error(problem.clone());
+                }
+                _ => {
+                    full_disk = None;
+                    status.set("idle");
+                }
+            },
             Err(e) => {
                 status.error(format!("cannot claim work: {e}"));
                 tokio::select! {
@@ -55,8 +71,9 @@ pub async fn run(
 }
 
 /// Works on one claimed request. Shutdown does not interrupt it: a job in the middle of a
-/// push finishes its step, so the lease can be released with the state recorded.
-async fn work(ctx: &Context, owner: &str, request: Request) {
+/// push finishes its step, so the lease can be released with the state recorded. Returns
+/// a problem for the module's status (a full disk), if any.
+async fn work(ctx: &Context, owner: &str, request: Request) -> Option<String> {
     let lease = ctx.config.lease();
     let claim = steps::Claim::default();
     let renewer = {
@@ -87,8 +104,13 @@ async fn work(ctx: &Context, owner: &str, request: Request) {
         })
     };
     let actor = actor_of(owner);
-    let result = steps::drive(ctx, &request, actor, &claim).await;
+    let mut result = steps::drive(ctx, &request, actor, &claim).await;
     renewer.abort();
+    // A full disk is nobody's fault in the request: wait for space, never fail for it.
+    let problem = full_disk(ctx, &result);
+    if let Some(said) = &problem {
+        result = Err(StepError::Waiting(said.clone()));
+    }
     let retry_after = match result {
         Ok(()) => None,
         Err(StepError::Store(StoreError::StageChanged { .. })) => {
@@ -103,15 +125,15 @@ async fn work(ctx: &Context, owner: &str, request: Request) {
         Err(StepError::Transient(message)) => transient(ctx, actor, &request, &message).await,
         Err(StepError::Waiting(message)) => {
             // Say it once, not at every look.
-            let last = ctx.store.last_event(request.id).await.ok().flatten();
-            if last.is_none_or(|e| e.kind != "waiting" || e.detail != message) {
-                let _ = ctx.store.note(request.id, "waiting", actor, &message).await;
-            }
+            let _ = ctx
+                .store
+                .note_unless_repeated(request.id, "waiting", actor, &message)
+                .await;
             let delay = ctx.config.poll_interval().max(Duration::from_secs(1));
             if let Err(e) = ctx.store.postpone(request.id, owner, ms(delay)).await {
                 tracing::error!(request = %request.id, error = %e, "cannot postpone");
             }
-            return;
+            return problem;
         }
     };
     if let Err(e) = ctx
@@ -121,6 +143,23 @@ async fn work(ctx: &Context, owner: &str, request: Request) {
     {
         tracing::error!(request = %request.id, error = %e, "cannot release the lease; it will expire");
     }
+    problem
+}
+
+/// What to say when a step stopped because the disk is full (its error says ENOSPC or the
+/// database's equivalent), naming the data directory and the line that said so.
+fn full_disk(ctx: &Context, result: &Result<(), StepError>) -> Option<String> {
+    let message = match result {
+        Err(StepError::Transient(message)) => message.clone(),
+        Err(StepError::Store(e)) => e.to_string(),
+        _ => return None,
+    };
+    let line = message.lines().find(|l| disk::says_full(l))?;
+    Some(format!(
+        "the disk of the data directory ({}) is full: {line}; waiting for space to be freed \
+         (nothing is lost; free space in it and the request goes on)",
+        ctx.config.data_dir.display()
+    ))
 }
 
 /// Records a transient error and says when to try again, or fails the request when it has
@@ -144,7 +183,7 @@ async fn transient(
             Stage::Applying | Stage::PushingTry | Stage::Landing => FailureCategory::PushFailed,
             // The gate's executor works on these, not the pushers.
             Stage::Gated | Stage::GateLanding => return None,
-            Stage::Landed | Stage::Failed | Stage::Cancelled => return None,
+            Stage::Landed | Stage::BackedOut | Stage::Failed | Stage::Cancelled => return None,
         };
         let detail = format!(
             "gave up in stage {} after {attempt} attempts; the last error was:\n{message}",

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use crate::fault;
 use crate::patch::with_trailer;
 use crate::permissions;
 use crate::request::{
@@ -99,6 +100,7 @@ pub async fn drive(
             | Stage::Gated
             | Stage::GateLanding
             | Stage::Landed
+            | Stage::BackedOut
             | Stage::Failed
             | Stage::Cancelled => {
                 return Ok(());
@@ -117,11 +119,8 @@ struct Step<'a> {
 impl Step<'_> {
     /// Waits (without failing) while an operator has `repo` closed.
     async fn ensure_open(&self, repo: &str) -> Result<(), StepError> {
-        match self.ctx.store.repository_closed(repo).await? {
-            Some(closed) => Err(StepError::Waiting(format!(
-                "waiting: `{repo}` is closed by {} ({})",
-                closed.changed_by, closed.reason
-            ))),
+        match self.ctx.closed_reason(repo).await? {
+            Some(why) => Err(StepError::Waiting(why)),
             None => Ok(()),
         }
     }
@@ -231,20 +230,51 @@ impl Step<'_> {
                 }
             }
         }
+        let requester_everywhere = self.request.source == API_SOURCE;
+        // What everyone holds, looked up once. A directory that does not answer is never
+        // a decision: the request waits (and the bug hears of it once).
+        let snapshot = match self
+            .ctx
+            .permissions
+            .snapshot(permissions::people(&self.request.requester, &patches))
+            .await
+        {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                let why = format!(
+                    "{e}. Permissions cannot be checked without it; the request neither lands \
+                     nor is refused, and goes on when the directory answers"
+                );
+                self.ctx
+                    .notice_once(self.request, "directory_unavailable", self.actor, &why)
+                    .await?;
+                return Err(StepError::Waiting(format!("waiting: {why}")));
+            }
+        };
         match permissions::check(
-            self.ctx.permissions.as_ref(),
+            &snapshot,
             &self.request.requester,
             &patches,
             &repos,
-            self.request.source == API_SOURCE,
+            requester_everywhere,
         ) {
             Ok(()) => {
+                let effects = Effects {
+                    decisions: permissions::decisions(
+                        &snapshot,
+                        &self.request.requester,
+                        &patches,
+                        &repos,
+                        requester_everywhere,
+                    ),
+                    ..Effects::default()
+                };
                 let names: Vec<&str> = repos.iter().map(|r| r.name.as_str()).collect();
                 if let [dest] = self.request.destinations.as_slice()
                     && self.ctx.config.is_gated(&dest.repo)
                 {
                     return self
-                        .go(
+                        .go_with(
                             Transition::EnterGate,
                             &format!(
                                 "has permission to land on {} and is queued in the landing gate \
@@ -252,12 +282,14 @@ impl Step<'_> {
                                 names.join(", "),
                                 dest.repo
                             ),
+                            effects,
                         )
                         .await;
                 }
-                self.go(
+                self.go_with(
                     Transition::Authorized,
                     &format!("permission to land on {} granted", names.join(", ")),
+                    effects,
                 )
                 .await
             }
@@ -387,7 +419,9 @@ impl Step<'_> {
         }
         self.claim.check()?;
         self.ensure_open(&request.try_repo).await?;
+        fault::point("push.try.before");
         let revision = copy.push(&target).await?;
+        fault::point("push.try.after");
         let key = self.content_key(&tip, &patches);
         self.pushed_to_try(stage, &revision, Some(key), false).await
     }
@@ -569,8 +603,10 @@ impl Step<'_> {
                 .set_attempt_base(request.id, dest.position, &tip)
                 .await?;
             previous_base = Some(tip.clone());
+            fault::point("push.destination.before");
             match copy.push(&target).await {
                 Ok(rev) => {
+                    fault::point("push.destination.after");
                     let how = if attempt == 1 {
                         format!("on top of {}", short(&tip))
                     } else {

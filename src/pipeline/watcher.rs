@@ -79,7 +79,7 @@ async fn conclude(ctx: &Context, id: RequestId, actor: &str) -> Result<(), Store
         CiState::Queued | CiState::Running | CiState::Cancelled => return Ok(()),
     };
     let report = ctx.store.run_report(run).await?;
-    let detail = try_detail(&report);
+    let detail = try_detail(&report, &ctx.config);
     if report.run.reused_from.is_some() {
         metrics::ci_reused(&report.run.repo);
     }
@@ -99,7 +99,7 @@ async fn conclude(ctx: &Context, id: RequestId, actor: &str) -> Result<(), Store
 
 /// The event's detail for a finished try run: the verdict, then every job that did not
 /// simply pass (failed with its log and last lines, intermittent with its attempts).
-pub fn try_detail(report: &RunReport) -> String {
+pub fn try_detail(report: &RunReport, config: &crate::config::Config) -> String {
     let run = &report.run;
     let verdict = match run.state {
         CiState::Passed => "try passed",
@@ -107,8 +107,8 @@ pub fn try_detail(report: &RunReport) -> String {
         _ => "try failed",
     };
     let mut text = format!("{verdict}: {}", run.summary.clone().unwrap_or_default());
-    if let Some(log) = run.log_path.as_deref().filter(|l| !l.is_empty()) {
-        text.push_str(&format!("\nlog: {log}"));
+    if run.log_path.as_deref().is_some_and(|l| !l.is_empty()) {
+        text.push_str(&format!("\nlog: {}", config.run_log_url(run.id)));
     }
     for outcome in report.outcomes() {
         let last = outcome.last;

@@ -48,6 +48,8 @@ pub enum Stage {
     GateLanding,
     /// Done: every destination has the commits (for a try-only request: try passed).
     Landed,
+    /// Landed, then backed out by the sheriff: its landing turned the destination red.
+    BackedOut,
     /// Stopped with a [`FailureCategory`] and a detail.
     Failed,
     /// Cancelled by a person.
@@ -100,6 +102,8 @@ pub enum Transition {
     GateRequeued,
     /// The gate pushed the candidate that holds the request: landed.
     GateLanded,
+    /// The sheriff backed the landed request out (its landing turned the tip red).
+    BackedOut,
     /// The request failed.
     Fail(FailureCategory),
     /// Someone cancelled it.
@@ -123,7 +127,7 @@ pub struct IllegalTransition {
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 12] = [
+    pub const ALL: [Stage; 13] = [
         Stage::Received,
         Stage::Gathering,
         Stage::Authorizing,
@@ -134,6 +138,7 @@ impl Stage {
         Stage::Gated,
         Stage::GateLanding,
         Stage::Landed,
+        Stage::BackedOut,
         Stage::Failed,
         Stage::Cancelled,
     ];
@@ -151,7 +156,7 @@ impl Stage {
     /// True once nothing more will happen to the request.
     pub fn is_terminal(self) -> bool {
         match self {
-            Stage::Landed | Stage::Failed | Stage::Cancelled => true,
+            Stage::Landed | Stage::BackedOut | Stage::Failed | Stage::Cancelled => true,
             Stage::Received
             | Stage::Gathering
             | Stage::Authorizing
@@ -177,6 +182,7 @@ impl Stage {
             Stage::Gated => "gated",
             Stage::GateLanding => "gate_landing",
             Stage::Landed => "landed",
+            Stage::BackedOut => "backed_out",
             Stage::Failed => "failed",
             Stage::Cancelled => "cancelled",
         }
@@ -261,6 +267,7 @@ impl Transition {
             Transition::GateLanding => "gate_landing",
             Transition::GateRequeued => "gate_requeued",
             Transition::GateLanded => "destination_landed",
+            Transition::BackedOut => "backed_out",
             Transition::Fail(_) => "failed",
             Transition::Cancel => "cancelled",
             Transition::Retry { .. } => "retried",
@@ -285,6 +292,7 @@ pub fn next_stage(from: Stage, transition: &Transition) -> Result<Stage, Illegal
         (Transition::GateLanding, S::Gated) => Some(S::GateLanding),
         (Transition::GateRequeued, S::GateLanding) => Some(S::Gated),
         (Transition::GateLanded, S::GateLanding) => Some(S::Landed),
+        (Transition::BackedOut, S::Landed) => Some(S::BackedOut),
         (Transition::Fail(category), from) if !from.is_terminal() => {
             failure_allowed(*category, from).then_some(S::Failed)
         }

@@ -11,7 +11,7 @@ use super::status::{Overview, overview};
 use super::tracker::Trackers;
 use super::wake::{Wakers, Work};
 use crate::config::Config;
-use crate::permissions::{PermissionSource, StaticPermissions};
+use crate::permissions::Permissions;
 use crate::request::{Request, Stage, Transition};
 use crate::store::{Effects, ModuleControl, Store, StoreError};
 use crate::vcs::WorkingCopies;
@@ -25,7 +25,7 @@ pub struct Context {
     /// This process's working copies.
     pub copies: WorkingCopies,
     /// Who holds which level.
-    pub permissions: Arc<dyn PermissionSource>,
+    pub permissions: Arc<Permissions>,
     /// The configured trackers: where requests come from and reports go.
     pub trackers: Trackers,
     /// This process's name (`host:pid` unless configured).
@@ -43,7 +43,18 @@ pub struct Context {
     /// Random, unique to this process: lease owners and wake-up senders carry it, so
     /// two processes given the same name still never share a lease.
     pub process_token: String,
+    /// The overview being computed, shared by every caller that asks meanwhile.
+    overview_flight: std::sync::Mutex<Option<OverviewWait>>,
+    /// How many times the overview was computed (the benchmark and a test read it).
+    pub overviews_computed: std::sync::atomic::AtomicU64,
+    /// Since when (ms) and with what error this process cannot reach the database, while
+    /// it cannot; put in the audit log once it can again.
+    pub database_outage: std::sync::Mutex<Option<(i64, String)>>,
 }
+
+/// Waits for the overview in flight: `Some(Some(..))` once computed, `Some(None)` when
+/// it failed (each waiter then computes its own, to get its own error).
+type OverviewWait = tokio::sync::watch::Receiver<Option<Option<Arc<Overview>>>>;
 
 /// This process's name: `instance_name` from the configuration, or `host:pid`.
 pub fn instance_name(config: &Config) -> String {
@@ -72,7 +83,12 @@ impl Context {
 
         Ok(Context {
             copies: WorkingCopies::new(&config),
-            permissions: Arc::new(StaticPermissions::from_config(&config)),
+            permissions: Arc::new(Permissions::from_config(&config).map_err(|detail| {
+                StoreError::Corrupt {
+                    table: "-",
+                    detail: format!("permissions: {detail}"),
+                }
+            })?),
             config: Arc::new(config),
             store,
             trackers,
@@ -82,6 +98,9 @@ impl Context {
             singletons: tokio::sync::RwLock::new(()),
             controls: tokio::sync::watch::Sender::new(Vec::new()),
             process_token: hex::encode(rand::random::<[u8; 6]>()),
+            overview_flight: std::sync::Mutex::new(None),
+            database_outage: std::sync::Mutex::new(None),
+            overviews_computed: std::sync::atomic::AtomicU64::new(0),
         })
     }
 }
@@ -137,6 +156,42 @@ impl Context {
         Ok(to)
     }
 
+    /// Why nothing may land on `repo` now (an operator or the tree status closed it), as
+    /// the request pages say it; none while it is open.
+    pub async fn closed_reason(&self, repo: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.store.repository_closed(repo).await?.map(|closed| {
+            format!(
+                "waiting: `{repo}` is closed by {} ({})",
+                closed.changed_by, closed.reason
+            )
+        }))
+    }
+
+    /// Records, once per request and `kind`, why it waits: an event, and the tracker's
+    /// notice (a bug comment) in the same transaction.
+    pub async fn notice_once(
+        &self,
+        request: &Request,
+        kind: &str,
+        actor: &str,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        if self.store.has_event(request.id, kind).await? {
+            return Ok(());
+        }
+        let reports = match self.trackers.for_source(&request.source) {
+            Some(tracker) => tracker.notice(&self.config, request, text),
+            None => Vec::new(),
+        };
+        self.store
+            .note_with_reports(request.id, kind, actor, text, &reports)
+            .await?;
+        if !reports.is_empty() {
+            self.wake(Work::Outbox).await;
+        }
+        Ok(())
+    }
+
     /// Wakes the modules that now have `work`: this process's at once, the other
     /// processes' through the database. A lost wake-up costs at most a poll interval.
     pub async fn wake(&self, work: Work) {
@@ -174,9 +229,62 @@ impl Context {
         format!("{}/{module}#{}", self.instance, self.process_token)
     }
 
-    /// What the service is doing (the status page, `/api/status`, the metrics' gauges).
-    pub async fn overview(&self) -> Result<Overview, StoreError> {
+    async fn compute_overview(&self) -> Result<Overview, StoreError> {
+        self.overviews_computed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         overview(&self.store, &self.config, &self.instance).await
+    }
+
+    /// What the service is doing (the status page, `/api/status`, the metrics' gauges).
+    ///
+    /// Single flight: callers that ask while one computation runs get its result instead
+    /// of starting their own (ten viewers of the status page cost one set of queries).
+    pub async fn overview(&self) -> Result<Overview, StoreError> {
+        enum Flight {
+            Lead(tokio::sync::watch::Sender<Option<Option<Arc<Overview>>>>),
+            Follow(OverviewWait),
+        }
+        let flight = {
+            let Ok(mut slot) = self.overview_flight.lock() else {
+                return self.compute_overview().await;
+            };
+            match slot.as_ref() {
+                Some(waiting) => Flight::Follow(waiting.clone()),
+                None => {
+                    let (tx, rx) = tokio::sync::watch::channel(None);
+                    *slot = Some(rx);
+                    Flight::Lead(tx)
+                }
+            }
+        };
+        let mut rx = match flight {
+            Flight::Lead(tx) => {
+                // Compute, let the next caller start a new flight, share the result.
+                let result = self.compute_overview().await;
+                if let Ok(mut slot) = self.overview_flight.lock() {
+                    *slot = None;
+                }
+                let _ = tx.send(Some(result.as_ref().ok().map(|o| Arc::new(o.clone()))));
+                return result;
+            }
+            Flight::Follow(rx) => rx,
+        };
+        // Follow: the leader's overview, or (it failed, or its caller went away and
+        // dropped it) one of our own.
+        let shared = rx
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|d| d.clone());
+        if let Some(Some(overview)) = shared {
+            return Ok((*overview).clone());
+        }
+        if let Ok(mut slot) = self.overview_flight.lock()
+            && slot.as_ref().is_some_and(|s| s.same_channel(&rx))
+        {
+            *slot = None;
+        }
+        self.compute_overview().await
     }
 }
 

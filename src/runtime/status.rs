@@ -113,6 +113,109 @@ pub struct Overview {
     pub actions: Vec<crate::store::OperatorAction>,
     /// Each gated destination's queue.
     pub gates: Vec<GateView>,
+    /// Each destination tested after landing: its tips' state and backouts.
+    pub sheriffs: Vec<SheriffView>,
+    /// The data directory's disk (none if it cannot be read).
+    pub disk: Option<crate::disk::Space>,
+}
+
+/// What the sheriff of a destination knows (`docs/sheriff.md`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SheriffView {
+    /// The destination.
+    pub repo: String,
+    /// The newest push and what its tip's CI said (`green`, `red`, `intermittent`, or
+    /// none: not known yet).
+    pub tip: Option<TipView>,
+    /// The newest tip that passed.
+    pub last_green: Option<TipView>,
+    /// The newest tip found red.
+    pub last_red: Option<TipView>,
+    /// A red tip whose culprit is being looked for: what is known, in one line.
+    pub investigation: Option<String>,
+    /// Post-landing CI runs in the last day.
+    pub ci_runs_last_day: i64,
+    /// Every backout recorded in the last day, newest first.
+    pub backouts: Vec<crate::store::Backout>,
+    /// The last pushes seen, newest first.
+    pub pushes: Vec<crate::store::Push>,
+}
+
+/// A tip of a destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct TipView {
+    /// The push's tip.
+    pub tip: String,
+    /// `landing`, `outside`, `backout` or `baseline`.
+    pub kind: String,
+    /// Its request (a landing).
+    pub request: Option<i64>,
+    /// `green`, `red`, `intermittent`, or none.
+    pub verdict: Option<String>,
+    /// When it was seen (ms).
+    pub seen_at: i64,
+    /// When its verdict was recorded (ms).
+    pub judged_at: Option<i64>,
+}
+
+fn tip_view(push: &crate::store::Push) -> TipView {
+    TipView {
+        tip: push.tip.clone(),
+        kind: push.kind.as_str().to_owned(),
+        request: push.request_id.map(|r| r.0),
+        verdict: push.verdict.map(|v| v.as_str().to_owned()),
+        seen_at: push.created_at,
+        judged_at: push.judged_at,
+    }
+}
+
+async fn sheriff_views(
+    store: &Store,
+    config: &Config,
+    now: i64,
+) -> Result<Vec<SheriffView>, StoreError> {
+    use crate::store::TipVerdict;
+    let day = now - 86_400_000;
+    let mut views = Vec::new();
+    for repo in config.repositories.iter().filter(|r| r.post_land_ci) {
+        let pushes = store.sheriff_recent_pushes(&repo.name, 50).await?;
+        let last_green = pushes
+            .iter()
+            .find(|p| p.verdict.is_some_and(TipVerdict::passes));
+        let last_red = pushes.iter().find(|p| p.verdict == Some(TipVerdict::Red));
+        // Red above the last green and no culprit found yet: under investigation.
+        let investigation = match (last_red, last_green) {
+            (Some(red), green)
+                if green.is_none_or(|g| g.id < red.id)
+                    && !pushes.iter().any(|p| {
+                        p.culprit && p.id <= red.id && green.is_none_or(|g| g.id < p.id)
+                    }) =>
+            {
+                let below = pushes
+                    .iter()
+                    .filter(|p| p.id < red.id && green.is_none_or(|g| g.id < p.id))
+                    .filter(|p| p.verdict.is_none())
+                    .count();
+                Some(format!(
+                    "tip {} is red; looking for the first failing push among {below} untested \
+                     push(es) since the last green tip",
+                    red.tip.get(..12).unwrap_or(&red.tip)
+                ))
+            }
+            _ => None,
+        };
+        views.push(SheriffView {
+            repo: repo.name.clone(),
+            tip: pushes.first().map(tip_view),
+            last_green: last_green.map(tip_view),
+            last_red: last_red.map(tip_view),
+            investigation,
+            ci_runs_last_day: store.sheriff_run_count(&repo.name, day).await?,
+            backouts: store.sheriff_backouts(&repo.name, day).await?,
+            pushes: pushes.into_iter().take(10).collect(),
+        });
+    }
+    Ok(views)
 }
 
 /// A gated destination's queue, as Zuul's status view shows one.
@@ -323,6 +426,13 @@ pub async fn overview(
         .collect();
     leaderless.dedup();
     degraded.extend(leaderless.iter().map(|m| format!("{m} (no process leads)")));
+    let disk = crate::disk::space(&config.data_dir);
+    if let Some(d) = disk.as_ref().filter(|d| d.full) {
+        degraded.push(format!(
+            "the disk of the data directory {} is full ({} bytes free): free space to go on",
+            d.path, d.free_bytes
+        ));
+    }
     let (verdict, reason) = if modules.is_empty() {
         (Verdict::Down, "no module has reported yet".to_owned())
     } else if !down.is_empty() {
@@ -403,5 +513,7 @@ pub async fn overview(
         pending_reports: store.pending_report_count().await?,
         actions: store.recent_actions(10).await?,
         gates: gate_views(store, config, now).await?,
+        sheriffs: sheriff_views(store, config, now).await?,
+        disk,
     })
 }

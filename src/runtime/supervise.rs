@@ -161,12 +161,24 @@ async fn heartbeat_loop(
     };
     loop {
         let snap = status.snapshot();
-        if let Err(e) = ctx
-            .store
-            .heartbeat(&beat(snap.state, snap.detail, snap.restarts))
-            .await
-        {
-            tracing::warn!(%module, error = %e, "cannot write heartbeat");
+        // A database that is down may not refuse: the pool waits for a connection. A
+        // heartbeat that takes this long counts as the database being unreachable.
+        let written = tokio::time::timeout(
+            Duration::from_secs(3),
+            ctx.store
+                .heartbeat(&beat(snap.state, snap.detail, snap.restarts)),
+        )
+        .await;
+        match written {
+            Ok(Ok(())) => database_reached(&ctx).await,
+            Ok(Err(e)) => {
+                tracing::warn!(%module, error = %e, "cannot write heartbeat");
+                database_unreachable(&ctx, &e.to_string());
+            }
+            Err(_) => {
+                tracing::warn!(%module, "cannot write heartbeat: no answer from the database in 3 s");
+                database_unreachable(&ctx, "no answer in 3 s");
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -182,6 +194,44 @@ async fn heartbeat_loop(
             restarts,
         ))
         .await;
+}
+
+/// Notes the first failure of an outage of the database.
+fn database_unreachable(ctx: &Context, error: &str) {
+    let mut outage = ctx
+        .database_outage
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if outage.is_none() {
+        *outage = Some((now_ms(), error.to_owned()));
+    }
+}
+
+/// The database answers again: an outage this process saw goes into the audit log (once:
+/// the first heartbeat through takes it), so the status page says what happened.
+async fn database_reached(ctx: &Context) {
+    let seen = ctx
+        .database_outage
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    let Some((since, error)) = seen else {
+        return;
+    };
+    let seconds = (now_ms() - since).max(0) as f64 / 1000.0;
+    let detail = format!(
+        "{} could not reach the database for {seconds:.1} s (first error: {error}); it went on \
+         where it was when the database answered again",
+        ctx.instance
+    );
+    tracing::warn!(instance = %ctx.instance, seconds, "the database is reachable again");
+    if let Err(e) = ctx
+        .store
+        .record_action(&ctx.instance, "database_outage", "database", &detail)
+        .await
+    {
+        tracing::warn!(error = %e, "cannot record the database outage");
+    }
 }
 
 /// Two live processes with one name would share heartbeat rows on the status page (their

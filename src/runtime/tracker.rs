@@ -51,6 +51,12 @@ pub trait Tracker: Any + Send + Sync {
         effects: &Effects,
     ) -> Vec<NewReport>;
 
+    /// What it writes back when a request waits on something outside it (the
+    /// directory unreachable), said once per request. Nothing by default.
+    fn notice(&self, _config: &Config, _request: &Request, _text: &str) -> Vec<NewReport> {
+        Vec::new()
+    }
+
     /// Fetches the patches of `request` (`requested`: the attachments it named, in order;
     /// empty for "the current ones").
     async fn gather(

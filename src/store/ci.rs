@@ -186,6 +186,8 @@ pub struct CiRun {
     pub request_id: RequestId,
     /// The landing gate's candidate it tests, if it is one.
     pub candidate_id: Option<i64>,
+    /// The destination push whose tip it tests after landing (the sheriff's), if it is one.
+    pub push_id: Option<i64>,
     /// Try repository.
     pub repo: String,
     /// Revision under test.
@@ -348,11 +350,12 @@ pub fn tally(jobs: &[CiJob]) -> Tally<'_> {
     }
 }
 
-fn run_from_row(row: &AnyRow) -> Result<CiRun, StoreError> {
+pub(super) fn run_from_row(row: &AnyRow) -> Result<CiRun, StoreError> {
     Ok(CiRun {
         id: col(row, "id")?,
         request_id: RequestId(col(row, "request_id")?),
         candidate_id: col(row, "candidate_id")?,
+        push_id: col(row, "push_id")?,
         repo: col(row, "repo")?,
         revision: col(row, "revision")?,
         ref_name: col(row, "ref_name")?,
@@ -371,7 +374,7 @@ fn run_from_row(row: &AnyRow) -> Result<CiRun, StoreError> {
     })
 }
 
-const RUN_COLUMNS: &str = "id, request_id, candidate_id, repo, revision, ref_name, ci, state, attempts, \
+pub(super) const RUN_COLUMNS: &str = "id, request_id, candidate_id, push_id, repo, revision, ref_name, ci, state, attempts, \
      exit_code, summary, log_path, external_id, reused_from, created_at, finished_at, \
      last_change_at, complete_at";
 
@@ -681,7 +684,8 @@ impl Store {
     /// The latest CI run of a request.
     pub async fn ci_run_for(&self, id: RequestId) -> Result<Option<CiRun>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM ci_runs WHERE request_id = $1 ORDER BY id DESC LIMIT 1"
+            "SELECT {RUN_COLUMNS} FROM ci_runs WHERE request_id = $1 AND push_id IS NULL \
+             ORDER BY id DESC LIMIT 1"
         ))
         .bind(id.0)
         .fetch_optional(&self.pool)

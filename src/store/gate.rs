@@ -454,6 +454,19 @@ impl Store {
             .collect()
     }
 
+    /// Every request waiting in some gate (stage `gated`), with its destination.
+    pub async fn gated_everywhere(&self) -> Result<Vec<(RequestId, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, d.repo FROM requests r JOIN request_destinations d \
+             ON d.request_id = r.id WHERE r.stage = 'gated' ORDER BY r.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((RequestId(col(row, "id")?), col(row, "repo")?)))
+            .collect()
+    }
+
     /// Moves a gated request to the front of its queue: a priority above every other
     /// request in the gate. Returns the new priority.
     pub async fn gate_promote(&self, id: RequestId) -> Result<i64, StoreError> {

@@ -12,6 +12,7 @@ mod heartbeats;
 mod outbox;
 mod repositories;
 mod requests;
+mod sheriff;
 mod status;
 
 pub use ci::{
@@ -24,4 +25,5 @@ pub use gate::{Candidate, CandidateRun, CandidateState, GatedRequest};
 pub use heartbeats::Heartbeat;
 pub use outbox::{NewReport, OutboxItem, ReportKind};
 pub use repositories::{ClosedRepository, ModuleControl, OperatorAction};
-pub use requests::{Effects, ListFilter};
+pub use requests::{Effects, ListFilter, RequestHistory};
+pub use sheriff::{Backout, BackoutState, Conviction, NewPush, Push, PushKind, TipVerdict};

@@ -205,6 +205,24 @@ pub struct OperatorAction {
     pub detail: String,
 }
 
+/// The statement that adds an entry to the audit log, for the pool or a transaction.
+pub(super) fn insert_action<'q>(
+    actor: &'q str,
+    action: &'q str,
+    target: &'q str,
+    detail: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(
+        "INSERT INTO operator_actions (at, actor, action, target, detail) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(now_ms())
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .bind(detail)
+}
+
 impl Store {
     /// Records an operator action.
     pub async fn record_action(
@@ -214,17 +232,9 @@ impl Store {
         target: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO operator_actions (at, actor, action, target, detail) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(now_ms())
-        .bind(actor)
-        .bind(action)
-        .bind(target)
-        .bind(detail)
-        .execute(&self.pool)
-        .await?;
+        insert_action(actor, action, target, detail)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

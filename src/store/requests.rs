@@ -3,14 +3,30 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::ci::{NewCiRun, insert_ci_run};
+use super::ci::{CiJob, CiRun, NewCiRun, insert_ci_run};
 use super::db::{Store, StoreError, col, now_ms, parse_col, parse_opt_col};
 use super::outbox::{NewReport, insert_reports};
+use crate::fault;
 use crate::patch::PatchDate;
 use crate::request::{
     Destination, Event, FailureCategory, NewRequest, Patch, Request, RequestId, Review, ReviewKind,
     Stage, Transition, next_stage,
 };
+
+/// A request with its history, read so that they agree ([`Store::request_with_history`]).
+#[derive(Debug, Clone)]
+pub struct RequestHistory {
+    /// The request.
+    pub request: Request,
+    /// Its events, oldest first.
+    pub events: Vec<Event>,
+    /// Its patches.
+    pub patches: Vec<Patch>,
+    /// Its latest CI run.
+    pub ci_run: Option<CiRun>,
+    /// Every attempt of every job of that run.
+    pub ci_jobs: Vec<CiJob>,
+}
 
 /// Facts recorded together with a transition, in the same transaction.
 #[derive(Debug, Default, Clone)]
@@ -29,6 +45,8 @@ pub struct Effects {
     pub reports: Vec<NewReport>,
     /// Patches gathered from the tracker.
     pub patches: Vec<Patch>,
+    /// Whose levels granted the request (when it is authorized).
+    pub decisions: Vec<crate::permissions::Decision>,
 }
 
 /// Which requests [`Store::list_requests`] lists.
@@ -493,6 +511,42 @@ impl Store {
         rows.iter().map(|r| col(r, "attachment_id")).collect()
     }
 
+    /// A request and its history (events, patches, latest CI run and its jobs), agreeing
+    /// with each other. The reads are separate statements; a transition writes the request
+    /// row and its event in one transaction, so the row is read before and after the rest,
+    /// and everything is read again (up to 5 times) while it changed in between.
+    pub async fn request_with_history(
+        &self,
+        id: RequestId,
+    ) -> Result<Option<RequestHistory>, StoreError> {
+        let Some(mut request) = self.request(id).await? else {
+            return Ok(None);
+        };
+        let mut reads = 0;
+        loop {
+            reads += 1;
+            let events = self.events(id).await?;
+            let patches = self.patches(id).await?;
+            let ci_run = self.ci_run_for(id).await?;
+            let ci_jobs = match &ci_run {
+                Some(run) => self.ci_jobs(run.id).await?,
+                None => Vec::new(),
+            };
+            match self.request(id).await? {
+                Some(again) if again != request && reads < 5 => request = again,
+                _ => {
+                    return Ok(Some(RequestHistory {
+                        request,
+                        events,
+                        patches,
+                        ci_run,
+                        ci_jobs,
+                    }));
+                }
+            }
+        }
+    }
+
     /// The event history of a request, oldest first.
     pub async fn events(&self, id: RequestId) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query(
@@ -599,6 +653,22 @@ impl Store {
         }
         insert_patches(&mut tx, id, &effects.patches).await?;
         insert_reports(&mut tx, id, &effects.reports).await?;
+        for d in &effects.decisions {
+            sqlx::query(
+                "INSERT INTO permission_decisions (request_id, repo, level, role, identity, \
+                 holds, source, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(id.0)
+            .bind(&d.repo)
+            .bind(&d.level)
+            .bind(&d.role)
+            .bind(&d.identity)
+            .bind(&d.holds)
+            .bind(&d.source)
+            .bind(d.decided_at)
+            .execute(&mut *tx)
+            .await?;
+        }
         insert_event(
             &mut tx,
             id,
@@ -608,7 +678,9 @@ impl Store {
             detail,
         )
         .await?;
+        fault::point_at("transition.before_commit", to.as_str());
         tx.commit().await?;
+        fault::point_at("transition.after_commit", to.as_str());
         Ok(to)
     }
 
@@ -620,8 +692,65 @@ impl Store {
         actor: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
+        self.note_with_reports(id, kind, actor, detail, &[]).await
+    }
+
+    /// The permission decisions of a request, in the order they were made (a retry
+    /// authorizes again and adds its own).
+    pub async fn decisions(
+        &self,
+        id: RequestId,
+    ) -> Result<Vec<crate::permissions::Decision>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT repo, level, role, identity, holds, source, decided_at \
+             FROM permission_decisions WHERE request_id = $1 ORDER BY id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::permissions::Decision {
+                    repo: col(r, "repo")?,
+                    level: col(r, "level")?,
+                    role: col(r, "role")?,
+                    identity: col(r, "identity")?,
+                    holds: col(r, "holds")?,
+                    source: col(r, "source")?,
+                    decided_at: col(r, "decided_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// [`Store::note`], unless the request's last event is this same note: something
+    /// seen at every look (a wait) is said once, until it changes.
+    pub async fn note_unless_repeated(
+        &self,
+        id: RequestId,
+        kind: &str,
+        actor: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let last = self.last_event(id).await?;
+        if last.is_some_and(|e| e.kind == kind && e.detail == detail) {
+            return Ok(());
+        }
+        self.note(id, kind, actor, detail).await
+    }
+
+    /// [`Store::note`] with reports to the tracker, in one transaction.
+    pub async fn note_with_reports(
+        &self,
+        id: RequestId,
+        kind: &str,
+        actor: &str,
+        detail: &str,
+        reports: &[NewReport],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         insert_event(&mut tx, id, kind, None, actor, detail).await?;
+        super::outbox::insert_reports(&mut tx, id, reports).await?;
         tx.commit().await?;
         Ok(())
     }

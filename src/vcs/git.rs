@@ -13,8 +13,8 @@ use crate::patch::PatchDate;
 
 use super::command::{self, OUTPUT_LIMIT, Output, failed};
 use super::interface::{
-    CiCheckout, CommandRecord, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, is_hash,
-    split_identity,
+    CiCheckout, CommandRecord, CommitInfo, CommitSpec, PushTarget, VcsError, VcsSettings,
+    WorkingCopy, is_hash, parse_history, remove_dir, require_hash, split_identity,
 };
 
 /// A warm git working copy.
@@ -86,6 +86,16 @@ impl GitWorkingCopy {
             .to_owned())
     }
 
+    /// Whether this clone has `revision` as a commit.
+    async fn has_commit(&mut self, revision: &str) -> Result<bool, VcsError> {
+        let probe = format!("{revision}^{{commit}}");
+        Ok(self
+            .git(&["rev-parse", "--quiet", "--verify", &probe])
+            .await?
+            .status
+            == 0)
+    }
+
     async fn ensure_clone(&mut self) -> Result<(), VcsError> {
         if self.dir.join(".git").is_dir() {
             // A crash can leave a lock behind; this process owns the working copy.
@@ -100,10 +110,7 @@ impl GitWorkingCopy {
             }
             tracing::warn!(dir = %self.dir.display(), "working copy is broken; cloning it again");
         }
-        if self.dir.exists() {
-            std::fs::remove_dir_all(&self.dir)
-                .map_err(|e| VcsError::io(format!("cannot remove {}", self.dir.display()), e))?;
-        }
+        remove_dir(&self.dir).await?;
         let parent = self.dir.parent().map(Path::to_path_buf).unwrap_or_default();
         std::fs::create_dir_all(&parent)
             .map_err(|e| VcsError::io(format!("cannot create {}", parent.display()), e))?;
@@ -116,7 +123,9 @@ impl GitWorkingCopy {
                 &[],
             )
             .await?;
-        check(&["clone"], out)?;
+        // The URL in the message (credentials redacted): git's own "unable to connect"
+        // does not say which host.
+        check(&["clone", &url], out)?;
         Ok(())
     }
 
@@ -305,13 +314,7 @@ impl WorkingCopy for GitWorkingCopy {
     }
 
     async fn reset_to(&mut self, revision: &str) -> Result<bool, VcsError> {
-        let probe = format!("{revision}^{{commit}}");
-        if self
-            .git(&["rev-parse", "--quiet", "--verify", &probe])
-            .await?
-            .status
-            != 0
-        {
+        if !self.has_commit(revision).await? {
             return Ok(false);
         }
         self.git_ok(&["checkout", "--quiet", "--force", "--detach", revision])
@@ -331,26 +334,17 @@ impl WorkingCopy for GitWorkingCopy {
             return Ok(false);
         }
         self.ensure_clone().await?;
-        let probe = format!("{revision}^{{commit}}");
-        let has = |out: &Output| out.status == 0;
-        if !has(&self
-            .git(&["rev-parse", "--quiet", "--verify", &probe])
-            .await?)
-        {
+        if !self.has_commit(revision).await? {
             let refspec = format!("+{ref_name}:refs/autoland/pushed");
-            let out = self
-                .git(&["fetch", "--quiet", "--no-tags", "--", url, &refspec])
-                .await?;
+            let args = ["fetch", "--quiet", "--no-tags", "--", url, &refspec];
+            let out = self.git(&args).await?;
             if out.status != 0 {
                 if out.stderr.contains("couldn't find remote ref") {
                     return Ok(false);
                 }
-                check(&["fetch"], out)?;
+                check(&args, out)?;
             }
-            if !has(&self
-                .git(&["rev-parse", "--quiet", "--verify", &probe])
-                .await?)
-            {
+            if !self.has_commit(revision).await? {
                 return Ok(false);
             }
         }
@@ -384,13 +378,7 @@ impl WorkingCopy for GitWorkingCopy {
                 self.git_ok(&["fetch", "--quiet", "--no-tags", "--", &url, &refspec])
                     .await?;
                 let known_since = match since {
-                    Some(rev) => {
-                        let probe = format!("{rev}^{{commit}}");
-                        self.git(&["rev-parse", "--quiet", "--verify", &probe])
-                            .await?
-                            .status
-                            == 0
-                    }
+                    Some(rev) => self.has_commit(rev).await?,
                     None => false,
                 };
                 let range = match (since, known_since) {
@@ -446,22 +434,130 @@ impl WorkingCopy for GitWorkingCopy {
         check(&args, out).map(|_| head)
     }
 
+    async fn history(
+        &mut self,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CommitInfo>, VcsError> {
+        let known = match since.filter(|s| is_hash(s)) {
+            Some(rev) => self.has_commit(rev).await?,
+            None => false,
+        };
+        let range = match since {
+            Some(rev) if known => format!("{rev}..HEAD"),
+            _ => "HEAD".to_owned(),
+        };
+        let count = if known { limit.max(1) } else { 1 }.to_string();
+        let out = self
+            .git_ok(&[
+                "log",
+                "--first-parent",
+                "--reverse",
+                "--format=%H%x00%B%x00",
+                "--max-count",
+                &count,
+                &range,
+                "--",
+            ])
+            .await?;
+        Ok(parse_history(&out.stdout))
+    }
+
+    async fn backout(
+        &mut self,
+        revisions: &[String],
+        author: &str,
+        message: &str,
+    ) -> Result<String, VcsError> {
+        let mut args = vec!["revert", "--no-commit", "--no-edit"];
+        // Newest first, so each revert applies on a tree that still has what it undoes.
+        for revision in revisions.iter().rev() {
+            require_hash("git revert", revision)?;
+            args.push(revision);
+        }
+        let out = self.git(&args).await?;
+        if out.status != 0 {
+            let unmerged = self
+                .git(&["diff", "--name-only", "--diff-filter=U"])
+                .await?
+                .stdout;
+            let mut files: Vec<String> = unmerged.lines().map(str::to_owned).collect();
+            if files.is_empty() {
+                files.push("(git revert named no file)".to_owned());
+            }
+            let output = out.combined(OUTPUT_LIMIT);
+            let _ = self.git(&["revert", "--abort"]).await;
+            self.git_ok(&["reset", "--quiet", "--hard", "HEAD"]).await?;
+            self.git_ok(&["clean", "-ffdxq"]).await?;
+            return Err(VcsError::Conflict { files, output });
+        }
+        self.commit(author, None, message, false).await
+    }
+
     fn take_commands(&mut self) -> Vec<CommandRecord> {
         std::mem::take(&mut self.records)
     }
 }
 
-/// CI checkouts for git try repositories: a bare mirror per repository that fetches just
-/// the pushed ref, and a `git worktree` per run.
+/// The CI directory of a git try repository: a `git worktree` of a bare mirror that
+/// fetches just the pushed ref, created once and moved to each run's revision with
+/// `checkout --force` + `clean -ffdx`.
 pub struct GitCiCheckout {
     mirror: PathBuf,
+    dir: PathBuf,
     settings: VcsSettings,
+    /// When the worktree's index was last written as this checkout left it: an index the
+    /// run wrote is searched for flags that would hide files from the next checkout.
+    index_left: Option<std::time::SystemTime>,
 }
 
 impl GitCiCheckout {
-    /// Mirror kept at `mirror`.
-    pub fn new(mirror: PathBuf, settings: VcsSettings) -> GitCiCheckout {
-        GitCiCheckout { mirror, settings }
+    /// A directory `dir` checked out from the mirror kept at `mirror`.
+    pub fn new(mirror: PathBuf, dir: PathBuf, settings: VcsSettings) -> GitCiCheckout {
+        GitCiCheckout {
+            mirror,
+            dir,
+            settings,
+            index_left: None,
+        }
+    }
+
+    /// When the worktree's index (in the admin directory its `.git` file names) was last
+    /// written: git replaces it by a rename on every write.
+    fn index_written(&self) -> Option<std::time::SystemTime> {
+        let link = std::fs::read_to_string(self.dir.join(".git")).ok()?;
+        let admin = link.trim().strip_prefix("gitdir:")?.trim();
+        std::fs::metadata(Path::new(admin).join("index"))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    /// A run that marked files assume-unchanged or skip-worktree (`git update-index`)
+    /// would hide them from `checkout --force`: an index changed since this checkout left
+    /// it is searched for such flags, and any makes the checkout fail (so the directory is
+    /// made again).
+    async fn refuse_hidden_files(&self) -> Result<(), VcsError> {
+        if self.index_left.is_some() && self.index_left == self.index_written() {
+            return Ok(());
+        }
+        let out = self.git(&self.dir, &["ls-files", "-v", "-z"]).await?;
+        let flagged = out.stdout.split('\0').find(|entry| {
+            entry
+                .chars()
+                .next()
+                .is_some_and(|tag| tag.is_ascii_lowercase() || tag == 'S')
+        });
+        match flagged {
+            Some(entry) => Err(VcsError::Command {
+                command: "git ls-files -v".to_owned(),
+                status: 0,
+                output: format!(
+                    "the previous run marked `{}` assume-unchanged or skip-worktree",
+                    entry.get(2..).unwrap_or(entry)
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
     async fn git(&self, dir: &Path, args: &[&str]) -> Result<Output, VcsError> {
@@ -481,13 +577,12 @@ impl GitCiCheckout {
 
 #[async_trait]
 impl CiCheckout for GitCiCheckout {
-    async fn checkout(
-        &self,
-        url: &str,
-        ref_name: &str,
-        revision: &str,
-        dir: &Path,
-    ) -> Result<(), VcsError> {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn fetch(&mut self, url: &str, ref_name: &str, revision: &str) -> Result<(), VcsError> {
+        require_hash("git checkout", revision)?;
         if !self.mirror.join("HEAD").exists() {
             std::fs::create_dir_all(&self.mirror)
                 .map_err(|e| VcsError::io(format!("cannot create {}", self.mirror.display()), e))?;
@@ -500,10 +595,28 @@ impl CiCheckout for GitCiCheckout {
             &["fetch", "--quiet", "--no-tags", "--", url, &refspec],
         )
         .await?;
-        if dir.exists() {
-            self.remove(dir).await?;
+        Ok(())
+    }
+
+    async fn checkout(&mut self, revision: &str) -> Result<(), VcsError> {
+        require_hash("git checkout", revision)?;
+        if self.dir.join(".git").is_file() {
+            self.refuse_hidden_files().await?;
+            // The index and every tracked file back to `revision` (files the run added
+            // to the index included), then everything untracked or ignored out.
+            self.git(
+                &self.dir,
+                &["checkout", "--quiet", "--force", "--detach", revision],
+            )
+            .await?;
+            self.git(&self.dir, &["clean", "-ffdxq"]).await?;
+            self.index_left = self.index_written();
+            return Ok(());
         }
-        let dir_text = dir.to_string_lossy().into_owned();
+        remove_dir(&self.dir).await?;
+        // Forget worktrees whose directories are gone (thrown away), then add this one.
+        self.git(&self.mirror, &["worktree", "prune"]).await?;
+        let dir_text = self.dir.to_string_lossy().into_owned();
         self.git(
             &self.mirror,
             &[
@@ -511,21 +624,28 @@ impl CiCheckout for GitCiCheckout {
             ],
         )
         .await?;
+        self.index_left = self.index_written();
         Ok(())
     }
 
-    async fn remove(&self, dir: &Path) -> Result<(), VcsError> {
-        let dir_text = dir.to_string_lossy().into_owned();
-        let _ = self
-            .git(&self.mirror, &["worktree", "remove", "--force", &dir_text])
-            .await;
-        if dir.exists() {
-            tokio::fs::remove_dir_all(dir)
-                .await
-                .map_err(|e| VcsError::io(format!("cannot remove {}", dir.display()), e))?;
-        }
-        self.git(&self.mirror, &["worktree", "prune"]).await?;
-        Ok(())
+    fn mirror(&self) -> &Path {
+        &self.mirror
+    }
+
+    async fn release(&mut self) {
+        self.index_left = None;
+    }
+
+    fn guarded(&self) -> Vec<PathBuf> {
+        vec![
+            self.mirror.join("config"),
+            self.mirror.join("hooks"),
+            self.dir.join(".git"),
+        ]
+    }
+
+    fn notices_rewrites(&self) -> bool {
+        true
     }
 }
 

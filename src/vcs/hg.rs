@@ -16,10 +16,26 @@ use async_trait::async_trait;
 use super::command::{OUTPUT_LIMIT, failed};
 use super::hg_cmdserver::{CommandServer, HgOutput, spawn_once};
 use super::interface::{
-    CiCheckout, CommandRecord, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy, is_hash,
-    split_identity,
+    CiCheckout, CommandRecord, CommitInfo, CommitSpec, PushTarget, VcsError, VcsSettings,
+    WorkingCopy, is_hash, parse_history, remove_dir, require_hash, split_identity,
 };
 use crate::patch::PatchDate;
+
+/// Runs `hg args` through the command server of the repository in `dir`, starting it in
+/// `server` first if there is none.
+async fn run_served(
+    server: &mut Option<CommandServer>,
+    dir: &Path,
+    timeout: std::time::Duration,
+    args: &[&str],
+    records: &mut Vec<CommandRecord>,
+) -> Result<HgOutput, VcsError> {
+    let server = match server {
+        Some(server) => server,
+        None => server.insert(CommandServer::start(dir, timeout).await?),
+    };
+    server.run(args, records).await
+}
 
 /// A warm Mercurial working copy.
 pub struct HgWorkingCopy {
@@ -63,11 +79,7 @@ impl HgWorkingCopy {
             let _ = std::fs::remove_file(self.dir.join(".hg/wlock"));
             let _ = std::fs::remove_file(self.dir.join(".hg/store/lock"));
         } else {
-            if self.dir.exists() {
-                std::fs::remove_dir_all(&self.dir).map_err(|e| {
-                    VcsError::io(format!("cannot remove {}", self.dir.display()), e)
-                })?;
-            }
+            remove_dir(&self.dir).await?;
             let parent = self.dir.parent().map(Path::to_path_buf).unwrap_or_default();
             std::fs::create_dir_all(&parent)
                 .map_err(|e| VcsError::io(format!("cannot create {}", parent.display()), e))?;
@@ -80,22 +92,22 @@ impl HgWorkingCopy {
                 &mut self.records,
             )
             .await?;
-            check(&["clone"], out)?;
-        }
-        if self.server.is_none() {
-            self.server = Some(CommandServer::start(&self.dir, self.settings.timeout).await?);
+            check(&["clone", "--noupdate", "--", &url], out)?;
         }
         Ok(())
     }
 
     async fn hg(&mut self, args: &[&str]) -> Result<HgOutput, VcsError> {
         self.ensure_clone().await?;
-        let server = self.server.as_mut().ok_or_else(|| VcsError::Command {
-            command: "hg serve --cmdserver pipe".to_owned(),
-            status: -1,
-            output: "the command server is not running".to_owned(),
-        })?;
-        server.run(args, &mut self.records).await
+        let timeout = self.settings.timeout;
+        run_served(
+            &mut self.server,
+            &self.dir,
+            timeout,
+            args,
+            &mut self.records,
+        )
+        .await
     }
 
     async fn hg_ok(&mut self, args: &[&str]) -> Result<HgOutput, VcsError> {
@@ -149,6 +161,62 @@ impl HgWorkingCopy {
     }
 }
 
+impl HgWorkingCopy {
+    /// `hg backout` of each revision, newest first, each committed; several are then
+    /// folded into one commit (the tree of the last, committed on `start`).
+    async fn backout_each(
+        &mut self,
+        revisions: &[String],
+        author: &str,
+        message_path: &str,
+        start: &str,
+    ) -> Result<String, VcsError> {
+        let single = revisions.len() == 1;
+        for revision in revisions.iter().rev() {
+            require_hash("hg backout", revision)?;
+            let mut args = vec![
+                "backout",
+                "-r",
+                revision,
+                "--tool",
+                "internal:fail",
+                "--user",
+                author,
+            ];
+            if single {
+                args.extend(["--logfile", message_path]);
+            } else {
+                args.extend(["-m", "autoland: partial backout"]);
+            }
+            let out = self.hg(&args).await?;
+            if out.code != 0 {
+                let unresolved = self.hg(&["resolve", "--list"]).await?.stdout_text();
+                let mut files: Vec<String> = unresolved
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("U "))
+                    .map(str::to_owned)
+                    .collect();
+                if files.is_empty() {
+                    files.push("(hg backout named no file)".to_owned());
+                }
+                return Err(VcsError::Conflict {
+                    files,
+                    output: out.combined(OUTPUT_LIMIT),
+                });
+            }
+        }
+        if !single {
+            let last = self.head().await?;
+            self.hg_ok(&["update", "--clean", "-r", start]).await?;
+            self.hg_ok(&["revert", "--all", "--no-backup", "-r", &last])
+                .await?;
+            self.hg_ok(&["commit", "--user", author, "--logfile", message_path])
+                .await?;
+        }
+        self.head().await
+    }
+}
+
 fn check(args: &[&str], out: HgOutput) -> Result<HgOutput, VcsError> {
     if out.code == 0 {
         Ok(out)
@@ -189,7 +257,7 @@ impl WorkingCopy for HgWorkingCopy {
         let url = self.pull_url.clone();
         let out = self.hg(&["pull", "--", &url]).await?;
         if out.code > 1 {
-            check(&["pull"], out)?;
+            check(&["pull", "--", &url], out)?;
         }
         let revset = format!(
             "max(public() and branch('{}'))",
@@ -235,7 +303,7 @@ impl WorkingCopy for HgWorkingCopy {
                 if text.contains("unknown revision") || text.contains("filtered revision") {
                     return Ok(false);
                 }
-                check(&["pull"], out)?;
+                check(&["pull", "-r", revision, "--", url], out)?;
             }
             if self.node(&format!("id('{revision}')")).await?.is_none() {
                 return Ok(false);
@@ -341,7 +409,7 @@ impl WorkingCopy for HgWorkingCopy {
                 let url = url.clone();
                 let out = self.hg(&["pull", "--", &url]).await?;
                 if out.code > 1 {
-                    check(&["pull"], out)?;
+                    check(&["pull", "--", &url], out)?;
                 }
                 // Only public changesets count: they are the destination's (a publishing
                 // repository); our own unpushed attempts are drafts.
@@ -398,6 +466,47 @@ impl WorkingCopy for HgWorkingCopy {
         result
     }
 
+    async fn history(
+        &mut self,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CommitInfo>, VcsError> {
+        let known = match since.filter(|s| is_hash(s)) {
+            Some(rev) => self.node(&format!("id('{rev}')")).await?.is_some(),
+            None => false,
+        };
+        let revset = match since {
+            Some(rev) if known => format!("last(only(., '{rev}'), {})", limit.max(1)),
+            _ => ".".to_owned(),
+        };
+        let out = self
+            .hg_ok(&["log", "-r", &revset, "-T", "{node}\\0{desc}\\0"])
+            .await?;
+        Ok(parse_history(&out.stdout_text()))
+    }
+
+    async fn backout(
+        &mut self,
+        revisions: &[String],
+        author: &str,
+        message: &str,
+    ) -> Result<String, VcsError> {
+        let start = self.head().await?;
+        let message_file = self.scratch_file("message-", message)?;
+        let message_path = message_file.to_string_lossy().into_owned();
+        let result = self
+            .backout_each(revisions, author, &message_path, &start)
+            .await;
+        let _ = std::fs::remove_file(&message_file);
+        if result.is_err() {
+            // Leave the working copy clean on the tip; the drafts are stripped by the
+            // next job.
+            let _ = self.hg(&["update", "--clean", "-r", &start]).await;
+            let _ = self.hg(&["purge", "--all", "--no-confirm"]).await;
+        }
+        result
+    }
+
     fn take_commands(&mut self) -> Vec<CommandRecord> {
         std::mem::take(&mut self.records)
     }
@@ -417,73 +526,141 @@ fn bare_level(diff: &str) -> &'static str {
     if bare { "0" } else { "1" }
 }
 
-/// CI checkouts of hg try pushes: a local mirror that pulls just the pushed revision, and
-/// `hg archive` of it into a fresh directory (a clean tree, no repository inside).
+/// The CI directory of an hg try repository: a share of a local mirror (which keeps the
+/// history when the directory is thrown away), with a command server of its own, moved to
+/// each run's revision with `pull -r`, `purge --all` and `update --clean`.
 pub struct HgCiCheckout {
     mirror: PathBuf,
+    dir: PathBuf,
     settings: VcsSettings,
+    server: Option<CommandServer>,
+    records: Vec<CommandRecord>,
+    /// The directory was just created (nothing to purge before its first update).
+    fresh: bool,
 }
 
 impl HgCiCheckout {
-    /// Mirror kept at `mirror`.
-    pub fn new(mirror: PathBuf, settings: VcsSettings) -> HgCiCheckout {
-        HgCiCheckout { mirror, settings }
+    /// A directory `dir` sharing the mirror kept at `mirror`.
+    pub fn new(mirror: PathBuf, dir: PathBuf, settings: VcsSettings) -> HgCiCheckout {
+        HgCiCheckout {
+            mirror,
+            dir,
+            settings,
+            server: None,
+            records: Vec::new(),
+            fresh: false,
+        }
     }
 
-    async fn hg(&self, dir: &Path, args: &[&str]) -> Result<HgOutput, VcsError> {
-        let mut records = Vec::new();
-        let out = spawn_once(dir, args, self.settings.timeout, &mut records).await?;
+    /// A one-off `hg` (no server) in `dir`.
+    async fn hg_once(&mut self, dir: &Path, args: &[&str]) -> Result<HgOutput, VcsError> {
+        let out = spawn_once(dir, args, self.settings.timeout, &mut self.records).await?;
         check(args, out)
     }
-}
 
-#[async_trait]
-impl CiCheckout for HgCiCheckout {
-    async fn checkout(
-        &self,
-        url: &str,
-        _ref_name: &str,
-        revision: &str,
-        dir: &Path,
-    ) -> Result<(), VcsError> {
+    /// Makes the directory a share of the mirror (created first if need be), no files yet.
+    async fn create(&mut self) -> Result<(), VcsError> {
+        remove_dir(&self.dir).await?;
         if !self.mirror.join(".hg").is_dir() {
             std::fs::create_dir_all(&self.mirror)
                 .map_err(|e| VcsError::io(format!("cannot create {}", self.mirror.display()), e))?;
-            self.hg(&self.mirror, &["init"]).await?;
+            let mirror = self.mirror.clone();
+            self.hg_once(&mirror, &["init"]).await?;
         }
-        let mut records = Vec::new();
-        let out = spawn_once(
-            &self.mirror,
-            &["pull", "-r", revision, "--", url],
-            self.settings.timeout,
-            &mut records,
-        )
-        .await?;
-        if out.code > 1 {
-            check(&["pull"], out)?;
-        }
-        if dir.exists() {
-            self.remove(dir).await?;
-        }
-        let dir_text = dir.to_string_lossy().into_owned();
-        self.hg(
-            &self.mirror,
+        let mirror = self.mirror.clone();
+        let (source, target) = (
+            self.mirror.to_string_lossy().into_owned(),
+            self.dir.to_string_lossy().into_owned(),
+        );
+        self.hg_once(
+            &mirror,
             &[
-                "archive", "-r", revision, "--type", "files", "--", &dir_text,
+                "--config",
+                "extensions.share=",
+                "share",
+                "--noupdate",
+                "--",
+                &source,
+                &target,
             ],
         )
         .await?;
         Ok(())
     }
 
-    async fn remove(&self, dir: &Path) -> Result<(), VcsError> {
-        if dir.exists() {
-            // Thousands of files: not on an async worker thread.
-            tokio::fs::remove_dir_all(dir)
-                .await
-                .map_err(|e| VcsError::io(format!("cannot remove {}", dir.display()), e))?;
+    async fn hg(&mut self, args: &[&str]) -> Result<HgOutput, VcsError> {
+        let timeout = self.settings.timeout;
+        run_served(
+            &mut self.server,
+            &self.dir,
+            timeout,
+            args,
+            &mut self.records,
+        )
+        .await
+    }
+
+    async fn hg_ok(&mut self, args: &[&str]) -> Result<HgOutput, VcsError> {
+        let out = self.hg(args).await?;
+        check(args, out)
+    }
+}
+
+#[async_trait]
+impl CiCheckout for HgCiCheckout {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn fetch(&mut self, url: &str, _ref_name: &str, revision: &str) -> Result<(), VcsError> {
+        require_hash("hg pull", revision)?;
+        self.fresh = false;
+        if !self.dir.join(".hg").is_dir() {
+            self.release().await;
+            self.create().await?;
+            self.fresh = true;
+        }
+        let pull = ["pull", "-r", revision, "--", url];
+        let out = self.hg(&pull).await?;
+        if out.code > 1 {
+            check(&pull, out)?;
         }
         Ok(())
+    }
+
+    async fn checkout(&mut self, revision: &str) -> Result<(), VcsError> {
+        require_hash("hg update", revision)?;
+        if !std::mem::take(&mut self.fresh) {
+            // Untracked and ignored files out first, so none stands in the update's way.
+            self.hg_ok(&["purge", "--all", "--no-confirm"]).await?;
+        }
+        self.hg_ok(&["update", "--clean", "-r", revision]).await?;
+        Ok(())
+    }
+
+    fn mirror(&self) -> &Path {
+        &self.mirror
+    }
+
+    async fn release(&mut self) {
+        self.fresh = false;
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+
+    fn guarded(&self) -> Vec<PathBuf> {
+        let own = self.dir.join(".hg");
+        vec![
+            own.join("hgrc"),
+            own.join("sharedpath"),
+            own.join("requires"),
+            self.mirror.join(".hg").join("hgrc"),
+        ]
+    }
+
+    fn notices_rewrites(&self) -> bool {
+        false
     }
 }
 

@@ -26,7 +26,7 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::command::{Output, record_totals, tail};
+use super::command::{Output, record_totals, remember, tail};
 use super::interface::{CommandRecord, VcsError};
 use crate::secrets::redact_url;
 
@@ -140,11 +140,7 @@ impl CommandServer {
         record_totals(duration);
         let status = result.as_ref().map_or(-1, |output| output.code);
         tracing::debug!(command = %command_line, ?duration, status, "hg command (server)");
-        records.push(CommandRecord {
-            argv,
-            duration,
-            status,
-        });
+        remember(records, argv, duration, status);
         result
     }
 
@@ -310,11 +306,7 @@ pub async fn spawn_once(
     record_totals(duration);
     tracing::debug!(command = %command_line, ?duration, "hg command");
     let mut record = |status| {
-        records.push(CommandRecord {
-            argv: argv.clone(),
-            duration,
-            status,
-        });
+        remember(records, argv.clone(), duration, status);
     };
     match result {
         Err(_elapsed) => {

@@ -154,23 +154,82 @@ pub trait WorkingCopy: Send {
     ) -> Result<Option<String>, VcsError>;
     /// Pushes the working copy's head; returns the pushed revision.
     async fn push(&mut self, target: &PushTarget) -> Result<String, VcsError>;
+    /// After [`WorkingCopy::update_to_tip`]: the commits from `since` (excluded) to the
+    /// tip, oldest first, following first parents, at most the newest `limit`. Only the
+    /// tip when `since` is none or not in the repository.
+    async fn history(
+        &mut self,
+        since: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CommitInfo>, VcsError>;
+    /// After [`WorkingCopy::update_to_tip`]: commits, as `author`, one change that undoes
+    /// `revisions` (oldest first) on the checked-out tip (`git revert`, `hg backout`);
+    /// returns the new revision. Undoing that does not apply is a
+    /// [`VcsError::Conflict`] naming the files, with the working copy left clean.
+    async fn backout(
+        &mut self,
+        revisions: &[String],
+        author: &str,
+        message: &str,
+    ) -> Result<String, VcsError>;
     /// The commands run since the last call (for logs and benchmarks).
     fn take_commands(&mut self) -> Vec<CommandRecord>;
 }
 
-/// Checks out a pushed revision into a fresh directory for a CI run.
+/// A commit as [`WorkingCopy::history`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// Full hash.
+    pub revision: String,
+    /// Its whole message.
+    pub message: String,
+}
+
+/// Splits `<hash>\0<message>\0...` (what the history commands print) into commits.
+pub(crate) fn parse_history(text: &str) -> Vec<CommitInfo> {
+    let mut fields = text.split('\0');
+    let mut commits = Vec::new();
+    while let (Some(revision), Some(message)) = (fields.next(), fields.next()) {
+        let revision = revision.trim();
+        if is_hash(revision) {
+            commits.push(CommitInfo {
+                revision: revision.to_owned(),
+                message: message.trim_end().to_owned(),
+            });
+        }
+    }
+    commits
+}
+
+/// The CI directory of one try repository for one runner, reused from run to run (see
+/// `ci::local::workspace`, which removes first what the VCS cannot see).
 #[async_trait]
-pub trait CiCheckout: Send + Sync {
-    /// Makes `dir` a clean checkout of `revision` (pushed to `ref_name` of `url`).
-    async fn checkout(
-        &self,
-        url: &str,
-        ref_name: &str,
-        revision: &str,
-        dir: &Path,
-    ) -> Result<(), VcsError>;
-    /// Removes a checkout made by [`CiCheckout::checkout`].
-    async fn remove(&self, dir: &Path) -> Result<(), VcsError>;
+pub trait CiCheckout: Send {
+    /// The directory.
+    fn dir(&self) -> &Path;
+    /// Brings `revision` (pushed to `ref_name` of `url`) into the repository the directory
+    /// is checked out from, creating that repository (and, for hg, the directory's link
+    /// to it) if need be; leaves the directory's files alone, so it can run while they
+    /// are scrubbed.
+    async fn fetch(&mut self, url: &str, ref_name: &str, revision: &str) -> Result<(), VcsError>;
+    /// After [`CiCheckout::fetch`]: makes the directory a checkout of exactly `revision`
+    /// with no file the VCS does not track: when it holds an earlier checkout, only what
+    /// differs is written; when it does not exist, it is created.
+    async fn checkout(&mut self, revision: &str) -> Result<(), VcsError>;
+    /// The repository the directory is checked out from (shared by the process's runners).
+    fn mirror(&self) -> &Path;
+    /// Lets go of the directory before it is thrown away (hg: stops its command server);
+    /// the next [`CiCheckout::fetch`] and [`CiCheckout::checkout`] create it again.
+    async fn release(&mut self);
+    /// Files outside the tree through which a run could make the VCS run code or look
+    /// elsewhere (configuration, hooks, the link to the repository): a run that changed one
+    /// has its directory thrown away.
+    fn guarded(&self) -> Vec<PathBuf>;
+    /// Whether the VCS itself notices a tracked file rewritten behind its back whatever
+    /// was put back (git: its index compares the inode's change time and number); if not
+    /// (hg: size and modification time only), files changed during a run are removed
+    /// before the next checkout.
+    fn notices_rewrites(&self) -> bool;
 }
 
 /// Settings every VCS implementation needs.
@@ -207,6 +266,31 @@ impl VcsSettings {
 /// never an option, a revset or a ref expression.
 pub fn is_hash(text: &str) -> bool {
     (4..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Deletes `dir` (if it exists) and everything in it on a blocking thread: a checkout is
+/// thousands of files, never removed on the async runtime.
+pub(crate) async fn remove_dir(dir: &Path) -> Result<(), VcsError> {
+    let owned = dir.to_path_buf();
+    let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&owned) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    })
+    .await
+    .map_err(|e| VcsError::io(format!("cannot remove {}", dir.display()), e.into()))?;
+    removed.map_err(|e| VcsError::io(format!("cannot remove {}", dir.display()), e))
+}
+
+/// Refuses anything but a revision hash where one is passed to `command`.
+pub(crate) fn require_hash(command: &str, revision: &str) -> Result<(), VcsError> {
+    if is_hash(revision) {
+        return Ok(());
+    }
+    Err(VcsError::Command {
+        command: command.to_owned(),
+        status: -1,
+        output: format!("`{revision}` is not a revision hash"),
+    })
 }
 
 /// Splits `Name <email>` into its parts (a bare address gives the address as the name).

@@ -11,6 +11,6 @@ mod interface;
 
 pub use copies::{SharedWorkingCopy, WorkingCopies};
 pub use interface::{
-    CiCheckout, CommandRecord, CommitSpec, PushTarget, VcsError, VcsSettings, WorkingCopy,
-    split_identity,
+    CiCheckout, CommandRecord, CommitInfo, CommitSpec, PushTarget, VcsError, VcsSettings,
+    WorkingCopy, split_identity,
 };

@@ -12,7 +12,7 @@ use super::state::AppState;
 use crate::request::{Event, FRESH_TRY, NewRequest, Patch, Request, RequestId, Stage, Transition};
 use crate::runtime::status::Verdict;
 use crate::runtime::{Work, metrics};
-use crate::store::{CiRun, Effects, ListFilter, StoreError};
+use crate::store::{Effects, ListFilter, RequestHistory, StoreError};
 use crate::tracker::api::{Caller, SubmitBug, SubmitRequest, validate, validate_bug};
 
 /// A request with everything known about it.
@@ -34,6 +34,10 @@ pub struct RequestDetail {
     /// On a gated destination: the gate candidates it was tested in, newest first.
     #[serde(default)]
     pub candidates: Vec<Value>,
+    /// Whose levels granted it: per repository and role, the identity, the level held,
+    /// its source (static table, LDAP group) and when it was looked up.
+    #[serde(default)]
+    pub permissions: Vec<Value>,
 }
 
 pub(super) async fn not_found() -> ApiError {
@@ -124,18 +128,20 @@ pub(super) async fn show(
 ) -> Result<Json<RequestDetail>, ApiError> {
     let id = parse_id(&id)?;
     let store = &state.ctx.store;
-    let Some(request) = store.request(id).await? else {
+    let Some(history) = store.request_with_history(id).await? else {
         return Err(ApiError::NotFound(format!("there is no request {id}")));
     };
-    let ci_run: Option<CiRun> = store.ci_run_for(id).await?;
-    let ci_jobs = match &ci_run {
-        Some(run) => store.ci_jobs(run.id).await?,
-        None => Vec::new(),
-    };
+    let RequestHistory {
+        request,
+        events,
+        patches,
+        ci_run,
+        ci_jobs,
+    } = history;
     Ok(Json(RequestDetail {
         request,
-        patches: store.patches(id).await?,
-        events: store.events(id).await?,
+        patches,
+        events,
         ci_run: ci_run.and_then(|r| serde_json::to_value(r).ok()),
         ci_jobs: ci_jobs
             .into_iter()
@@ -153,6 +159,12 @@ pub(super) async fn show(
             .into_iter()
             .filter_map(|c| serde_json::to_value(c).ok())
             .collect(),
+        permissions: store
+            .decisions(id)
+            .await?
+            .into_iter()
+            .filter_map(|d| serde_json::to_value(d).ok())
+            .collect(),
     }))
 }
 
@@ -168,11 +180,35 @@ pub(super) async fn ci_log(
             "request {id} has no CI log (yet)"
         )));
     };
+    log_tail(path, &format!("request {id}")).await
+}
+
+/// The log of one CI run (a try run, a gate candidate's, a post-landing run's).
+pub(super) async fn run_log(
+    State(state): State<AppState>,
+    Path(run): Path<String>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    let run: i64 = run
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::BadRequest(format!("`{run}` is not a CI run number")))?;
+    let found = state.ctx.store.ci_run(run).await?;
+    let Some(path) = found.and_then(|r| r.log_path).filter(|p| !p.is_empty()) else {
+        return Err(ApiError::NotFound(format!("CI run {run} has no log (yet)")));
+    };
+    log_tail(path, &format!("CI run {run}")).await
+}
+
+async fn log_tail(
+    path: String,
+    what: &str,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
     // Only the end is read, off the async runtime: a log can be gigabytes.
     let tail = tokio::task::spawn_blocking(move || read_tail(&path, 5 * 1024 * 1024))
         .await
         .map_err(|e| ApiError::Internal(format!("reading a CI log: {e}")))?
-        .map_err(|e| ApiError::NotFound(format!("the CI log of request {id} is gone: {e}")))?;
+        .map_err(|e| ApiError::NotFound(format!("the CI log of {what} is gone: {e}")))?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
@@ -442,7 +478,7 @@ pub(super) async fn retry_request(
         | Stage::Landing => failed_in,
         // Ejected by the gate, or its landing failed: checked again, then queued again.
         Stage::Gated | Stage::GateLanding => Stage::Authorizing,
-        Stage::Landed | Stage::Failed | Stage::Cancelled => Stage::Received,
+        Stage::Landed | Stage::BackedOut | Stage::Failed | Stage::Cancelled => Stage::Received,
     };
     let detail = format!("retried by {user} from stage {to}");
     state
@@ -520,6 +556,7 @@ pub(super) async fn set_closed(
         .await?;
     if !closed {
         state.ctx.wake(Work::Pushers).await;
+        state.ctx.wake(Work::Gate).await;
     }
     Ok(Json(
         json!({ "repository": name, "closed": closed, "reason": reason, "by": caller.user }),

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::config::{Scope, TokenEntry};
+use crate::config::{Scope, Service, TokenEntry};
 use crate::tracker::api::Caller;
 
 /// The configured token whose secret this is (compared by hash, in constant time, every
@@ -74,6 +74,23 @@ pub(super) async fn writes_need_a_token(
     let (mut parts, body) = request.into_parts();
     match Caller::from_request_parts(&mut parts, &state).await {
         Ok(caller) if caller.scope >= Scope::Submit => {
+            let limits = &state.ctx.config.limits;
+            let exempt = limits.unlimited_service_tokens && caller.service != Service::No;
+            if !exempt
+                && let Err(wait) = state.limiter.take(&caller.token, limits.writes_per_minute)
+            {
+                let retry_after = wait.as_secs().max(1);
+                tracing::warn!(token = %caller.token, retry_after, "write rate limit reached");
+                return ApiError::TooMany {
+                    message: format!(
+                        "token `{}` made more than {} write calls in a minute; try again in \
+                         {retry_after} s",
+                        caller.token, limits.writes_per_minute
+                    ),
+                    retry_after,
+                }
+                .into_response();
+            }
             next.run(axum::extract::Request::from_parts(parts, body))
                 .await
         }
@@ -153,6 +170,21 @@ impl FromRequestParts<AppState> for Caller {
                 )
             })?;
         match find_token(state, secret) {
+            Some(entry)
+                if entry
+                    .expires_at
+                    .is_some_and(|at| at <= crate::store::now_ms()) =>
+            {
+                let when = entry
+                    .expires_at
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default();
+                Err(ApiError::Unauthorized(format!(
+                    "token `{}` expired at {when}; ask an operator for a new one",
+                    entry.name
+                )))
+            }
             Some(entry) => Ok(Caller {
                 token: entry.name.clone(),
                 user: entry.user.clone(),

@@ -145,8 +145,18 @@ async fn build(
         .iter()
         .find(|r| r.is_try)
         .map(|r| r.name.clone());
-    let source = state.ctx.permissions.as_ref();
     let viewer_user = viewer.as_ref().map(|v| v.user.clone());
+    let everyone: Vec<Patch> = read.patches.iter().map(|p| p.as_patch(0)).collect();
+    let mut people = permissions::people(viewer_user.as_deref().unwrap_or_default(), &everyone);
+    people.retain(|p| !p.is_empty());
+    let snapshot = match state.ctx.permissions.snapshot(people.iter().copied()).await {
+        Ok(snapshot) => snapshot,
+        Err(e) => state
+            .ctx
+            .permissions
+            .offline_snapshot(people.iter().copied(), &e.to_string()),
+    };
+    let source: &dyn PermissionSource = &snapshot;
     let picked_patch = |id: i64| match choice {
         Some(c) => c.attachments.contains(&id),
         None => !landed.contains(&id),
@@ -522,13 +532,15 @@ async fn try_land(
         .zip(1..)
         .map(|(p, position)| p.as_patch(position))
         .collect();
-    if let Err(denial) = permissions::check(
-        state.ctx.permissions.as_ref(),
-        &session.user,
-        &patches,
-        &repos,
-        false,
-    ) {
+    // An unreachable directory is no refusal: the request is stored and waits for it.
+    let snapshot = state
+        .ctx
+        .permissions
+        .snapshot(permissions::people(&session.user, &patches))
+        .await;
+    if let Ok(snapshot) = snapshot
+        && let Err(denial) = permissions::check(&snapshot, &session.user, &patches, &repos, false)
+    {
         let mut lines = vec!["Autoland refuses this landing:".to_owned()];
         lines.extend(denial.problems);
         return Err((StatusCode::FORBIDDEN, lines));

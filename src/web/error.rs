@@ -27,6 +27,17 @@ pub enum ApiError {
     /// The body is too large.
     #[error("{0}")]
     TooLarge(String),
+    /// Too many calls: try again after this many seconds.
+    #[error("{message}")]
+    TooMany {
+        /// What to tell the caller.
+        message: String,
+        /// Seconds until a call will be taken.
+        retry_after: u64,
+    },
+    /// The server cannot take it now (its disk is full); the caller may try again.
+    #[error("{0}")]
+    Unavailable(String),
     /// Our fault; detail logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -41,6 +52,8 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -64,7 +77,24 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
-        ApiError::Internal(e.to_string())
+        let detail = e.to_string();
+        if crate::disk::says_full(&detail) {
+            tracing::error!(%detail, "the database's disk is full");
+            return ApiError::Unavailable(
+                "the server's disk is full: nothing was stored; try again once an operator has \
+                 freed space (the status page shows the disk)"
+                    .to_owned(),
+            );
+        }
+        if e.is_unreachable() {
+            tracing::error!(%detail, "the database is unreachable");
+            return ApiError::Unavailable(format!(
+                "the database is unreachable ({detail}): nothing was done; try again in a \
+                 minute (Autoland goes on where it was once the database answers; the log \
+                 and `autoland check` say more)"
+            ));
+        }
+        ApiError::Internal(detail)
     }
 }
 
@@ -74,6 +104,11 @@ impl IntoResponse for ApiError {
         let message = self.message();
         let mut response =
             (status, Json(json!({ "error": code, "message": message }))).into_response();
+        if let ApiError::TooMany { retry_after, .. } = &self
+            && let Ok(value) = header::HeaderValue::from_str(&retry_after.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

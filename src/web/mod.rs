@@ -4,6 +4,7 @@ mod api;
 mod auth;
 mod bugs;
 pub mod error;
+mod limits;
 mod pages;
 pub mod session;
 mod state;
@@ -29,6 +30,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
         tokens: Arc::new(ctx.config.token_entries()),
         sessions: Arc::new(session::Sessions::default()),
         bug_pages: Arc::default(),
+        limiter: Arc::default(),
         ctx,
     };
     Router::new()
@@ -52,6 +54,7 @@ pub fn router(ctx: Arc<Context>) -> Router {
         .route("/api/requests", get(api::list).post(api::create))
         .route("/api/requests/{id}", get(api::show))
         .route("/api/requests/{id}/ci-log", get(api::ci_log))
+        .route("/api/ci/runs/{run}/log", get(api::run_log))
         .route("/api/requests/{id}/cancel", post(api::cancel))
         .route("/api/requests/{id}/retry", post(api::retry))
         .route("/api/requests/{id}/promote", post(api::promote))

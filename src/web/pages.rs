@@ -44,6 +44,8 @@ struct RequestPage {
     events: Vec<EventLine>,
     /// The landing gate's candidates it was tested in, newest first.
     candidates: Vec<crate::store::Candidate>,
+    /// Whose levels granted it.
+    decisions: Vec<crate::permissions::Decision>,
     operator: Option<Session>,
 }
 
@@ -132,12 +134,11 @@ pub(super) async fn request(
         .map(RequestId)
         .ok_or_else(|| ApiError::BadRequest("not a request id".to_owned()))?;
     let store = &state.ctx.store;
-    let Some(r) = store.request(id).await? else {
+    let Some(history) = store.request_with_history(id).await? else {
         return Err(ApiError::NotFound(format!("there is no request {id}")));
     };
-    let events = store
-        .events(id)
-        .await?
+    let events = history
+        .events
         .into_iter()
         .map(|e| EventLine {
             when: timestamp(e.at),
@@ -150,22 +151,16 @@ pub(super) async fn request(
             detail: e.detail,
         })
         .collect();
-    let ci = store.ci_run_for(id).await?;
+    let r = history.request;
+    let ci = history.ci_run;
     render(&RequestPage {
         instance: state.ctx.instance.clone(),
         refresh: !r.stage.is_terminal(),
-        patches: store.patches(id).await?,
-        jobs: match &ci {
-            Some(run) => store
-                .ci_jobs(run.id)
-                .await?
-                .into_iter()
-                .map(JobLine::of)
-                .collect(),
-            None => Vec::new(),
-        },
+        patches: history.patches,
+        jobs: history.ci_jobs.into_iter().map(JobLine::of).collect(),
         ci,
         candidates: store.gate_candidates_of(id).await?,
+        decisions: store.decisions(id).await?,
         r,
         events,
         operator: state

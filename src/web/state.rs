@@ -19,6 +19,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     /// Recent bug reads of the bug page.
     pub bug_pages: Arc<PageCache>,
+    /// Per-token allowances of write calls.
+    pub limiter: Arc<super::limits::RateLimiter>,
 }
 
 impl AppState {

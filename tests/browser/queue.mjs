@@ -31,10 +31,18 @@ try {
   if (await page.locator('table.gate button').count() !== 0) await fail('controls shown before logging in');
   await page.goto(`${base}/login`);
   await page.fill('input[name="token"]', token);
-  await page.click('button[type="submit"]');
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/login') && r.request().method() === 'POST'),
+    page.click('button[type="submit"]'),
+  ]);
   await page.goto(`${base}/`);
-  await page.click(`table.gate tr[data-request="${waiting}"] button`);
-  await page.waitForURL(`${base}/`);
+  // Wait for the server's answer to the form's POST itself, then look at the page afresh:
+  // the status page's own refresh (every 10 s) may race the redirect's navigation.
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith(`/ops/requests/${waiting}/promote`), { timeout: 30000 }),
+    page.click(`table.gate tr[data-request="${waiting}"] button`),
+  ]);
+  await page.goto(`${base}/`);
   const moved = (await page.textContent(`table.gate tr[data-request="${waiting}"]`)) ?? '';
   if (!moved.includes('⇡')) await fail(`request ${waiting} is not marked as moved to the front: ${moved}`);
   await page.screenshot({ path: `${shots}/gate-promoted.png`, fullPage: true });

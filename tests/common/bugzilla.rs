@@ -100,3 +100,41 @@ pub fn three_parts(
         })
         .collect()
 }
+
+/// The id of the request the Bugzilla poller made for `bug`, once it exists.
+pub async fn request_for_bug(api: &super::Api, bug: i64) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let (_, list) = api.get("/api/requests?all=true").await;
+        if let Some(r) = list["requests"]
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["bug"] == bug))
+        {
+            return r["id"].as_i64().unwrap_or_default();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request for bug {bug}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the request ended and every report of it was delivered (or given up).
+pub async fn wait_reports_delivered(
+    api: &super::Api,
+    id: i64,
+    limit: std::time::Duration,
+) -> serde_json::Value {
+    api.wait_for(id, limit, |d| {
+        let reports = d["reports"].as_array().unwrap();
+        d["request"]["stage"]
+            .as_str()
+            .is_some_and(|s| ["landed", "failed", "cancelled"].contains(&s))
+            && !reports.is_empty()
+            && reports
+                .iter()
+                .all(|r| r["sent_at"].is_number() || r["abandoned_at"].is_number())
+    })
+    .await
+}

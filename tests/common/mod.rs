@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 pub mod bugzilla;
 pub mod buildbot;
 pub mod fleet;
+pub mod ldap;
+pub mod postgres;
 
 /// The test suite that a try run executes: fails when any tracked file says BROKEN.
 pub const TEST_SCRIPT: &str = "#!/bin/sh\nif grep -rq BROKEN --exclude=test.sh .; then echo 'FAIL: something is BROKEN'; exit 1; fi\necho 'all tests passed'\n";
@@ -48,8 +50,8 @@ pub struct Options {
     pub ci_fails_first: bool,
     /// Use a PostgreSQL database of its own whatever `AUTOLAND_TEST_DATABASE` says.
     pub postgres: bool,
-    /// hg only: serve both repositories over HTTP (`hg serve` on 127.0.0.1) and point the
-    /// configuration at those URLs.
+    /// Serve both repositories from a VCS host on 127.0.0.1 (hg: `hg serve` over HTTP;
+    /// git: `git daemon`) and point the configuration at those URLs.
     pub http: bool,
     /// Extra TOML for the try repository (`ci = ...`, retry settings, its CI's table).
     pub try_extra: String,
@@ -92,6 +94,48 @@ impl Drop for ChildGuard {
 /// Serves an hg repository over HTTP on a free loopback port, with pushes allowed.
 fn hg_serve(repo: &Path) -> (ChildGuard, String) {
     let port = free_port();
+    let guard = hg_serve_on(repo, port);
+    (guard, format!("http://127.0.0.1:{port}/"))
+}
+
+/// Serves a bare git repository with `git daemon` on a free loopback port, with pushes
+/// allowed (the git VCS host of the outage tests).
+fn git_daemon(repo: &Path) -> (ChildGuard, String) {
+    let port = free_port();
+    let guard = git_daemon_on(repo, port);
+    (guard, format!("git://127.0.0.1:{port}/"))
+}
+
+/// Serves a bare git repository with `git daemon` on `port` (again, after a test stopped
+/// it).
+pub fn git_daemon_on(repo: &Path, port: u16) -> ChildGuard {
+    // `git daemon` would run `git-daemon` as a child of its own, which killing `git`
+    // leaves serving: start the program itself.
+    let exec_path = git(repo, &["--exec-path"]);
+    let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
+        .args([
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            &format!("--base-path={}", repo.display()),
+            "--export-all",
+            "--enable=receive-pack",
+            &repo.display().to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("git daemon starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "git daemon did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ChildGuard(child)
+}
+
+/// Serves an hg repository over HTTP on `port` (again, after a test stopped it).
+pub fn hg_serve_on(repo: &Path, port: u16) -> ChildGuard {
     let child = Command::new("hg")
         .args([
             "serve",
@@ -110,13 +154,12 @@ fn hg_serve(repo: &Path) -> (ChildGuard, String) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("hg serve starts");
-    let url = format!("http://127.0.0.1:{port}/");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "hg serve did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    (ChildGuard(child), url)
+    ChildGuard(child)
 }
 
 /// A sandbox with a central and a try repository and a configuration.
@@ -314,9 +357,13 @@ impl Env {
         };
         let postgres_database = postgres_database(options.postgres);
         let mut servers = Vec::new();
-        let (central_url, try_url) = if options.http && kind == Kind::Hg {
-            let (central_server, central_url) = hg_serve(&central);
-            let (try_server, try_url) = hg_serve(&try_repo);
+        let (central_url, try_url) = if options.http {
+            let serve = match kind {
+                Kind::Hg => hg_serve,
+                Kind::Git => git_daemon,
+            };
+            let (central_server, central_url) = serve(&central);
+            let (try_server, try_url) = serve(&try_repo);
             servers.push(central_server);
             servers.push(try_server);
             (central_url, try_url)
@@ -346,6 +393,10 @@ tree_status_seconds = 1
 
 [pusher]
 push_backoff_ms = 50
+
+# The harness submits as fast as it likes (tests/operations.rs sets its own limit).
+[limits]
+writes_per_minute = 0
 
 [[repositories]]
 name = "central"
@@ -799,6 +850,14 @@ service = "bugs"
         }
     }
 
+    /// Adds a line (`max_transient_attempts = 3`) to the configuration's `[pusher]` table.
+    pub fn add_pusher_setting(&self, line: &str) {
+        let config = std::fs::read_to_string(&self.config_path).unwrap();
+        assert!(config.contains("[pusher]\n"), "no [pusher] table");
+        let config = config.replacen("[pusher]\n", &format!("[pusher]\n{line}\n"), 1);
+        std::fs::write(&self.config_path, config).unwrap();
+    }
+
     pub fn hook(&self, repo: &Path, name: &str, script: &str) {
         let path = repo.join("hooks").join(name);
         std::fs::write(&path, script).unwrap();
@@ -813,6 +872,12 @@ service = "bugs"
 
     /// Runs `autoland <args> --config <this environment's config, listening on port>`.
     pub fn spawn_autoland(&self, args: &[&str], port: u16) -> Child {
+        self.spawn_autoland_with(args, port, &[])
+    }
+
+    /// `spawn_autoland` with extra environment variables (the crash matrix's
+    /// `AUTOLAND_FAULT_AT`).
+    pub fn spawn_autoland_with(&self, args: &[&str], port: u16, vars: &[(&str, &str)]) -> Child {
         let text = std::fs::read_to_string(&self.config_path).unwrap();
         let text = text.replace(
             "listen = \"127.0.0.1:0\"",
@@ -829,6 +894,7 @@ service = "bugs"
                 std::fs::File::create(self.path().join(format!("serve-{}.log", rand_suffix())))
                     .unwrap(),
             )
+            .envs(vars.iter().copied())
             .spawn()
             .expect("autoland binary starts")
     }
@@ -860,6 +926,31 @@ impl Env {
     pub async fn wait_serving(&self, base: &str, limit: Duration) {
         wait_healthy_or(base, limit, || self.process_logs()).await;
     }
+
+    /// Starts `autoland serve` as a process of its own on a free port (for kill -9
+    /// tests), waits until it serves, and returns it with Alice's API client.
+    pub async fn serve_process(&self) -> (Child, Api) {
+        self.serve_process_with(&[]).await
+    }
+
+    /// [`Env::serve_process`] with extra environment variables (the crash matrix's
+    /// `AUTOLAND_FAULT_AT`).
+    pub async fn serve_process_with(&self, vars: &[(&str, &str)]) -> (Child, Api) {
+        let port = free_port();
+        let child = self.spawn_autoland_with(&["serve"], port, vars);
+        let base = format!("http://127.0.0.1:{port}");
+        self.wait_serving(&base, Duration::from_secs(90)).await;
+        (child, Api::new(&base, &self.token))
+    }
+}
+
+/// The repository `name` as `/api/status` shows it (its `closed` reason, ...).
+pub fn repository(overview: &Value, name: &str) -> Value {
+    overview["repositories"]
+        .as_array()
+        .and_then(|repos| repos.iter().find(|r| r["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no repository `{name}` in {overview:#}"))
 }
 
 fn rand_suffix() -> u64 {
@@ -927,6 +1018,18 @@ impl Api {
             .expect("server answers");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The log of a request's latest CI run, as served (plain text).
+    pub async fn ci_log(&self, id: i64) -> String {
+        self.http
+            .get(format!("{}/api/requests/{id}/ci-log", self.base))
+            .send()
+            .await
+            .expect("server answers")
+            .text()
+            .await
+            .expect("a text body")
     }
 
     /// Submits patches to destinations; panics unless accepted.

@@ -1,11 +1,12 @@
-//! The built-in CI runner: for each queued try run, check out the pushed revision in a
-//! clean directory, run the try repository's `ci_command` through `sh -c` with a timeout,
-//! keep the log, record the result.
+//! The built-in CI runner: for each queued try run, move the runner's warm directory of
+//! that try repository to the pushed revision (see [`super::workspace`]), run the
+//! repository's `ci_command` through `sh -c` with a timeout, keep the log, record the result.
 //!
 //! The command runs in its own process group, so a timeout kills everything it started,
 //! and with a parent-death signal, so a crashed Autoland does not leave it running; the
 //! run's lease then expires and another runner starts it again.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -14,13 +15,16 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{RepoConfig, RepoKind};
+use crate::fault;
 use crate::runtime::{Context, ModuleStatus, Work, actor_of, metrics};
 use crate::store::{CiRun, CiState, JobResult, JobState, JobUpdate, ms};
 use crate::vcs::git::GitCiCheckout;
+use crate::vcs::hg::HgCiCheckout;
 use crate::vcs::{CiCheckout, VcsSettings};
 
 use super::super::judge::quota;
 use super::super::policy::{Decision, decide};
+use super::workspace::{self, Workspace};
 
 /// The one job of a built-in run: the try repository's `ci_command`.
 pub const JOB: &str = "ci_command";
@@ -31,9 +35,17 @@ const SUMMARY_LINES: usize = 15;
 /// Checkout attempts (each after the previous lease lapsed) before the run fails.
 const MAX_CHECKOUT_ATTEMPTS: i64 = 5;
 
-/// Runs queued CI runs until `shutdown`.
-pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: CancellationToken) {
-    let owner = ctx.lease_owner("ci-runner");
+/// Runs queued CI runs until `shutdown`, as the module `name` (its lease owner).
+pub async fn run(
+    ctx: Arc<Context>,
+    name: String,
+    status: ModuleStatus,
+    shutdown: CancellationToken,
+) {
+    let owner = ctx.lease_owner(&name);
+    // This runner's warm directory of each try repository, made on first use.
+    let mut workspaces: HashMap<String, Workspace> = HashMap::new();
+    workspace::empty_trash(&ctx.config.data_dir.join("ci"));
     loop {
         if shutdown.is_cancelled() {
             return;
@@ -44,7 +56,7 @@ pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellation
                     "running CI run {} for request {}",
                     run.id, run.request_id
                 ));
-                execute(&ctx, &owner, run, &shutdown).await;
+                execute(&ctx, &owner, &name, run, &mut workspaces, &shutdown).await;
                 status.set("idle");
                 continue;
             }
@@ -59,7 +71,14 @@ pub async fn run(ctx: Arc<Context>, status: ModuleStatus, shutdown: Cancellation
     }
 }
 
-async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &CancellationToken) {
+async fn execute(
+    ctx: &Context,
+    owner: &str,
+    runner: &str,
+    run: CiRun,
+    workspaces: &mut HashMap<String, Workspace>,
+    shutdown: &CancellationToken,
+) {
     let Some(repo) = ctx.config.repo(&run.repo).cloned() else {
         finish(
             ctx,
@@ -74,7 +93,11 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
         return;
     };
     let request = ctx.store.request(run.request_id).await.ok().flatten();
-    if let Some(r) = request.as_ref().filter(|r| r.stage.is_terminal()) {
+    // A run after landing (the sheriff's) tests a landed request's tip: it runs anyway.
+    if let Some(r) = request
+        .as_ref()
+        .filter(|r| r.stage.is_terminal() && run.push_id.is_none())
+    {
         let summary = format!("not run: request {} is already {}", r.id, r.stage);
         finish(ctx, owner, &run, CiState::Failed, None, &summary, "").await;
         return;
@@ -95,7 +118,9 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
     if let Err(e) = std::fs::create_dir_all(&logs) {
         tracing::error!(error = %e, "cannot create the log directory");
     }
-    let checkout = checkout_for(ctx, &repo);
+    let workspace = workspaces
+        .entry(repo.name.clone())
+        .or_insert_with(|| Workspace::new(checkout_for(ctx, &repo, runner)));
     // Attempts of the command already made (a crash or a retry before this claim).
     let mut attempt = match ctx.store.ci_jobs(run.id).await {
         Ok(jobs) => {
@@ -155,11 +180,35 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
     let mut earlier = Vec::new();
     loop {
         let log_path = log_of(&logs, &run, attempt);
-        let checkout_dir = ctx
-            .config
-            .data_dir
-            .join("ci")
-            .join(format!("{}-run-{}-{attempt}", repo.name, run.id));
+        let prepared = match workspace
+            .prepare(repo.push_url(), &run.ref_name, &run.revision)
+            .await
+        {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                // The runner could not even get the code: try again later rather than
+                // blame the patch. The lease expiring makes another attempt.
+                tracing::warn!(run = run.id, error = %e, "CI checkout failed");
+                let _ = ctx
+                    .store
+                    .note(
+                        run.request_id,
+                        "ci_checkout_failed",
+                        actor_of(owner),
+                        &e.to_string(),
+                    )
+                    .await;
+                if run.attempts >= MAX_CHECKOUT_ATTEMPTS {
+                    let summary = format!(
+                        "the CI runner could not check out {} after {} attempts: {e}",
+                        short(&run.revision),
+                        run.attempts
+                    );
+                    finish(ctx, owner, &run, CiState::Failed, None, &summary, "").await;
+                }
+                return;
+            }
+        };
         let _ = ctx
             .store
             .note(
@@ -167,39 +216,14 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
                 "ci_started",
                 owner,
                 &format!(
-                    "CI run {} (attempt {attempt}) started on {} for {}",
+                    "CI run {} (attempt {attempt}) started on {} for {} {}",
                     run.id,
                     repo.name,
-                    short(&run.revision)
+                    short(&run.revision),
+                    prepared.describe()
                 ),
             )
             .await;
-        if let Err(e) = checkout
-            .checkout(repo.push_url(), &run.ref_name, &run.revision, &checkout_dir)
-            .await
-        {
-            // The runner could not even get the code: try again later rather than blame
-            // the patch. The lease expiring makes another attempt.
-            tracing::warn!(run = run.id, error = %e, "CI checkout failed");
-            let _ = ctx
-                .store
-                .note(
-                    run.request_id,
-                    "ci_checkout_failed",
-                    actor_of(owner),
-                    &e.to_string(),
-                )
-                .await;
-            if run.attempts >= MAX_CHECKOUT_ATTEMPTS {
-                let summary = format!(
-                    "the CI runner could not check out {} after {} attempts: {e}",
-                    short(&run.revision),
-                    run.attempts
-                );
-                finish(ctx, owner, &run, CiState::Failed, None, &summary, "").await;
-            }
-            return;
-        }
         let try_syntax = request
             .as_ref()
             .and_then(|r| r.try_syntax.clone())
@@ -207,12 +231,13 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
         let command = repo.ci_command.clone().unwrap_or_else(|| "true".to_owned());
         let timeout = Duration::from_secs(repo.ci_timeout_seconds);
         let started = Instant::now();
+        workspace.started().await;
         let outcome = run_command(
             ctx,
             owner,
             &run,
             &command,
-            &checkout_dir,
+            workspace.dir(),
             &log_path,
             timeout,
             &try_syntax,
@@ -220,8 +245,21 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
         )
         .await;
         let elapsed = started.elapsed();
-        if let Err(e) = checkout.remove(&checkout_dir).await {
-            tracing::warn!(error = %e, "cannot remove the CI checkout");
+        // Processes that left the command's group (daemons, `setsid`) must not write into
+        // the directory the next run reuses.
+        let token = run_token(&run);
+        if let Ok(strays @ 1..) = tokio::task::spawn_blocking(move || kill_leftovers(&token)).await
+        {
+            tracing::warn!(
+                run = run.id,
+                strays,
+                "killed processes the CI command left running"
+            );
+        }
+        // Only a command that ended by itself leaves a directory the next run may reuse:
+        // one killed (timeout, cancel, shutdown) may have been half-way through anything.
+        if matches!(outcome, Outcome::Exited(_) | Outcome::SpawnFailed(_)) {
+            workspace.finished();
         }
         let log_tail = read_tail(&log_path);
         let (state, exit_code, headline, result, word) = match outcome {
@@ -275,11 +313,7 @@ async fn execute(ctx: &Context, owner: &str, run: CiRun, shutdown: &Cancellation
             result: Some(result),
             raw_result: Some(word.clone()),
             external_id: None,
-            log_url: Some(format!(
-                "{}/api/requests/{}/ci-log",
-                ctx.config.public_url(),
-                run.request_id
-            )),
+            log_url: Some(ctx.config.run_log_url(run.id)),
             duration_ms: Some(ms(elapsed)),
             summary: (!result.is_good() && !log_tail.is_empty()).then(|| log_tail.clone()),
         };
@@ -403,24 +437,25 @@ async fn finish(
     }
 }
 
-fn checkout_for(ctx: &Context, repo: &RepoConfig) -> Box<dyn CiCheckout> {
+/// The warm directory of `repo` for the runner `runner`, and the mirror it comes from
+/// (shared by the process's runners).
+fn checkout_for(ctx: &Context, repo: &RepoConfig, runner: &str) -> Box<dyn CiCheckout> {
     let settings = VcsSettings {
         committer: ctx.config.committer.clone(),
         timeout: ctx.config.vcs_timeout(),
         scratch: ctx.config.data_dir.join("tmp"),
     };
-    let mirror = ctx
-        .config
-        .data_dir
-        .join("ci")
-        .join(format!("{}.git", repo.name));
+    let ci = ctx.config.data_dir.join("ci");
+    let dir = ci.join(format!("{}-{runner}", repo.name));
     match repo.kind {
-        RepoKind::Git => Box::new(GitCiCheckout::new(mirror, settings)),
-        RepoKind::Hg => Box::new(crate::vcs::hg::HgCiCheckout::new(
-            ctx.config
-                .data_dir
-                .join("ci")
-                .join(format!("{}.hg", repo.name)),
+        RepoKind::Git => Box::new(GitCiCheckout::new(
+            ci.join(format!("{}.git", repo.name)),
+            dir,
+            settings,
+        )),
+        RepoKind::Hg => Box::new(HgCiCheckout::new(
+            ci.join(format!("{}.hg", repo.name)),
+            dir,
             settings,
         )),
     }
@@ -488,6 +523,7 @@ async fn run_command(
         Ok(c) => c,
         Err(e) => return Outcome::SpawnFailed(e),
     };
+    fault::point("ci.running");
     let pgid = child.id().and_then(|p| i32::try_from(p).ok());
     let kill_group = || {
         if let Some(pgid) = pgid {
@@ -526,7 +562,8 @@ async fn run_command(
                     let _ = child.wait().await;
                     return Outcome::Interrupted;
                 }
-                if let Ok(Some(request)) = ctx.store.request(run.request_id).await
+                if run.push_id.is_none()
+                    && let Ok(Some(request)) = ctx.store.request(run.request_id).await
                     && request.stage.is_terminal() {
                         kill_group();
                         let _ = child.wait().await;

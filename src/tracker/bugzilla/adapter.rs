@@ -55,6 +55,10 @@ impl Tracker for Bugzilla {
         comments::reports_for(config, request, transition, detail, effects)
     }
 
+    fn notice(&self, config: &Config, request: &Request, text: &str) -> Vec<NewReport> {
+        comments::notice(config, request, text)
+    }
+
     async fn gather(
         &self,
         config: &Config,

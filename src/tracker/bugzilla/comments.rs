@@ -184,6 +184,10 @@ fn for_transition(
             request_url(config, request)
         )),
         Transition::GateLanding | Transition::GateRequeued => None,
+        Transition::BackedOut => Some(trimmed(&format!(
+            "Autoland backed out request {id}: {detail}\nProgress: {}",
+            request_url(config, request)
+        ))),
         Transition::GateLanded => {
             let (repo, revision) = match (&effects.landed, request.destinations.first()) {
                 (Some((_, rev)), Some(dest)) => (dest.repo.as_str(), rev.as_str()),
@@ -348,6 +352,22 @@ fn failed(request: &Request, category: FailureCategory, detail: &str) -> String 
 
 /// The reports a state change of a tracker request produces: a comment when there is
 /// something to say, and removing the tag when the request ends.
+/// A comment saying why a request waits (once per request).
+pub fn notice(config: &Config, request: &Request, text: &str) -> Vec<NewReport> {
+    let Some(bug) = request.bug else {
+        return Vec::new();
+    };
+    vec![NewReport {
+        bug,
+        kind: ReportKind::Comment,
+        body: trimmed(&format!(
+            "Autoland request {} is waiting: {text}\nIt goes on by itself; progress: {}",
+            request.id,
+            request_url(config, request)
+        )),
+    }]
+}
+
 pub fn reports_for(
     config: &Config,
     request: &Request,
@@ -370,6 +390,7 @@ pub fn reports_for(
         Transition::TryPassed { land } => !land,
         Transition::DestinationLanded { last } => *last,
         Transition::GateLanded => true,
+        Transition::BackedOut => true,
         Transition::EnterGate | Transition::GateLanding | Transition::GateRequeued => false,
         Transition::Fail(_) | Transition::Cancel => true,
         Transition::Retry { .. } => false,
@@ -479,6 +500,7 @@ mod tests {
         RunReport {
             run: crate::store::CiRun {
                 candidate_id: None,
+                push_id: None,
                 id: 3,
                 request_id: RequestId(7),
                 repo: "try".into(),

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::adapter::Bugzilla;
 use super::client::{BugzillaClient, BugzillaError};
 use super::tag;
+use crate::fault;
 use crate::runtime::{Context, ModuleStatus, Work, metrics};
 use crate::store::{OutboxItem, ReportKind, StoreError, ms};
 
@@ -52,6 +53,7 @@ pub async fn send_due(
     for item in ctx.store.due_reports(50).await? {
         match deliver(ctx, client, &item).await {
             Ok(what) => {
+                fault::point_at("report.after_send", item.kind.as_str());
                 ctx.store.report_sent(item.id).await?;
                 ctx.store
                     .note(
@@ -127,6 +129,7 @@ async fn deliver(
                 }
             }
             ctx.store.report_attempt(item.id).await.map_err(db)?;
+            fault::point_at("report.before_send", item.kind.as_str());
             client.add_comment(item.bug, &item.body).await?;
             Ok("comment posted")
         }
@@ -135,6 +138,7 @@ async fn deliver(
             match tag::find(&bug.whiteboard) {
                 Ok(tag::Found::Request(found)) => {
                     let new = tag::replace(&bug.whiteboard, found.span, tag::IN_QUEUE);
+                    fault::point_at("report.before_send", item.kind.as_str());
                     client.set_whiteboard(item.bug, &new).await?;
                     Ok("tag replaced by [autoland-in-queue]")
                 }
@@ -152,6 +156,7 @@ async fn deliver(
             match span {
                 Some(span) => {
                     let new = tag::replace(&bug.whiteboard, span, "");
+                    fault::point_at("report.before_send", item.kind.as_str());
                     client.set_whiteboard(item.bug, &new).await?;
                     Ok("tag removed from the whiteboard")
                 }
