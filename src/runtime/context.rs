@@ -50,7 +50,15 @@ pub struct Context {
     /// Since when (ms) and with what error this process cannot reach the database, while
     /// it cannot; put in the audit log once it can again.
     pub database_outage: std::sync::Mutex<Option<(i64, String)>>,
+    /// Woken when this process reaches the database after an outage: every module's
+    /// heartbeat is written at once, so the status page is right again as soon as the
+    /// database is, not a heartbeat period or two later.
+    pub database_back: tokio::sync::Notify,
 }
+
+/// How long the overview may take before the database counts as unreachable (it takes
+/// milliseconds when the database answers: `docs/benchmarks.md`).
+const OVERVIEW_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Waits for the overview in flight: `Some(Some(..))` once computed, `Some(None)` when
 /// it failed (each waiter then computes its own, to get its own error).
@@ -100,6 +108,7 @@ impl Context {
             process_token: hex::encode(rand::random::<[u8; 6]>()),
             overview_flight: std::sync::Mutex::new(None),
             database_outage: std::sync::Mutex::new(None),
+            database_back: tokio::sync::Notify::new(),
             overviews_computed: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -232,7 +241,14 @@ impl Context {
     async fn compute_overview(&self) -> Result<Overview, StoreError> {
         self.overviews_computed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        overview(&self.store, &self.config, &self.instance).await
+        // While the database is down the pool waits for a connection (30 s): the status
+        // page, `/readyz` and the metrics answer "unreachable" long before that.
+        tokio::time::timeout(
+            OVERVIEW_DEADLINE,
+            overview(&self.store, &self.config, &self.instance),
+        )
+        .await
+        .unwrap_or(Err(StoreError::Db(sqlx::Error::PoolTimedOut)))
     }
 
     /// What the service is doing (the status page, `/api/status`, the metrics' gauges).

@@ -183,6 +183,7 @@ async fn heartbeat_loop(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = ctx.database_back.notified() => {}
         }
     }
     let restarts = status.snapshot().restarts;
@@ -225,12 +226,30 @@ async fn database_reached(ctx: &Context) {
         ctx.instance
     );
     tracing::warn!(instance = %ctx.instance, seconds, "the database is reachable again");
-    if let Err(e) = ctx
-        .store
-        .record_action(&ctx.instance, "database_outage", "database", &detail)
-        .await
-    {
-        tracing::warn!(error = %e, "cannot record the database outage");
+    // The other modules' heartbeats wait out their period (or a write that failed): they
+    // beat now.
+    ctx.database_back.notify_waiters();
+    // Bounded like the heartbeat: a pool still busy with the work that piled up must not
+    // hold this module's heartbeat. Not written: the outage waits for the next heartbeat.
+    let recorded = tokio::time::timeout(
+        Duration::from_secs(3),
+        ctx.store
+            .record_action(&ctx.instance, "database_outage", "database", &detail),
+    )
+    .await;
+    let failed = match recorded {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no answer in 3 s".to_owned(),
+    };
+    tracing::warn!(error = %failed, "cannot record the database outage yet");
+    let mut outage = ctx
+        .database_outage
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // An outage that began since is part of this one.
+    if outage.as_ref().is_none_or(|(later, _)| *later > since) {
+        *outage = Some((since, error));
     }
 }
 
