@@ -402,13 +402,16 @@ impl Sheriff<'_> {
         match decide(settled.as_ref(), &looked) {
             Next::Idle | Next::Wait => Ok(false),
             Next::Judge { push, verdict } => {
+                // The tree follows the verdict before the verdict is stored: a crash in
+                // between judges the push again (closing and reopening are idempotent),
+                // and whoever sees the verdict sees the tree that goes with it.
+                if let Some(p) = find(push) {
+                    self.judged(p, verdict).await?;
+                }
                 store.sheriff_judge(push, verdict, false).await?;
                 if verdict.passes() {
                     // Green again: whatever held the sheriff up (a backout by hand) is over.
                     self.trouble = None;
-                }
-                if let Some(p) = find(push) {
-                    self.judged(p, verdict).await?;
                 }
                 Ok(true)
             }
@@ -448,7 +451,7 @@ impl Sheriff<'_> {
         Ok(())
     }
 
-    /// After a verdict: the tree's state follows the tip's.
+    /// On a verdict, before it is stored: the tree's state follows the tip's.
     async fn judged(&self, push: &Push, verdict: TipVerdict) -> Result<(), SheriffError> {
         let store = &self.ctx.store;
         match verdict {
