@@ -97,7 +97,6 @@ async fn check(ctx: &Context, http: &reqwest::Client, repo: &str, url: &str) -> 
                 .set_repository_closed(repo, true, &why, ACTOR)
                 .await
                 .map_err(|e| e.to_string())?;
-            let _ = store.record_action(ACTOR, "close", repo, &why).await;
             tracing::info!(repository = %repo, %why, "tree closed");
         }
         (true, Some(closed)) if closed.changed_by == ACTOR => {
@@ -105,9 +104,6 @@ async fn check(ctx: &Context, http: &reqwest::Client, repo: &str, url: &str) -> 
                 .set_repository_closed(repo, false, "the tree is open", ACTOR)
                 .await
                 .map_err(|e| e.to_string())?;
-            let _ = store
-                .record_action(ACTOR, "reopen", repo, "the tree is open")
-                .await;
             ctx.wake(Work::Pushers).await;
             tracing::info!(repository = %repo, "tree open");
         }

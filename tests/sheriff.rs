@@ -98,7 +98,8 @@ async fn tip_judged(api: &common::Api, tip: Option<&str>, verdict: &str) -> Valu
         let t = &sheriff(o)["tip"];
         t["verdict"] == verdict && tip.is_none_or(|tip| t["tip"] == tip)
     })
-    .await
+    .await;
+    after_the_verdict(api).await
 }
 
 /// Waits until central's tip is a backout the CI found green.
@@ -107,7 +108,18 @@ async fn backout_tested_green(api: &common::Api) -> Value {
         let t = &sheriff(o)["tip"];
         t["kind"] == "backout" && t["verdict"] == "green"
     })
-    .await
+    .await;
+    after_the_verdict(api).await
+}
+
+/// The status read again once a verdict was seen. The sheriff writes what goes with a
+/// verdict (the tree closed or reopened, audit entries) before the verdict, but one
+/// overview reads the tree and the audit log before the sheriff's tips, so the overview
+/// that first shows a verdict may predate those writes; the next one cannot.
+async fn after_the_verdict(api: &common::Api) -> Value {
+    let (status, overview) = api.get("/api/status").await;
+    assert_eq!(status, 200, "{overview}");
+    overview
 }
 
 fn ci_runs(overview: &Value) -> i64 {

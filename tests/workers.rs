@@ -569,6 +569,14 @@ async fn workers_test_the_gates_candidates_and_a_new_serve_takes_the_gate_over()
             "{detail:#}\n{}",
             env.process_logs()
         );
+        // The requests land first, then their candidate is marked landed: wait for both.
+        let detail = api
+            .wait_for(*id, Duration::from_secs(30), |d| {
+                d["candidates"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["state"] == "landed"))
+            })
+            .await;
         let uid = detail["request"]["uid"].as_str().unwrap();
         assert_eq!(env.commits_with_trailer(&env.central, uid), 1);
         // Landed exactly as tested: its candidate's revision.

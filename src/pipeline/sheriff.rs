@@ -512,9 +512,6 @@ impl Sheriff<'_> {
             store
                 .set_repository_closed(self.name(), false, &reason, &self.actor)
                 .await?;
-            store
-                .record_action(&self.actor, "reopen", self.name(), &reason)
-                .await?;
             self.ctx.wake(Work::Pushers).await;
         }
         Ok(())
@@ -531,9 +528,6 @@ impl Sheriff<'_> {
         }
         store
             .set_repository_closed(self.name(), true, reason, &self.actor)
-            .await?;
-        store
-            .record_action(&self.actor, "close", self.name(), reason)
             .await?;
         Ok(())
     }

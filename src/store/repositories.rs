@@ -19,7 +19,8 @@ pub struct ClosedRepository {
 }
 
 impl Store {
-    /// Closes (`closed`) or reopens a repository.
+    /// Closes (`closed`) or reopens a repository, with its `close`/`reopen` entry in the
+    /// audit log (one transaction).
     pub async fn set_repository_closed(
         &self,
         repo: &str,
@@ -27,6 +28,7 @@ impl Store {
         reason: &str,
         by: &str,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO repository_state (repo, closed, reason, changed_by, changed_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (repo) DO UPDATE SET closed = $2, \
@@ -37,8 +39,13 @@ impl Store {
         .bind(reason)
         .bind(by)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // The audit entry goes with the change: never a closed tree nobody is named for.
+        insert_action(by, if closed { "close" } else { "reopen" }, repo, reason)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -544,16 +544,6 @@ pub(super) async fn set_closed(
         .set_repository_closed(name, closed, &reason, &caller.user)
         .await?;
     tracing::info!(repository = %name, closed, by = %caller.user, %reason, "repository state changed");
-    state
-        .ctx
-        .store
-        .record_action(
-            &caller.user,
-            if closed { "close" } else { "reopen" },
-            name,
-            &reason,
-        )
-        .await?;
     if !closed {
         state.ctx.wake(Work::Pushers).await;
         state.ctx.wake(Work::Gate).await;
