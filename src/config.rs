@@ -1168,7 +1168,8 @@ impl Config {
         Ok(())
     }
 
-    /// Checks that the values fit together.
+    /// Checks `[permissions.ldap]` against `permissions.source`, and that its bind
+    /// password can be read.
     fn validate_ldap(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         let ldap = match (self.permissions.source, &self.permissions.ldap) {
@@ -1246,6 +1247,7 @@ impl Config {
         Ok(())
     }
 
+    /// Checks that the values fit together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         let mut names = HashSet::new();
@@ -1504,10 +1506,7 @@ impl Config {
     /// Where people read a CI run's log: `GET /api/ci/runs/{run}/log` under the public
     /// URL (never the file's path on the server).
     pub fn run_log_url(&self, run: i64) -> String {
-        format!(
-            "{}/api/ci/runs/{run}/log",
-            self.public_url().trim_end_matches('/')
-        )
+        format!("{}/api/ci/runs/{run}/log", self.public_url())
     }
 
     /// Base URL for links to this server.

@@ -14,6 +14,7 @@ use crate::ci::buildbot::Buildbot;
 use crate::ci::treeherder::Treeherder;
 use crate::ci::{CiAdapter, CiAdapters};
 use crate::config::{CiKind, Config, ConfigError};
+use crate::permissions::Permissions;
 use crate::pipeline::{pusher, watcher};
 use crate::runtime::supervise::{warn_if_name_in_use, watch_controls};
 use crate::runtime::{
@@ -45,7 +46,10 @@ pub fn trackers(config: &Config, instance: &str) -> Result<Trackers, ConfigError
 /// Opens the database and builds the context, with the trackers `config` names.
 pub async fn context(config: Config) -> Result<Context, StartError> {
     let trackers = trackers(&config, &instance_name(&config))?;
-    Ok(Context::new(config, trackers).await?)
+    // A bad CA file or bind password is the configuration's fault, said as such.
+    let permissions = Permissions::from_config(&config)
+        .map_err(|e| ConfigError::Invalid(format!("permissions: {e}")))?;
+    Ok(Context::new(config, trackers, permissions).await?)
 }
 
 /// A running service: its modules, the address the web server listens on, and the token
@@ -197,6 +201,9 @@ fn start_pushers(tasks: &mut JoinSet<()>, ctx: &Arc<Context>, shutdown: &Cancell
         .any(|r| r.runs_ci() && r.ci == CiKind::Local)
     {
         let runners = ctx.config.pusher.ci_runners.max(1);
+        // What runners of an earlier process threw away and did not finish deleting
+        // (once per process, in the background).
+        crate::ci::local::workspace::empty_trash(&ctx.config.data_dir.join("ci"));
         for slot in 1..=runners {
             // One runner keeps the plain name (`ci-runner`); several are numbered.
             let name = if runners == 1 {

@@ -41,3 +41,5 @@ CREATE TABLE sheriff_backouts (
 
 -- A post-landing CI run names the push whose tip it tests.
 ALTER TABLE ci_runs ADD COLUMN push_id BIGINT;
+-- The sheriff reads a push's runs at every look.
+CREATE INDEX ci_runs_push ON ci_runs (push_id);

@@ -156,7 +156,13 @@ impl Directory {
         let now = Instant::now();
         let mut answers = HashMap::new();
         let mut missing = Vec::new();
-        if let Ok(cache) = self.cache.lock() {
+        {
+            // A poisoned lock still holds a usable cache: skipping it would leave the
+            // addresses unanswered, which reads as "holds nothing".
+            let cache = self
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for address in who {
                 match cache.get(address) {
                     Some(c) if c.until > now => {
@@ -177,15 +183,16 @@ impl Directory {
             } else {
                 self.config.negative_cache_seconds
             };
-            if let Ok(mut cache) = self.cache.lock() {
-                cache.insert(
+            self.cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(
                     address.clone(),
                     Cached {
                         found: found.clone(),
                         until: Instant::now() + Duration::from_secs(ttl),
                     },
                 );
-            }
             answers.insert(address, found);
         }
         let _ = ldap.unbind().await;

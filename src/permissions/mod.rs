@@ -131,9 +131,7 @@ impl Permissions {
         &self,
         people: impl IntoIterator<Item = &'a str>,
     ) -> (Snapshot, Vec<String>) {
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let at = crate::store::now_ms();
         let mut holdings = HashMap::new();
         let mut ask = Vec::new();
         for who in people {
@@ -432,7 +430,7 @@ pub fn check(
                     patch
                         .reviews
                         .iter()
-                        .map(|r| format!("{} ({})", r.who, describe(source, &r.who)))
+                        .map(|r| format!("{} ({})", r.who, source.describe(&r.who)))
                         .collect::<Vec<_>>()
                         .join(", ")
                 )
@@ -442,7 +440,7 @@ pub fn check(
                 patch.position,
                 patch.name,
                 author,
-                describe(source, author),
+                source.describe(author),
                 repo.level,
                 repo.name,
                 reviewers
@@ -452,7 +450,7 @@ pub fn check(
             problems.push(format!(
                 "the requester {} ({}) does not hold {}, required by `{}`",
                 email_of(requester),
-                describe(source, requester),
+                source.describe(requester),
                 repo.level,
                 repo.name
             ));
@@ -463,10 +461,6 @@ pub fn check(
     } else {
         Err(Denial { problems })
     }
-}
-
-fn describe(source: &dyn PermissionSource, who: &str) -> String {
-    source.describe(who)
 }
 
 #[cfg(test)]

@@ -174,32 +174,21 @@ pub fn decide(settled: Option<&Push>, after: &[Looked]) -> Next {
             [.., last] if passed(*last) => Some(TipVerdict::Green),
             [..] => Some(TipVerdict::Red),
         };
-        match verdict {
-            Some(verdict) => {
-                return Next::Judge {
-                    push: looked.push.id,
-                    verdict,
-                };
-            }
-            None => {
-                return Next::Test {
-                    push: looked.push.id,
-                };
-            }
-        }
-    }
-    if blocked {
-        return match newest.push.verdict {
-            None => Next::Test {
-                push: newest.push.id,
-            },
-            Some(_) => Next::Idle,
+        let push = looked.push.id;
+        return match verdict {
+            Some(verdict) => Next::Judge { push, verdict },
+            None => Next::Test { push },
         };
     }
-    let Some(red) = candidates
-        .iter()
-        .position(|l| l.push.verdict == Some(TipVerdict::Red))
-    else {
+    // Blocked: only the newest tip is looked at.
+    let red = if blocked {
+        None
+    } else {
+        candidates
+            .iter()
+            .position(|l| l.push.verdict == Some(TipVerdict::Red))
+    };
+    let Some(red) = red else {
         return match newest.push.verdict {
             None => Next::Test {
                 push: newest.push.id,
@@ -408,7 +397,7 @@ impl Sheriff<'_> {
                 if let Some(p) = find(push) {
                     self.judged(p, verdict).await?;
                 }
-                store.sheriff_judge(push, verdict, false).await?;
+                store.sheriff_judge(push, verdict).await?;
                 if verdict.passes() {
                     // Green again: whatever held the sheriff up (a backout by hand) is over.
                     self.trouble = None;
@@ -588,14 +577,22 @@ impl Sheriff<'_> {
             Some(request) => ("backout", format!("request {request}: {what}"), None),
             None => {
                 let why = match push.kind {
-                    PushKind::Backout => "the tip is still red after a backout: a person must look",
-                    _ => "not Autoland's landing: reported, not backed out",
+                    PushKind::Backout => {
+                        "the tip is still red after a backout: a person must \
+                                          look (push a fix, or back out by hand)"
+                    }
+                    _ => {
+                        "not Autoland's landing: reported, not backed out (push a fix, or \
+                          back it out by hand)"
+                    }
                 };
                 let close = self.repo.close_on_red.then(|| {
                     format!(
-                        "tip red since push {} ({}): {why}",
+                        "tip red since push {} ({}): {why}; `{}` reopens by itself once a tip \
+                         is green",
                         short(&push.tip),
-                        push.kind.as_str()
+                        push.kind.as_str(),
+                        self.name()
                     )
                 });
                 ("culprit", format!("{what}\n{why}"), close)
@@ -639,7 +636,7 @@ impl Sheriff<'_> {
             drop(copy);
             return self.backed_out(backout, &push, &revision, true).await;
         }
-        if !*self.ctx.leader.borrow() {
+        if !self.ctx.is_leader() {
             return Err(SheriffError::Waiting(
                 "this process no longer leads; stopping before the backout push".to_owned(),
             ));
@@ -688,6 +685,8 @@ impl Sheriff<'_> {
                     tokio::time::sleep(pause).await;
                     pause = pause.saturating_mul(2);
                 }
+                // The last attempt lost the race too: said below.
+                Err(VcsError::PushRace { .. }) => break,
                 Err(e) => return Err(e.into()),
             }
         }

@@ -74,8 +74,13 @@ pub fn instance_name(config: &Config) -> String {
 
 impl Context {
     /// Connects the store and builds the context, with the `trackers` this process
-    /// talks to (the start-up builds them from the configuration).
-    pub async fn new(mut config: Config, trackers: Trackers) -> Result<Context, StoreError> {
+    /// talks to and where commit levels come from (the start-up builds both from the
+    /// configuration).
+    pub async fn new(
+        mut config: Config,
+        trackers: Trackers,
+        permissions: Permissions,
+    ) -> Result<Context, StoreError> {
         // Every path below the data dir is handed to git, which runs in other directories.
         if let Ok(absolute) = std::path::absolute(&config.data_dir) {
             config.data_dir = absolute;
@@ -91,12 +96,7 @@ impl Context {
 
         Ok(Context {
             copies: WorkingCopies::new(&config),
-            permissions: Arc::new(Permissions::from_config(&config).map_err(|detail| {
-                StoreError::Corrupt {
-                    table: "-",
-                    detail: format!("permissions: {detail}"),
-                }
-            })?),
+            permissions: Arc::new(permissions),
             config: Arc::new(config),
             store,
             trackers,

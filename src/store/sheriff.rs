@@ -342,18 +342,13 @@ impl Store {
         row.as_ref().map(push_from_row).transpose()
     }
 
-    /// Records what a push's tip's CI said (and whether it is a culprit).
-    pub async fn sheriff_judge(
-        &self,
-        push: i64,
-        verdict: TipVerdict,
-        culprit: bool,
-    ) -> Result<(), StoreError> {
+    /// Records what a push's tip's CI said (a culprit is convicted with
+    /// [`Store::sheriff_convict`] instead).
+    pub async fn sheriff_judge(&self, push: i64, verdict: TipVerdict) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE sheriff_pushes SET verdict = $1, culprit = $2, judged_at = $3 WHERE id = $4",
+            "UPDATE sheriff_pushes SET verdict = $1, culprit = 0, judged_at = $2 WHERE id = $3",
         )
         .bind(verdict.as_str())
-        .bind(i64::from(culprit))
         .bind(now_ms())
         .bind(push)
         .execute(&self.pool)

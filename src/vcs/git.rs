@@ -548,14 +548,15 @@ impl GitCiCheckout {
                 .is_some_and(|tag| tag.is_ascii_lowercase() || tag == 'S')
         });
         match flagged {
-            Some(entry) => Err(VcsError::Command {
-                command: "git ls-files -v".to_owned(),
-                status: 0,
-                output: format!(
-                    "the previous run marked `{}` assume-unchanged or skip-worktree",
+            Some(entry) => Err(VcsError::io(
+                "the CI directory's git index",
+                std::io::Error::other(format!(
+                    "the previous run marked `{}` assume-unchanged or skip-worktree \
+                     (`git update-index`), which checkout would trust; a CI command should \
+                     not set index flags",
                     entry.get(2..).unwrap_or(entry)
-                ),
-            }),
+                )),
+            )),
             None => Ok(()),
         }
     }

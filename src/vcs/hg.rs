@@ -534,9 +534,6 @@ pub struct HgCiCheckout {
     dir: PathBuf,
     settings: VcsSettings,
     server: Option<CommandServer>,
-    records: Vec<CommandRecord>,
-    /// The directory was just created (nothing to purge before its first update).
-    fresh: bool,
 }
 
 impl HgCiCheckout {
@@ -547,14 +544,13 @@ impl HgCiCheckout {
             dir,
             settings,
             server: None,
-            records: Vec::new(),
-            fresh: false,
         }
     }
 
-    /// A one-off `hg` (no server) in `dir`.
-    async fn hg_once(&mut self, dir: &Path, args: &[&str]) -> Result<HgOutput, VcsError> {
-        let out = spawn_once(dir, args, self.settings.timeout, &mut self.records).await?;
+    /// A one-off `hg` (no server) in `dir`. (Nothing reads a CI directory's command
+    /// records: they are not kept.)
+    async fn hg_once(&self, dir: &Path, args: &[&str]) -> Result<HgOutput, VcsError> {
+        let out = spawn_once(dir, args, self.settings.timeout, &mut Vec::new()).await?;
         check(args, out)
     }
 
@@ -564,16 +560,14 @@ impl HgCiCheckout {
         if !self.mirror.join(".hg").is_dir() {
             std::fs::create_dir_all(&self.mirror)
                 .map_err(|e| VcsError::io(format!("cannot create {}", self.mirror.display()), e))?;
-            let mirror = self.mirror.clone();
-            self.hg_once(&mirror, &["init"]).await?;
+            self.hg_once(&self.mirror, &["init"]).await?;
         }
-        let mirror = self.mirror.clone();
         let (source, target) = (
             self.mirror.to_string_lossy().into_owned(),
             self.dir.to_string_lossy().into_owned(),
         );
         self.hg_once(
-            &mirror,
+            &self.mirror,
             &[
                 "--config",
                 "extensions.share=",
@@ -590,14 +584,7 @@ impl HgCiCheckout {
 
     async fn hg(&mut self, args: &[&str]) -> Result<HgOutput, VcsError> {
         let timeout = self.settings.timeout;
-        run_served(
-            &mut self.server,
-            &self.dir,
-            timeout,
-            args,
-            &mut self.records,
-        )
-        .await
+        run_served(&mut self.server, &self.dir, timeout, args, &mut Vec::new()).await
     }
 
     async fn hg_ok(&mut self, args: &[&str]) -> Result<HgOutput, VcsError> {
@@ -614,11 +601,9 @@ impl CiCheckout for HgCiCheckout {
 
     async fn fetch(&mut self, url: &str, _ref_name: &str, revision: &str) -> Result<(), VcsError> {
         require_hash("hg pull", revision)?;
-        self.fresh = false;
         if !self.dir.join(".hg").is_dir() {
             self.release().await;
             self.create().await?;
-            self.fresh = true;
         }
         let pull = ["pull", "-r", revision, "--", url];
         let out = self.hg(&pull).await?;
@@ -630,10 +615,9 @@ impl CiCheckout for HgCiCheckout {
 
     async fn checkout(&mut self, revision: &str) -> Result<(), VcsError> {
         require_hash("hg update", revision)?;
-        if !std::mem::take(&mut self.fresh) {
-            // Untracked and ignored files out first, so none stands in the update's way.
-            self.hg_ok(&["purge", "--all", "--no-confirm"]).await?;
-        }
+        // Untracked and ignored files out first, so none stands in the update's way
+        // (nothing to do in a new share: one round trip).
+        self.hg_ok(&["purge", "--all", "--no-confirm"]).await?;
         self.hg_ok(&["update", "--clean", "-r", revision]).await?;
         Ok(())
     }
@@ -643,7 +627,6 @@ impl CiCheckout for HgCiCheckout {
     }
 
     async fn release(&mut self) {
-        self.fresh = false;
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }

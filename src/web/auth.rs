@@ -171,13 +171,9 @@ impl FromRequestParts<AppState> for Caller {
             })?;
         match find_token(state, secret) {
             Some(entry)
-                if entry
-                    .expires_at
-                    .is_some_and(|at| at <= crate::store::now_ms()) =>
+                if let Some(at) = entry.expires_at.filter(|at| *at <= crate::store::now_ms()) =>
             {
-                let when = entry
-                    .expires_at
-                    .and_then(chrono::DateTime::from_timestamp_millis)
+                let when = chrono::DateTime::from_timestamp_millis(at)
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                     .unwrap_or_default();
                 Err(ApiError::Unauthorized(format!(

@@ -24,7 +24,7 @@ use crate::vcs::{CiCheckout, VcsSettings};
 
 use super::super::judge::quota;
 use super::super::policy::{Decision, decide};
-use super::workspace::{self, Workspace};
+use super::workspace::Workspace;
 
 /// The one job of a built-in run: the try repository's `ci_command`.
 pub const JOB: &str = "ci_command";
@@ -45,7 +45,6 @@ pub async fn run(
     let owner = ctx.lease_owner(&name);
     // This runner's warm directory of each try repository, made on first use.
     let mut workspaces: HashMap<String, Workspace> = HashMap::new();
-    workspace::empty_trash(&ctx.config.data_dir.join("ci"));
     loop {
         if shutdown.is_cancelled() {
             return;

@@ -350,8 +350,6 @@ fn failed(request: &Request, category: FailureCategory, detail: &str) -> String 
     format!("Autoland {headline} (request {id}, {category}).\n\n{detail}\n\n{advice}")
 }
 
-/// The reports a state change of a tracker request produces: a comment when there is
-/// something to say, and removing the tag when the request ends.
 /// A comment saying why a request waits (once per request).
 pub fn notice(config: &Config, request: &Request, text: &str) -> Vec<NewReport> {
     let Some(bug) = request.bug else {
@@ -368,6 +366,8 @@ pub fn notice(config: &Config, request: &Request, text: &str) -> Vec<NewReport> 
     }]
 }
 
+/// The reports a state change of a tracker request produces: a comment when there is
+/// something to say, and removing the tag when the request ends.
 pub fn reports_for(
     config: &Config,
     request: &Request,
