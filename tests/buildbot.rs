@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use autoland::ci::buildbot::results;
 use common::buildbot::{Buildbot, EXIT_EXCEPTION};
-use common::{Api, Change, Env, Kind, Options, free_port, git, hg, wait_for_file, wait_healthy};
+use common::{
+    Api, Change, Env, Kind, Options, event_detail, free_port, git, hg, wait_for_file, wait_healthy,
+};
 use serde_json::{Value, json};
 use std::process::Child;
 
@@ -465,15 +467,6 @@ fn map(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
 }
 
-fn event(detail: &Value, kind: &str) -> String {
-    detail["events"]
-        .as_array()
-        .and_then(|e| e.iter().rev().find(|e| e["kind"] == kind))
-        .and_then(|e| e["detail"].as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 async fn passes_and_fails_on_buildbot(kind: Kind) {
     let bb = Buildbot::start().await;
     let env = Env::new(autoland_options(kind, &bb));
@@ -564,10 +557,10 @@ async fn an_infrastructure_exception_then_a_pass_is_intermittent() {
         .await;
     let detail = api.wait_terminal(id, LIMIT).await;
     assert_eq!(detail["request"]["stage"], "landed", "{detail:#}");
-    let verdict = event(&detail, "try_passed");
+    let verdict = event_detail(&detail, "try_passed");
     assert!(verdict.contains("intermittent: git-build"), "{verdict}");
     assert!(
-        event(&detail, "ci_retry").contains("EXCEPTION"),
+        event_detail(&detail, "ci_retry").contains("EXCEPTION"),
         "{detail:#}"
     );
     assert_eq!(
@@ -673,7 +666,7 @@ async fn a_buildbot_master_restarted_during_a_build_gets_the_build_asked_again()
         }
         if attempts == 2 {
             assert!(
-                event(&detail, "try_passed").contains("intermittent"),
+                event_detail(&detail, "try_passed").contains("intermittent"),
                 "{detail:#}"
             );
         }

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use autoland::ci::webhook::sign;
-use common::{Change, Env, Options};
+use common::{Change, Env, Options, event_detail};
 use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -52,15 +52,6 @@ async fn post_raw(base: &str, timestamp: &str, signature: &str, text: &str) -> (
         .expect("server answers");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-fn event_detail(detail: &Value, kind: &str) -> String {
-    detail["events"]
-        .as_array()
-        .and_then(|events| events.iter().rev().find(|e| e["kind"] == kind))
-        .and_then(|e| e["detail"].as_str())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[tokio::test]

@@ -273,7 +273,8 @@ async fn walk(kind: Kind, scenario: Scenario, skip: &BTreeSet<String>) -> BTreeS
     let trace_path: PathBuf = scratch.path().join("trace");
     let clean = run(kind, scenario, None, Some(&trace_path)).await;
     assert_eq!(clean.stage, final_stage(scenario), "{clean:#?}");
-    let trace = std::fs::read_to_string(&trace_path).unwrap_or_default();
+    let trace = std::fs::read_to_string(&trace_path)
+        .unwrap_or_else(|e| panic!("no fault trace at {}: {e}", trace_path.display()));
     let mut first_hits: BTreeMap<String, String> = BTreeMap::new();
     for hit in trace.lines().filter(|l| l.contains('#')) {
         first_hits
@@ -318,6 +319,7 @@ async fn the_crash_matrix(kind: Kind) {
     let gate = walk(kind, Scenario::Gate, &walked).await;
     walked.extend(gate);
     let walked_points: BTreeSet<String> = walked.iter().map(|k| point_of(k).to_owned()).collect();
+    assert!(!walked.is_empty(), "{kind:?}: no crash point walked");
     if std::env::var("AUTOLAND_MATRIX_ONLY").is_ok() {
         return; // a partial walk, for debugging one point
     }

@@ -269,7 +269,18 @@ async fn a_long_bugzilla_outage_loses_no_report_and_no_tag() {
             })
         })
         .await;
-    assert!(overview["modules"].is_array());
+    let bugzilla_running = overview["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["module"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("bugzilla"))
+                && m["state"] == "running"
+        })
+        .count();
+    assert_eq!(bugzilla_running, 2, "poller and reporter: {overview:#}");
     running.service.stop().await;
 }
 
@@ -364,15 +375,7 @@ async fn a_full_data_disk_is_said_and_waited_out() {
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_i64().unwrap();
     let detail = api.wait_event(id, LIMIT, "waiting").await;
-    let said = detail["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|e| e["kind"] == "waiting")
-        .and_then(|e| e["detail"].as_str())
-        .unwrap_or_default()
-        .to_owned();
+    let said = common::event_detail(&detail, "waiting");
     assert!(
         said.contains("is full") && said.contains("No space left on device"),
         "{said}"
@@ -527,6 +530,12 @@ async fn postgres_restarted_mid_landing_loses_and_duplicates_nothing() {
         );
     }
     assert_eq!(ids.len(), N);
+    let finished: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(
+        finished,
+        ids.iter().copied().collect(),
+        "the requests submitted are the ones that finished"
+    );
     // Each process put the outage it saw in the audit log, which the status page shows.
     let overview = api
         .wait_status(LIMIT, "the outage in the audit log", |o| {

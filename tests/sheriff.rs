@@ -557,17 +557,21 @@ async fn killed_during_a_backout(kind: Kind) {
     let pushed = env.path().join("pushed");
     let release = env.path().join("release");
     hold_the_backout_push(&env, &pushed, &release);
-    let (mut child, api) = env.serve_process().await;
+    let (child, api) = env.serve_process().await;
+    // Killed on the way out, should an assertion fail first.
+    let mut child = common::ChildGuard(child);
     let a = land(&env, &api, "src/a.txt", "a\n", None).await;
     let a_tip = landed_revision(&api.wait_terminal(a, LIMIT).await);
     tip_judged(&api, Some(&a_tip), "green").await;
     let b = land(&env, &api, "src/b.txt", "POSTLAND\n", None).await;
     common::wait_for_file(&pushed, LIMIT).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     std::fs::write(&release, "").unwrap();
 
-    let (mut child, api) = env.serve_process().await;
+    let (child, api) = env.serve_process().await;
+    // Killed on the way out, should an assertion fail first.
+    let mut child = common::ChildGuard(child);
     let detail = api
         .wait_for(b, LIMIT, |d| d["request"]["stage"] == "backed_out")
         .await;
@@ -592,8 +596,8 @@ async fn killed_during_a_backout(kind: Kind) {
             .count(),
     };
     assert_eq!(trailer_count, 1);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
 }
 
 #[tokio::test]

@@ -1128,6 +1128,17 @@ impl Api {
     }
 }
 
+/// The detail of the request's latest event of `kind` (empty when it has none, so it
+/// can be used inside a wait's condition).
+pub fn event_detail(detail: &Value, kind: &str) -> String {
+    detail["events"]
+        .as_array()
+        .and_then(|events| events.iter().rev().find(|e| e["kind"] == kind))
+        .and_then(|e| e["detail"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The stages a request went through, from its transition events.
 pub fn stages(detail: &Value) -> Vec<String> {
     let mut out = vec!["received".to_owned()];
