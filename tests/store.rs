@@ -5,7 +5,9 @@ use std::collections::HashSet;
 
 use autoland::patch::PatchFormat;
 use autoland::request::{FailureCategory, NewRequest, Patch, Stage, Transition};
-use autoland::store::{Backend, Effects, ListFilter, NewCiRun, Store, StoreError};
+use autoland::store::{
+    Backend, Effects, JobUpdate, ListFilter, NewCiRun, NewPush, PushKind, Store, StoreError,
+};
 
 /// The PostgreSQL server to test against (the test script starts it).
 fn pg_admin_url() -> String {
@@ -75,6 +77,56 @@ fn new_request(requester: &str) -> NewRequest {
         }],
         attachment_ids: vec![],
     }
+}
+
+/// A job attempted `attempts` times in run `run`.
+async fn attempted(store: &Store, run: i64, attempts: i64) {
+    for attempt in 1..=attempts {
+        let update = JobUpdate {
+            name: "build".into(),
+            attempt,
+            state: None,
+            result: None,
+            raw_result: None,
+            external_id: None,
+            log_url: None,
+            duration_ms: None,
+            summary: None,
+        };
+        store.record_ci_job(run, &update).await.unwrap();
+    }
+}
+
+/// A request's retry quota counts its try runs' retries; a run of a landed tip, filed
+/// under the same request, counts its push's retries and uses none of the request's.
+async fn retries_are_counted_per_request_and_per_push(
+    store: &Store,
+    try_run: &autoland::store::CiRun,
+) {
+    attempted(store, try_run.id, 2).await;
+    store
+        .sheriff_record_pushes(
+            "central",
+            &[NewPush {
+                tip: "def".into(),
+                base: None,
+                commits: vec!["def".into()],
+                kind: PushKind::Landing,
+                request_id: Some(try_run.request_id),
+                backout_id: None,
+            }],
+        )
+        .await
+        .unwrap();
+    let push = store.sheriff_pushes_after("central", 0).await.unwrap()[0].clone();
+    let tip_run = store
+        .sheriff_queue_run(&push, try_run.request_id, "refs/heads/main", "local")
+        .await
+        .unwrap();
+    attempted(store, tip_run, 3).await;
+    let tip_run = store.ci_run(tip_run).await.unwrap().unwrap();
+    assert_eq!(store.ci_retries_for(try_run).await.unwrap(), 1);
+    assert_eq!(store.ci_retries_for(&tip_run).await.unwrap(), 2);
 }
 
 async fn exercise(store: &Store) {
@@ -189,6 +241,7 @@ async fn exercise(store: &Store) {
             .unwrap()
             .is_none()
     );
+    retries_are_counted_per_request_and_per_push(store, &run).await;
     store
         .transition(
             id,

@@ -24,7 +24,7 @@ pub enum Judged {
 /// The retries still allowed for `run`'s request and repository.
 pub async fn quota(ctx: &Context, repo: &RepoConfig, run: &CiRun) -> Result<Quota, StoreError> {
     let rules = repo.retry_rules();
-    let used_request = ctx.store.ci_retries_of_request(run.request_id).await?;
+    let used_request = ctx.store.ci_retries_for(run).await?;
     let day_ago = now_ms().saturating_sub(24 * 3600 * 1000);
     let used_day = ctx
         .store

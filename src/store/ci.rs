@@ -850,15 +850,23 @@ impl Store {
         Ok(())
     }
 
-    /// Retries (attempts after the first) used by every run of a request.
-    pub async fn ci_retries_of_request(&self, id: RequestId) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM ci_jobs j JOIN ci_runs r ON r.id = j.run_id \
-             WHERE r.request_id = $1 AND j.attempt > 1",
-        )
-        .bind(id.0)
-        .fetch_one(&self.pool)
-        .await?;
+    /// Retries (attempts after the first) used by what `run` tests: every run of its
+    /// request, or for a run of a landed tip every run of that push (such runs are filed
+    /// under a landing request, whose quota they must not use up).
+    pub async fn ci_retries_for(&self, run: &CiRun) -> Result<i64, StoreError> {
+        let query = match run.push_id {
+            Some(push) => sqlx::query(
+                "SELECT COUNT(*) AS n FROM ci_jobs j JOIN ci_runs r ON r.id = j.run_id \
+                 WHERE r.push_id = $1 AND j.attempt > 1",
+            )
+            .bind(push),
+            None => sqlx::query(
+                "SELECT COUNT(*) AS n FROM ci_jobs j JOIN ci_runs r ON r.id = j.run_id \
+                 WHERE r.request_id = $1 AND r.push_id IS NULL AND j.attempt > 1",
+            )
+            .bind(run.request_id.0),
+        };
+        let row = query.fetch_one(&self.pool).await?;
         col(&row, "n")
     }
 
